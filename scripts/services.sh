@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Start, stop or inspect the local Redis and single-node Apache Cassandra 5.0 that Hourglass's
+# tests and local runs use. Both listen on 127.0.0.1 only; all state lives under the git-ignored
+# .services/ folder at the repository root.
+#
+#   scripts/services.sh [start]   start both (idempotent: reuses anything already answering)
+#   scripts/services.sh stop      stop the ones this script started (pid files in .services/)
+#   scripts/services.sh status    show what is running
+#   scripts/services.sh nodetool ARGS...   run Cassandra's nodetool against the local node
+#                                 (e.g. `nodetool flush hourglass`, `nodetool compact ...`)
+#
+# Environment:
+#   HOURGLASS_REDIS_PORT              Redis port                        (default 6379)
+#   HOURGLASS_CASSANDRA_PORT          CQL native port                   (default 9042)
+#   HOURGLASS_CASSANDRA_STORAGE_PORT  inter-node port (bound, unused)   (default 7000)
+#   HOURGLASS_CASSANDRA_JMX_PORT      local-only JMX port, for nodetool (default 7199)
+#   HOURGLASS_CASSANDRA_HEAP          -Xms/-Xmx                         (default 1G)
+#   HOURGLASS_CASSANDRA_VERSION       cassandra-all version to fetch    (default: the pom's)
+#   HOURGLASS_CASSANDRA_START_TIMEOUT seconds to wait for CQL           (default 180)
+#   PYTHON                            python with cassandra-driver      (default .venv/bin/python,
+#                                     then python3); relative paths are from the repo root
+#
+# Cassandra does not come as a Debian package or tarball here: its jars are fetched from Maven
+# Central (scripts/cassandra/pom.xml) into .services/cassandra/lib on first use, and the daemon is
+# launched the way Cassandra's own bin/cassandra + conf/cassandra-env.sh would, with the options in
+# scripts/cassandra/jvm-server.options.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Cassandra 5.0 supports Java 11 and 17 only. Pin the Debian JDK 17 explicitly: JAVA_HOME / PATH
+# may well point at a newer JDK (e.g. Temurin 25) on which Cassandra 5.0 refuses to run.
+CASSANDRA_JAVA_HOME="/usr/lib/jvm/java-17-openjdk-amd64"
+JAVA="$CASSANDRA_JAVA_HOME/bin/java"
+
+SERVICES_DIR="$ROOT/.services"
+CONF_SRC="$ROOT/scripts/cassandra"
+
+REDIS_PORT="${HOURGLASS_REDIS_PORT:-6379}"
+REDIS_DIR="$SERVICES_DIR/redis"
+REDIS_PIDFILE="$REDIS_DIR/redis.pid"
+
+CASS_PORT="${HOURGLASS_CASSANDRA_PORT:-9042}"
+CASS_STORAGE_PORT="${HOURGLASS_CASSANDRA_STORAGE_PORT:-7000}"
+CASS_JMX_PORT="${HOURGLASS_CASSANDRA_JMX_PORT:-7199}"
+CASS_HEAP="${HOURGLASS_CASSANDRA_HEAP:-1G}"
+CASS_VERSION="${HOURGLASS_CASSANDRA_VERSION:-}"
+CASS_TIMEOUT="${HOURGLASS_CASSANDRA_START_TIMEOUT:-180}"
+CASS_DIR="$SERVICES_DIR/cassandra"
+CASS_LIB="$CASS_DIR/lib"
+CASS_LOGDIR="$CASS_DIR/logs"
+CASS_PIDFILE="$CASS_DIR/cassandra.pid"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+# Pid from a pid file if that process is still alive and its command line contains $2
+# (guards against a stale pid file whose pid got reused by something else).
+live_pid() {
+    local pidfile=$1 pattern=$2 pid
+    [[ -s $pidfile ]] || return 1
+    pid=$(<"$pidfile")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
+    echo "$pid"
+}
+
+# Send SIGTERM, wait up to $2 seconds for the process to exit, then SIGKILL.
+terminate() {
+    local pid=$1 grace=$2 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < grace * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    log "pid $pid did not exit within ${grace}s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+
+# Serialise concurrent invocations (e.g. two test runs starting at once). fd 9 must be closed
+# in the daemons we spawn, or they would hold the lock for as long as they run.
+take_lock() {
+    mkdir -p "$SERVICES_DIR"
+    exec 9>"$SERVICES_DIR/.lock"
+    flock -w 600 9 || die "could not lock $SERVICES_DIR/.lock"
+}
+
+# A python that can import the DataStax driver (cassandra-driver), for scripts/wait_cql.py.
+pick_python() {
+    local candidate
+    for candidate in "${PYTHON:-.venv/bin/python}" python3; do
+        if command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import cassandra.cluster' >/dev/null 2>&1; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    die "no python with cassandra-driver found (tried ${PYTHON:-.venv/bin/python} and python3); set PYTHON"
+}
+
+# --------------------------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------------------------
+
+redis_ping() {
+    [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]
+}
+
+redis_start() {
+    if ! command -v redis-server >/dev/null 2>&1; then
+        log "installing redis-server (apt)"
+        # The package's own service is not started in containers without systemd (and if it is,
+        # on 6379, it is simply reused below).
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    fi
+    if redis_ping; then
+        log "redis: reusing the server already answering on 127.0.0.1:$REDIS_PORT"
+        return 0
+    fi
+    mkdir -p "$REDIS_DIR"
+    # Test setup: no RDB snapshots, no AOF. --daemonize forks and writes the pid file itself.
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
+        --daemonize yes --pidfile "$REDIS_PIDFILE" --logfile "$REDIS_DIR/redis.log" \
+        --dir "$REDIS_DIR" --save '' --appendonly no 9>&-
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if redis_ping; then
+            log "redis: started on 127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_PIDFILE" 2>/dev/null || echo '?'))"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$REDIS_DIR/redis.log" >&2 2>/dev/null || true
+    die "redis did not answer PING on 127.0.0.1:$REDIS_PORT within 10s"
+}
+
+redis_stop() {
+    local pid
+    if pid=$(live_pid "$REDIS_PIDFILE" redis-server); then
+        log "redis: stopping pid $pid"
+        terminate "$pid" 20
+    elif redis_ping; then
+        log "redis: the server on 127.0.0.1:$REDIS_PORT was not started by this script; leaving it"
+    else
+        log "redis: not running"
+    fi
+    rm -f "$REDIS_PIDFILE"
+}
+
+redis_status() {
+    local pid
+    if pid=$(live_pid "$REDIS_PIDFILE" redis-server); then
+        if redis_ping; then
+            echo "redis:     running, pid $pid, 127.0.0.1:$REDIS_PORT"
+        else
+            echo "redis:     pid $pid alive but not answering PING on 127.0.0.1:$REDIS_PORT"
+        fi
+    elif command -v redis-cli >/dev/null 2>&1 && redis_ping; then
+        echo "redis:     running on 127.0.0.1:$REDIS_PORT (not started by this script)"
+    else
+        echo "redis:     not running"
+    fi
+}
+
+# --------------------------------------------------------------------------------------------
+# Cassandra
+# --------------------------------------------------------------------------------------------
+
+# One CQL round trip (no retries); prints the release version on success.
+cql_ping() {
+    "$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout 0 2>/dev/null
+}
+
+cassandra_fetch() {
+    local want=$CASS_VERSION have=""
+    [[ -f $CASS_LIB/.complete ]] && have=$(<"$CASS_LIB/.complete")
+    if [[ -n $have && ( -z $want || $want == "$have" ) ]]; then
+        return 0
+    fi
+    command -v mvn >/dev/null 2>&1 || die "maven (mvn) is needed to fetch Cassandra"
+    log "cassandra: fetching cassandra-all ${want:-(pom version)} and dependencies from Maven Central"
+    local tmp="$CASS_DIR/lib.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    local args=(-q -B -Dstyle.color=never -f "$CONF_SRC/pom.xml" dependency:copy-dependencies
+                "-DoutputDirectory=$tmp")
+    [[ -n $want ]] && args+=("-Dcassandra.version=$want")
+    # mvn -q still prints colour escapes and reports errors on stdout: keep its output in a file.
+    if ! JAVA_HOME="$CASSANDRA_JAVA_HOME" mvn "${args[@]}" >"$CASS_DIR/mvn.log" 2>&1; then
+        tail -n 40 "$CASS_DIR/mvn.log" >&2
+        rm -rf "$tmp"
+        die "mvn could not fetch Cassandra (full output in ${CASS_DIR#"$ROOT"/}/mvn.log)"
+    fi
+    local jar
+    jar=$(cd "$tmp" && ls cassandra-all-*.jar 2>/dev/null | head -n1)
+    [[ -n $jar ]] || { rm -rf "$tmp"; die "cassandra-all jar missing after mvn"; }
+    jar=${jar#cassandra-all-}
+    echo "${jar%.jar}" >"$tmp/.complete"   # written last: marks a complete download
+    rm -rf "$CASS_LIB"
+    mv "$tmp" "$CASS_LIB"
+    log "cassandra: $(ls "$CASS_LIB"/*.jar | wc -l) jars in $CASS_LIB"
+}
+
+# Render the committed cassandra.yaml template with this checkout's paths and ports.
+cassandra_render_config() {
+    mkdir -p "$CASS_DIR/conf" "$CASS_LOGDIR" \
+        "$CASS_DIR"/{data,commitlog,saved_caches,hints,cdc_raw,triggers}
+    sed -e "s|@STORAGE_DIR@|$CASS_DIR|g" \
+        -e "s|@NATIVE_PORT@|$CASS_PORT|g" \
+        -e "s|@STORAGE_PORT@|$CASS_STORAGE_PORT|g" \
+        "$CONF_SRC/cassandra.yaml" >"$CASS_DIR/conf/cassandra.yaml"
+}
+
+cassandra_launch() {
+    [[ -x $JAVA ]] || die "$JAVA not found: Cassandra 5.0 needs the Java 17 JDK (apt-get install openjdk-17-jdk-headless)"
+    cassandra_render_config
+    # system.log is appended to across runs; remember where this run starts for error reports.
+    stat -c %s "$CASS_LOGDIR/system.log" >"$CASS_LOGDIR/.launch_offset" 2>/dev/null \
+        || echo 0 >"$CASS_LOGDIR/.launch_offset"
+
+    local jamm
+    jamm=$(ls "$CASS_LIB"/jamm-*.jar 2>/dev/null | head -n1)
+    [[ -n $jamm ]] || die "jamm jar missing from $CASS_LIB"
+
+    local opts=()
+    # Static options, one per line; "--add-opens x" lines are two words, hence the word split.
+    local line
+    while IFS= read -r line; do
+        [[ $line == -* ]] || continue
+        # shellcheck disable=SC2206
+        opts+=($line)
+    done <"$CONF_SRC/jvm-server.options"
+
+    # The dynamic part of conf/cassandra-env.sh. No -Xmn: it defeats G1's pause-time goal.
+    opts+=(
+        "-Xms$CASS_HEAP" "-Xmx$CASS_HEAP"
+        "-javaagent:$jamm"
+        "-Xlog:gc=info,heap*=info,safepoint=info:file=$CASS_LOGDIR/gc.log:time,uptime,pid,tid,level:filecount=3,filesize=10485760"
+        "-Dcassandra.jmx.local.port=$CASS_JMX_PORT"
+        "-Dcom.sun.management.jmxremote.authenticate=false"
+        "-Dcassandra.config=file://$CASS_DIR/conf/cassandra.yaml"
+        "-Dlogback.configurationFile=file://$CONF_SRC/logback.xml"
+        "-Dcassandra.logdir=$CASS_LOGDIR"
+        "-Dcassandra.storagedir=$CASS_DIR"
+        "-Dcassandra.triggers_dir=$CASS_DIR/triggers"
+        "-Dcassandra-foreground=yes"
+    )
+
+    # Cassandra always mlockall()s its memory. As root (CAP_IPC_LOCK) that succeeds and faults in
+    # the whole heap: ~5 s longer start-up and ~0.5 GiB more RSS, for swap protection a test box
+    # does not need. Dropping the capability makes it fail harmlessly against RLIMIT_MEMLOCK (a
+    # single "Unable to lock JVM memory" warning), exactly as for a non-root user.
+    local nolock=()
+    if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null 2>&1; then
+        nolock=(setpriv --bounding-set -ipc_lock --inh-caps -ipc_lock)
+    fi
+
+    # setsid: own session, so a Ctrl-C in the terminal/make that ran us does not kill the node.
+    # In a non-interactive script the background job is not a process-group leader, so setsid
+    # (like nohup, env and setpriv) execs in place and $! is the JVM's pid.
+    # MALLOC_ARENA_MAX=4 as in cassandra-env.sh: fewer glibc malloc arenas, smaller RSS.
+    setsid nohup env MALLOC_ARENA_MAX=4 "${nolock[@]}" \
+        "$JAVA" "${opts[@]}" -cp "$CASS_LIB/*" org.apache.cassandra.service.CassandraDaemon \
+        </dev/null >"$CASS_LOGDIR/output.log" 2>&1 9>&- &
+    echo $! >"$CASS_PIDFILE"
+}
+
+cassandra_show_logs() {
+    log "---- tail of $CASS_LOGDIR/output.log ----"
+    tail -n 30 "$CASS_LOGDIR/output.log" >&2 2>/dev/null || true
+    log "---- tail of $CASS_LOGDIR/system.log (this start only) ----"
+    local offset size
+    offset=$(cat "$CASS_LOGDIR/.launch_offset" 2>/dev/null || echo 0)
+    size=$(stat -c %s "$CASS_LOGDIR/system.log" 2>/dev/null || echo 0)
+    ((offset <= size)) || offset=0   # the log rolled over meanwhile
+    tail -c "+$((offset + 1))" "$CASS_LOGDIR/system.log" 2>/dev/null | tail -n 60 >&2 || true
+}
+
+cassandra_start() {
+    local version pid started=$SECONDS
+    if version=$(cql_ping); then
+        log "cassandra: reusing the node already answering CQL on 127.0.0.1:$CASS_PORT (Cassandra $version)"
+        return 0
+    fi
+    if pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
+        log "cassandra: pid $pid is already starting; waiting for it"
+    else
+        cassandra_fetch
+        cassandra_launch
+        pid=$(<"$CASS_PIDFILE")
+        log "cassandra: started pid $pid (logs in ${CASS_LOGDIR#"$ROOT"/}); waiting for CQL on 127.0.0.1:$CASS_PORT"
+    fi
+    local rc=0
+    version=$("$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout "$CASS_TIMEOUT" --pid "$pid") || rc=$?
+    if ((rc == 0)); then
+        log "cassandra: Cassandra $version answering CQL on 127.0.0.1:$CASS_PORT after $((SECONDS - started))s"
+        return 0
+    fi
+    cassandra_show_logs
+    if ((rc == 2)); then
+        rm -f "$CASS_PIDFILE"
+        die "cassandra exited during start-up (see above and $CASS_LOGDIR)"
+    fi
+    die "cassandra (pid $pid) did not answer CQL within ${CASS_TIMEOUT}s; it is left running - 'scripts/services.sh stop' kills it"
+}
+
+cassandra_stop() {
+    local pid
+    if pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
+        log "cassandra: stopping pid $pid"
+        # SIGTERM runs Cassandra's shutdown hook (drains, flushes); the commit log covers the rest.
+        terminate "$pid" 60
+    else
+        log "cassandra: not running (no live pid in ${CASS_PIDFILE#"$ROOT"/})"
+    fi
+    rm -f "$CASS_PIDFILE"
+}
+
+cassandra_status() {
+    local pid version
+    if version=$(cql_ping); then
+        if pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
+            local rss
+            rss=$(awk '/^VmRSS/ {printf "%d MiB", $2 / 1024}' "/proc/$pid/status" 2>/dev/null || true)
+            echo "cassandra: running, pid $pid, Cassandra $version, CQL on 127.0.0.1:$CASS_PORT, RSS ${rss:-?}"
+        else
+            echo "cassandra: Cassandra $version answering CQL on 127.0.0.1:$CASS_PORT (not started by this script)"
+        fi
+    elif pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
+        echo "cassandra: pid $pid alive but not (yet) answering CQL on 127.0.0.1:$CASS_PORT"
+    else
+        echo "cassandra: not running"
+    fi
+}
+
+# nodetool talks JMX (local-only, port $CASS_JMX_PORT). It needs the same JPMS openings as the
+# server, but none of its GC/heap tuning.
+cassandra_nodetool() {
+    [[ -f $CASS_LIB/.complete ]] || die "Cassandra is not installed yet; run '$0 start' first"
+    local opts=() line
+    while IFS= read -r line; do
+        if [[ $line == --add-* ]]; then
+            # shellcheck disable=SC2206
+            opts+=($line)
+        fi
+    done <"$CONF_SRC/jvm-server.options"
+    exec "$JAVA" "${opts[@]}" -Xmx256m -XX:+UseSerialGC \
+        "-Dlogback.configurationFile=file://$CONF_SRC/logback-tools.xml" \
+        "-Dcassandra.logdir=$CASS_LOGDIR" \
+        -cp "$CASS_LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$CASS_JMX_PORT" "$@"
+}
+
+# --------------------------------------------------------------------------------------------
+
+cmd=${1:-start}
+case $cmd in
+    start)
+        take_lock
+        PY=$(pick_python)
+        redis_start
+        cassandra_start
+        ;;
+    stop)
+        take_lock
+        cassandra_stop
+        redis_stop
+        ;;
+    status)
+        PY=$(pick_python)
+        redis_status
+        cassandra_status
+        ;;
+    nodetool)
+        shift
+        cassandra_nodetool "$@"
+        ;;
+    *)
+        echo "usage: $0 [start|stop|status|nodetool ARGS...]" >&2
+        exit 2
+        ;;
+esac

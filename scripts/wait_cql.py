@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Wait until a Cassandra node answers a real CQL query, then print its release version.
+
+Usage: wait_cql.py [--host 127.0.0.1] [--port 9042] [--timeout 180] [--pid PID]
+
+Exit status: 0 when `SELECT release_version FROM system.local` succeeded (the version is printed
+on stdout), 1 on timeout, 2 if --pid is given and that process died while we were waiting
+(no point waiting for a node that crashed). With --timeout 0 it tries exactly once, which
+scripts/services.sh uses to detect an already running node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _query_once(host: str, port: int) -> str:
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(
+        [host],
+        port=port,
+        connect_timeout=3,
+        control_connection_timeout=3,
+        # Do not let the driver negotiate down from the newest protocol with warnings.
+        protocol_version=5,
+    )
+    try:
+        session = cluster.connect()
+        row = session.execute("SELECT release_version FROM system.local", timeout=5).one()
+        return str(row.release_version)
+    finally:
+        cluster.shutdown()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("HOURGLASS_CASSANDRA_PORT", "9042")))
+    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--pid", type=int, default=None, help="give up early if this process exits")
+    args = parser.parse_args()
+
+    # The driver logs every failed connection attempt at WARNING/ERROR; while waiting that is noise.
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+
+    deadline = time.monotonic() + args.timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            print(_query_once(args.host, args.port))
+            return 0
+        except Exception as exc:  # NoHostAvailable, OperationTimedOut, ... - all mean "not yet"
+            last_error = exc
+        if args.pid is not None and not _alive(args.pid):
+            print(f"wait_cql: process {args.pid} exited before CQL came up", file=sys.stderr)
+            return 2
+        if time.monotonic() >= deadline:
+            if args.timeout > 0:
+                print(f"wait_cql: no CQL answer on {args.host}:{args.port} after {args.timeout:.0f}s: "
+                      f"{last_error}", file=sys.stderr)
+            return 1
+        time.sleep(1.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
