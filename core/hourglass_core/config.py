@@ -1,0 +1,79 @@
+"""Settings shared by the coordinator and the worker, read from flags and HOURGLASS_* variables.
+
+Each field's environment variable is HOURGLASS_ + its upper-case name (e.g. HOURGLASS_STORE).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Where jobs live: cassandra://host[,host]:port/keyspace or sqlite:///path.db
+    store: str = "cassandra://127.0.0.1:9042/hourglass"
+    # Leases and membership: redis://host:port/db or memory:// (single process only)
+    coordination: str = "redis://127.0.0.1:6379/0"
+    # Key prefix in Redis, so several clusters can share one Redis.
+    redis_prefix: str = "hourglass:"
+    # Coordinator gRPC address to listen on / to connect to.
+    listen: str = "127.0.0.1:7070"
+    coordinator: str = "127.0.0.1:7070"
+    # Fixed for a cluster's life: a job's shard is hash(id) % num_shards.
+    num_shards: int = 64
+    leader_ttl: timedelta = timedelta(seconds=3)
+    shard_lease_ttl: timedelta = timedelta(seconds=4)
+    heartbeat_interval: timedelta = timedelta(milliseconds=500)
+    # A worker that has not sent a heartbeat for this long is dead; its shards move.
+    worker_timeout: timedelta = timedelta(seconds=3)
+    # Workers read this far ahead into an in-memory timer.
+    lookahead: timedelta = timedelta(seconds=3)
+    poll_interval: timedelta = timedelta(milliseconds=500)
+    # How far behind real time the read cursor trails, to catch rows written just late.
+    read_margin: timedelta = timedelta(seconds=2)
+    max_params_bytes: int = 1024 * 1024
+    # Worker: runs at once, and extra executors ("name=package.module:function,...").
+    capacity: int = 64
+    executors: str = ""
+    worker_id: str = ""
+
+
+def _parse(value: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        return value.lower() in {"1", "true", "yes", "on"}
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, timedelta):
+        return parse_duration(value)
+    return value
+
+
+def parse_duration(text: str) -> timedelta:
+    """'250ms', '3s', '2m', '1h' or a bare number of seconds."""
+    text = text.strip()
+    for suffix, unit in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return timedelta(seconds=float(text[: -len(suffix)]) * unit)
+    return timedelta(seconds=float(text))
+
+
+def from_env(base: Settings | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """`base` overridden by every HOURGLASS_<FIELD> variable that is set."""
+    base = base or Settings()
+    env = os.environ if environ is None else environ
+    changes = {
+        f.name: _parse(env[f"HOURGLASS_{f.name.upper()}"], getattr(base, f.name))
+        for f in fields(base)
+        if f"HOURGLASS_{f.name.upper()}" in env
+    }
+    return replace(base, **changes)
+
+
+def with_overrides(settings: Settings, **overrides: Any) -> Settings:
+    """`settings` with the given fields replaced, ignoring None (flags not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    parsed = {k: _parse(v, getattr(settings, k)) if isinstance(v, str) else v for k, v in given.items()}
+    return replace(settings, **parsed)

@@ -1,0 +1,118 @@
+"""Pure decisions about fires: a job's first fire, and what to do with a fire that came due.
+
+No I/O and no clock: `now` is passed in, so the rules can be tested at any instant.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hourglass_core.models import (
+    Fire,
+    FireKind,
+    Job,
+    JobState,
+    MisfirePolicy,
+    OnceTrigger,
+    Trigger,
+)
+from hourglass_core.triggers import backoff_delay, next_fire
+
+_RUN_NAMESPACE = uuid.UUID("6f1d2a52-8c4e-4f0b-9a57-5b8c1e0d7a11")
+
+
+def run_id_for(namespace: str, job_id: str, due: datetime, attempt: int) -> str:
+    """The id of the run of one attempt of one fire: the same on every worker, so a repeated
+    event or a second claimer can never create a second run of the same attempt."""
+    micros = int(due.timestamp() * 1_000_000)
+    return str(uuid.uuid5(_RUN_NAMESPACE, f"{namespace}/{job_id}/{micros}/{attempt}"))
+
+
+def first_fire_time(trigger: Trigger, now: datetime) -> datetime | None:
+    """When a job submitted at `now` first fires. A once-trigger in the past fires now (its
+    lateness is then judged against `at` by the misfire policy)."""
+    if isinstance(trigger, OnceTrigger):
+        return trigger.at
+    return next_fire(trigger, now - timedelta(microseconds=1))
+
+
+def schedule_row_due(due: datetime, now: datetime) -> datetime:
+    """Fires written by a client request are never due in the past: the workers' read cursor
+    trails real time by a bounded margin, and a row written behind it would never be read."""
+    return max(due, now)
+
+
+class Action(enum.Enum):
+    RUN = "run"
+    SKIP_MISFIRE = "skip_misfire"  # recorded as a skipped run
+    DROP = "drop"  # stale or not active: nothing to record
+
+
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    action: Action
+    # For a scheduled fire that was claimed: the job's following fire (None: no more fires).
+    next_fire: Fire | None
+    advance: bool  # whether the job's schedule moves on (scheduled fires only)
+    reason: str = ""
+
+
+def plan_fire(job: Job, fire: Fire, now: datetime) -> FirePlan:
+    """What to do with `fire` of `job` at `now`, before it is claimed.
+
+    A scheduled fire counts only while it is the job's next fire (older rows left by pause,
+    resume or a crash are stale). A fire later than the misfire grace follows the misfire
+    policy, and the schedule then continues from now rather than replaying every missed
+    occurrence (coalescing).
+    """
+    if fire.kind is FireKind.RETRY:
+        if job.state is JobState.CANCELLED:
+            return FirePlan(Action.DROP, None, False, "job cancelled")
+        return FirePlan(Action.RUN, None, False)
+    if job.state is not JobState.ACTIVE:
+        return FirePlan(Action.DROP, None, False, f"job {job.state.value}")
+    if job.next_fire_time is None or abs(job.next_fire_time - fire.due) > timedelta(microseconds=1):
+        return FirePlan(Action.DROP, None, False, "stale fire")
+    late = now - fire.due
+    misfired = late > job.options.misfire_grace
+    resume_from = now if misfired else fire.due
+    following = next_fire(job.trigger, resume_from)
+    nxt = (
+        None
+        if following is None
+        else Fire(
+            due=following,
+            namespace=job.namespace,
+            job_id=job.id,
+            shard=job.shard,
+            priority=job.priority,
+        )
+    )
+    if misfired and job.options.misfire_policy is MisfirePolicy.SKIP:
+        return FirePlan(Action.SKIP_MISFIRE, nxt, True, f"misfired by {late}")
+    return FirePlan(Action.RUN, nxt, True)
+
+
+def retry_fire(job: Job, fire: Fire, now: datetime, jitter: float) -> Fire | None:
+    """The fire for the next attempt after `fire` failed, or None when attempts are used up."""
+    if fire.attempt >= job.options.retry.max_attempts:
+        return None
+    delay = backoff_delay(job.options.retry, fire.attempt, jitter)
+    return Fire(
+        due=now + delay,
+        namespace=fire.namespace,
+        job_id=fire.job_id,
+        shard=fire.shard,
+        attempt=fire.attempt + 1,
+        kind=FireKind.RETRY,
+        priority=fire.priority,
+    )
+
+
+def stable_jitter(run_id: str) -> float:
+    """A jitter in [0, 1) derived from the run id (deterministic, yet spread across runs)."""
+    return int(hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest(), 16) / 2**32

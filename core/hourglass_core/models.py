@@ -1,0 +1,206 @@
+"""Domain objects shared by the SDK, the coordinator and the workers.
+
+Everything here is plain data: frozen dataclasses and enums, no I/O and no protobuf.
+Times are timezone-aware UTC datetimes; durations are timedeltas.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+DEFAULT_NAMESPACE = "default"
+
+
+class JobState(enum.Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class RunStatus(enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    LOST = "lost"  # its worker died mid-run; the retry policy decides what follows
+
+    @property
+    def finished(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+class MisfirePolicy(enum.Enum):
+    RUN_ONCE = "run_once"  # a fire found later than the grace period runs once, now
+    SKIP = "skip"  # ... or is skipped; either way the schedule goes on from now
+
+
+class OverlapPolicy(enum.Enum):
+    ALLOW = "allow"  # a fire runs even while the previous run is still going
+    SKIP = "skip"  # ... is recorded as skipped
+    QUEUE_ONE = "queue_one"  # ... waits for it; at most one fire waits
+
+
+@dataclass(frozen=True, slots=True)
+class OnceTrigger:
+    """Fires once at `at`."""
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalTrigger:
+    """Fires at start, start + every, start + 2*every, ... up to `end` (inclusive).
+
+    `start` is the anchor: fire times never drift, however late a run was.
+    """
+
+    every: timedelta
+    start: datetime
+    end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CronTrigger:
+    """A 5-field (minute resolution) or 6-field (seconds first) cron expression,
+    evaluated in an IANA time zone, fired only within [start, end]."""
+
+    expression: str
+    timezone: str = "UTC"
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+Trigger = OnceTrigger | IntervalTrigger | CronTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """`max_attempts` counts the first run: 1 means no retries."""
+
+    max_attempts: int = 1
+    initial_backoff: timedelta = timedelta(seconds=1)
+    max_backoff: timedelta = timedelta(minutes=5)
+    multiplier: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    timeout: timedelta | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
+    misfire_grace: timedelta = timedelta(seconds=60)
+    overlap_policy: OverlapPolicy = OverlapPolicy.ALLOW
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """Opaque bytes with a content type (params of a job, result of a run)."""
+
+    data: bytes = b""
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a client asks for; the server turns it into a Job."""
+
+    name: str
+    executor: str
+    trigger: Trigger
+    namespace: str = DEFAULT_NAMESPACE
+    priority: int = 0
+    params: Payload = field(default_factory=Payload)
+    options: JobOptions = field(default_factory=JobOptions)
+    labels: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    namespace: str
+    id: str
+    name: str
+    executor: str
+    trigger: Trigger
+    priority: int
+    params: Payload
+    options: JobOptions
+    labels: dict[str, str]
+    idempotency_key: str
+    state: JobState
+    created_at: datetime
+    shard: int
+    next_fire_time: datetime | None = None
+    running: bool = False
+    last_start_time: datetime | None = None
+    last_end_time: datetime | None = None
+    last_executor: str = ""
+    last_status: RunStatus | None = None
+
+
+class FireKind(enum.Enum):
+    SCHEDULED = "scheduled"  # an occurrence of the trigger; valid while it is the job's next fire
+    RETRY = "retry"  # another attempt of a failed run
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Fire:
+    """One due occurrence of a job in a shard's schedule (a row that is never deleted)."""
+
+    due: datetime
+    namespace: str
+    job_id: str
+    shard: int
+    attempt: int = 1
+    kind: FireKind = FireKind.SCHEDULED
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One attempt to execute a fire."""
+
+    namespace: str
+    job_id: str
+    run_id: str
+    due: datetime
+    attempt: int
+    status: RunStatus
+    worker_id: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    result: Payload = field(default_factory=Payload)
+    error: str = ""
+
+    @property
+    def lateness(self) -> timedelta | None:
+        return None if self.started_at is None else self.started_at - self.due
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    state: JobState | None = None
+    name_prefix: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, job: Job) -> bool:
+        return (
+            (self.state is None or job.state is self.state)
+            and job.name.startswith(self.name_prefix)
+            and all(job.labels.get(k) == v for k, v in self.labels.items())
+        )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str = ""

@@ -1,0 +1,84 @@
+"""Checks a JobSpec before anything is written; every error names the offending field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Set
+from datetime import timedelta
+
+from hourglass_core.errors import InvalidArgument
+from hourglass_core.models import JobSpec
+from hourglass_core.triggers import validate_trigger
+
+MAX_NAME = 256
+MAX_LABELS = 64
+MAX_LABEL_TEXT = 256
+MAX_ATTEMPTS = 100
+MAX_IDEMPOTENCY_KEY = 256
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate_spec(
+    spec: JobSpec,
+    *,
+    known_executors: Set[str],
+    max_params_bytes: int,
+    field: str = "job",
+) -> None:
+    """Raises InvalidArgument (or InvalidTrigger) naming the first wrong field."""
+    if not _NAMESPACE.match(spec.namespace):
+        raise InvalidArgument(
+            f"{field}.namespace",
+            f"{spec.namespace!r} must be 1-64 letters, digits, '_', '.' or '-'",
+        )
+    if not spec.name.strip():
+        raise InvalidArgument(f"{field}.name", "must not be empty")
+    if len(spec.name) > MAX_NAME:
+        raise InvalidArgument(f"{field}.name", f"is longer than {MAX_NAME} characters")
+    if not spec.executor:
+        raise InvalidArgument(f"{field}.executor", "must not be empty")
+    if spec.executor not in known_executors:
+        offered = ", ".join(sorted(known_executors)) or "none yet"
+        raise InvalidArgument(
+            f"{field}.executor",
+            f"no worker offers executor {spec.executor!r} (offered: {offered})",
+        )
+    if len(spec.params.data) > max_params_bytes:
+        raise InvalidArgument(
+            f"{field}.params",
+            f"is {len(spec.params.data)} bytes, over the limit of {max_params_bytes}",
+        )
+    if len(spec.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument(
+            f"{field}.idempotency_key", f"is longer than {MAX_IDEMPOTENCY_KEY} characters"
+        )
+    _validate_labels(spec.labels, f"{field}.labels")
+    _validate_options(spec, f"{field}.options")
+    validate_trigger(spec.trigger, f"{field}.trigger")
+
+
+def _validate_labels(labels: dict[str, str], field: str) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(field, f"has {len(labels)} labels, more than {MAX_LABELS}")
+    for key, value in labels.items():
+        if not key or len(key) > MAX_LABEL_TEXT or len(value) > MAX_LABEL_TEXT:
+            raise InvalidArgument(
+                f"{field}[{key!r}]", f"keys must be 1-{MAX_LABEL_TEXT} and values 0-{MAX_LABEL_TEXT} characters"
+            )
+
+
+def _validate_options(spec: JobSpec, field: str) -> None:
+    options = spec.options
+    if options.timeout is not None and options.timeout <= timedelta(0):
+        raise InvalidArgument(f"{field}.timeout", "must be positive")
+    retry = options.retry
+    if not 1 <= retry.max_attempts <= MAX_ATTEMPTS:
+        raise InvalidArgument(f"{field}.retry.max_attempts", f"must be 1-{MAX_ATTEMPTS}")
+    if retry.initial_backoff <= timedelta(0):
+        raise InvalidArgument(f"{field}.retry.initial_backoff", "must be positive")
+    if retry.max_backoff < retry.initial_backoff:
+        raise InvalidArgument(f"{field}.retry.max_backoff", "must not be below initial_backoff")
+    if retry.multiplier < 1.0:
+        raise InvalidArgument(f"{field}.retry.multiplier", "must be at least 1")
+    if options.misfire_grace < timedelta(0):
+        raise InvalidArgument(f"{field}.misfire_grace", "must not be negative")

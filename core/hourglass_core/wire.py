@@ -1,0 +1,439 @@
+"""Conversions between protobuf messages and domain objects, and errors to gRPC status codes.
+
+The only module of the core package that imports generated code: servicers and the SDK convert
+here on the way in and out, and nothing below them sees protobuf.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hourglass_core import errors
+from hourglass_core.models import (
+    DEFAULT_NAMESPACE,
+    CronTrigger,
+    Fire,
+    FireKind,
+    IntervalTrigger,
+    Job,
+    JobOptions,
+    JobSpec,
+    JobState,
+    MisfirePolicy,
+    OnceTrigger,
+    OverlapPolicy,
+    Payload,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    Trigger,
+)
+from hourglass_pb.v1 import jobs_pb2 as pb
+from hourglass_pb.v1 import worker_pb2 as wpb
+
+# -- scalars ------------------------------------------------------------------------------
+
+
+def ts(value: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(value.astimezone(UTC))
+    return out
+
+
+def from_ts(message: Timestamp, present: bool = True) -> datetime | None:
+    if not present:
+        return None
+    return message.ToDatetime(tzinfo=UTC)
+
+
+def dur(value: timedelta) -> Duration:
+    out = Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+def from_dur(message: Duration) -> timedelta:
+    return message.ToTimedelta()
+
+
+def _opt_ts(parent: object, name: str) -> datetime | None:
+    return from_ts(getattr(parent, name), parent.HasField(name))  # type: ignore[attr-defined]
+
+
+def _opt_dur(parent: object, name: str) -> timedelta | None:
+    if not parent.HasField(name):  # type: ignore[attr-defined]
+        return None
+    return from_dur(getattr(parent, name))
+
+
+# -- enums --------------------------------------------------------------------------------
+
+_JOB_STATES = {
+    JobState.ACTIVE: pb.JOB_STATE_ACTIVE,
+    JobState.PAUSED: pb.JOB_STATE_PAUSED,
+    JobState.COMPLETED: pb.JOB_STATE_COMPLETED,
+    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
+}
+_RUN_STATUSES = {
+    RunStatus.RUNNING: pb.RUN_STATUS_RUNNING,
+    RunStatus.SUCCEEDED: pb.RUN_STATUS_SUCCEEDED,
+    RunStatus.FAILED: pb.RUN_STATUS_FAILED,
+    RunStatus.TIMED_OUT: pb.RUN_STATUS_TIMED_OUT,
+    RunStatus.CANCELLED: pb.RUN_STATUS_CANCELLED,
+    RunStatus.SKIPPED: pb.RUN_STATUS_SKIPPED,
+    RunStatus.LOST: pb.RUN_STATUS_LOST,
+}
+_MISFIRE = {MisfirePolicy.RUN_ONCE: pb.MISFIRE_POLICY_RUN_ONCE, MisfirePolicy.SKIP: pb.MISFIRE_POLICY_SKIP}
+_OVERLAP = {
+    OverlapPolicy.ALLOW: pb.OVERLAP_POLICY_ALLOW,
+    OverlapPolicy.SKIP: pb.OVERLAP_POLICY_SKIP,
+    OverlapPolicy.QUEUE_ONE: pb.OVERLAP_POLICY_QUEUE_ONE,
+}
+
+
+def job_state_to_pb(state: JobState) -> pb.JobState.ValueType:
+    return _JOB_STATES[state]
+
+
+def job_state_from_pb(value: int) -> JobState | None:
+    for state, code in _JOB_STATES.items():
+        if code == value:
+            return state
+    return None
+
+
+def run_status_to_pb(status: RunStatus) -> pb.RunStatus.ValueType:
+    return _RUN_STATUSES[status]
+
+
+def run_status_from_pb(value: int) -> RunStatus:
+    for status, code in _RUN_STATUSES.items():
+        if code == value:
+            return status
+    raise errors.InvalidArgument("status", f"unknown run status {value}")
+
+
+# -- triggers and specs -------------------------------------------------------------------
+
+
+def trigger_to_pb(trigger: Trigger) -> pb.Trigger:
+    out = pb.Trigger()
+    match trigger:
+        case OnceTrigger(at=at):
+            out.once.at.CopyFrom(ts(at))
+        case IntervalTrigger(every=every, start=start, end=end):
+            out.interval.every.CopyFrom(dur(every))
+            out.start.CopyFrom(ts(start))
+            if end is not None:
+                out.end.CopyFrom(ts(end))
+        case CronTrigger(expression=expression, timezone=tz, start=start, end=end):
+            out.cron.expression = expression
+            out.cron.timezone = tz
+            if start is not None:
+                out.start.CopyFrom(ts(start))
+            if end is not None:
+                out.end.CopyFrom(ts(end))
+    return out
+
+
+def trigger_from_pb(message: pb.Trigger, now: datetime, field: str = "trigger") -> Trigger:
+    """Raises InvalidArgument when no kind is set. An interval without start is anchored at now."""
+    start = _opt_ts(message, "start")
+    end = _opt_ts(message, "end")
+    kind = message.WhichOneof("kind")
+    if kind == "once":
+        if not message.once.HasField("at"):
+            raise errors.InvalidArgument(f"{field}.once.at", "is required")
+        return OnceTrigger(at=from_ts(message.once.at) or now)
+    if kind == "interval":
+        if not message.interval.HasField("every"):
+            raise errors.InvalidArgument(f"{field}.interval.every", "is required")
+        return IntervalTrigger(every=from_dur(message.interval.every), start=start or now, end=end)
+    if kind == "cron":
+        return CronTrigger(
+            expression=message.cron.expression,
+            timezone=message.cron.timezone or "UTC",
+            start=start,
+            end=end,
+        )
+    raise errors.InvalidArgument(field, "one of once, interval or cron is required")
+
+
+def options_to_pb(options: JobOptions) -> pb.JobOptions:
+    out = pb.JobOptions(
+        retry=pb.RetryPolicy(
+            max_attempts=options.retry.max_attempts,
+            initial_backoff=dur(options.retry.initial_backoff),
+            max_backoff=dur(options.retry.max_backoff),
+            multiplier=options.retry.multiplier,
+        ),
+        misfire_policy=_MISFIRE[options.misfire_policy],
+        misfire_grace=dur(options.misfire_grace),
+        overlap_policy=_OVERLAP[options.overlap_policy],
+    )
+    if options.timeout is not None:
+        out.timeout.CopyFrom(dur(options.timeout))
+    return out
+
+
+def options_from_pb(message: pb.JobOptions) -> JobOptions:
+    default = JobOptions()
+    retry = message.retry
+    return JobOptions(
+        timeout=_opt_dur(message, "timeout"),
+        retry=RetryPolicy(
+            max_attempts=max(1, retry.max_attempts),
+            initial_backoff=_opt_dur(retry, "initial_backoff") or default.retry.initial_backoff,
+            max_backoff=_opt_dur(retry, "max_backoff") or default.retry.max_backoff,
+            multiplier=retry.multiplier or default.retry.multiplier,
+        ),
+        misfire_policy={v: k for k, v in _MISFIRE.items()}.get(
+            message.misfire_policy, default.misfire_policy
+        ),
+        misfire_grace=_opt_dur(message, "misfire_grace") or default.misfire_grace,
+        overlap_policy={v: k for k, v in _OVERLAP.items()}.get(
+            message.overlap_policy, default.overlap_policy
+        ),
+    )
+
+
+def payload_to_pb(payload: Payload) -> pb.Payload:
+    return pb.Payload(data=payload.data, content_type=payload.content_type)
+
+
+def payload_from_pb(message: pb.Payload) -> Payload:
+    return Payload(data=message.data, content_type=message.content_type or Payload().content_type)
+
+
+def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
+    return pb.JobSpec(
+        namespace=spec.namespace,
+        name=spec.name,
+        executor=spec.executor,
+        trigger=trigger_to_pb(spec.trigger),
+        priority=spec.priority,
+        params=payload_to_pb(spec.params),
+        options=options_to_pb(spec.options),
+        labels=spec.labels,
+        idempotency_key=spec.idempotency_key,
+    )
+
+
+def spec_from_pb(message: pb.JobSpec, now: datetime, field: str = "job") -> JobSpec:
+    if not message.HasField("trigger"):
+        raise errors.InvalidArgument(f"{field}.trigger", "is required")
+    return JobSpec(
+        namespace=message.namespace or DEFAULT_NAMESPACE,
+        name=message.name,
+        executor=message.executor,
+        trigger=trigger_from_pb(message.trigger, now, f"{field}.trigger"),
+        priority=message.priority,
+        params=payload_from_pb(message.params),
+        options=options_from_pb(message.options),
+        labels=dict(message.labels),
+        idempotency_key=message.idempotency_key,
+    )
+
+
+# -- jobs and runs ------------------------------------------------------------------------
+
+
+def job_to_pb(job: Job) -> pb.Job:
+    spec = JobSpec(
+        namespace=job.namespace,
+        name=job.name,
+        executor=job.executor,
+        trigger=job.trigger,
+        priority=job.priority,
+        params=job.params,
+        options=job.options,
+        labels=job.labels,
+        idempotency_key=job.idempotency_key,
+    )
+    out = pb.Job(
+        namespace=job.namespace,
+        id=job.id,
+        spec=spec_to_pb(spec),
+        state=_JOB_STATES[job.state],
+        created_at=ts(job.created_at),
+        running=job.running,
+        last_executor=job.last_executor,
+        shard=job.shard,
+    )
+    for name, value in (
+        ("next_fire_time", job.next_fire_time),
+        ("last_start_time", job.last_start_time),
+        ("last_end_time", job.last_end_time),
+    ):
+        if value is not None:
+            getattr(out, name).CopyFrom(ts(value))
+    if job.last_status is not None:
+        out.last_status = _RUN_STATUSES[job.last_status]
+    return out
+
+
+def job_from_pb(message: pb.Job) -> Job:
+    spec = spec_from_pb(message.spec, now=from_ts(message.created_at) or datetime.now(UTC))
+    return Job(
+        namespace=message.namespace,
+        id=message.id,
+        name=spec.name,
+        executor=spec.executor,
+        trigger=spec.trigger,
+        priority=spec.priority,
+        params=spec.params,
+        options=spec.options,
+        labels=spec.labels,
+        idempotency_key=spec.idempotency_key,
+        state=job_state_from_pb(message.state) or JobState.ACTIVE,
+        created_at=from_ts(message.created_at) or datetime.now(UTC),
+        shard=message.shard,
+        next_fire_time=_opt_ts(message, "next_fire_time"),
+        running=message.running,
+        last_start_time=_opt_ts(message, "last_start_time"),
+        last_end_time=_opt_ts(message, "last_end_time"),
+        last_executor=message.last_executor,
+        last_status=run_status_from_pb(message.last_status) if message.last_status else None,
+    )
+
+
+def run_to_pb(run: Run) -> pb.Run:
+    out = pb.Run(
+        namespace=run.namespace,
+        job_id=run.job_id,
+        run_id=run.run_id,
+        due=ts(run.due),
+        attempt=run.attempt,
+        status=_RUN_STATUSES[run.status],
+        worker_id=run.worker_id,
+        result=payload_to_pb(run.result),
+        error=run.error,
+    )
+    if run.started_at is not None:
+        out.started_at.CopyFrom(ts(run.started_at))
+    if run.ended_at is not None:
+        out.ended_at.CopyFrom(ts(run.ended_at))
+    if run.lateness is not None:
+        out.lateness.CopyFrom(dur(run.lateness))
+    return out
+
+
+def run_from_pb(message: pb.Run) -> Run:
+    return Run(
+        namespace=message.namespace,
+        job_id=message.job_id,
+        run_id=message.run_id,
+        due=from_ts(message.due) or datetime.now(UTC),
+        attempt=message.attempt,
+        status=run_status_from_pb(message.status),
+        worker_id=message.worker_id,
+        started_at=_opt_ts(message, "started_at"),
+        ended_at=_opt_ts(message, "ended_at"),
+        result=payload_from_pb(message.result),
+        error=message.error,
+    )
+
+
+# -- worker protocol ----------------------------------------------------------------------
+
+
+def fire_to_hint(fire: Fire) -> wpb.FireHint:
+    return wpb.FireHint(
+        shard=fire.shard,
+        namespace=fire.namespace,
+        job_id=fire.job_id,
+        due=ts(fire.due),
+        attempt=fire.attempt,
+        priority=fire.priority,
+    )
+
+
+def fire_from_hint(hint: wpb.FireHint) -> Fire:
+    return Fire(
+        due=from_ts(hint.due) or datetime.now(UTC),
+        namespace=hint.namespace,
+        job_id=hint.job_id,
+        shard=hint.shard,
+        attempt=hint.attempt or 1,
+        kind=FireKind.SCHEDULED if hint.attempt <= 1 else FireKind.RETRY,
+        priority=hint.priority,
+    )
+
+
+def run_started_to_pb(run: Run, seq: int, shard: int) -> wpb.RunStarted:
+    return wpb.RunStarted(
+        seq=seq,
+        namespace=run.namespace,
+        job_id=run.job_id,
+        run_id=run.run_id,
+        due=ts(run.due),
+        attempt=run.attempt,
+        started_at=ts(run.started_at or datetime.now(UTC)),
+        shard=shard,
+    )
+
+
+def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
+    out = wpb.RunFinished(
+        seq=seq,
+        namespace=run.namespace,
+        job_id=run.job_id,
+        run_id=run.run_id,
+        due=ts(run.due),
+        attempt=run.attempt,
+        status=_RUN_STATUSES[run.status],
+        result=payload_to_pb(run.result),
+        error=run.error,
+    )
+    if run.ended_at is not None:
+        out.ended_at.CopyFrom(ts(run.ended_at))
+    if run.started_at is not None:
+        out.started_at.CopyFrom(ts(run.started_at))
+    return out
+
+
+def run_from_event(event: wpb.RunStarted | wpb.RunFinished, worker_id: str) -> Run:
+    if isinstance(event, wpb.RunStarted):
+        return Run(
+            namespace=event.namespace,
+            job_id=event.job_id,
+            run_id=event.run_id,
+            due=from_ts(event.due) or datetime.now(UTC),
+            attempt=event.attempt,
+            status=RunStatus.RUNNING,
+            worker_id=worker_id,
+            started_at=from_ts(event.started_at),
+        )
+    return Run(
+        namespace=event.namespace,
+        job_id=event.job_id,
+        run_id=event.run_id,
+        due=from_ts(event.due) or datetime.now(UTC),
+        attempt=event.attempt,
+        status=run_status_from_pb(event.status),
+        worker_id=worker_id,
+        started_at=_opt_ts(event, "started_at"),
+        ended_at=_opt_ts(event, "ended_at"),
+        result=payload_from_pb(event.result),
+        error=event.error,
+    )
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def status_code(error: errors.HourglassError) -> grpc.StatusCode:
+    """The one place domain errors meet gRPC status codes."""
+    if isinstance(error, errors.InvalidArgument):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(error, errors.NotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(error, errors.FailedPrecondition):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(error, errors.Unavailable):
+        return grpc.StatusCode.UNAVAILABLE
+    return grpc.StatusCode.INTERNAL

@@ -1,0 +1,97 @@
+"""Pure rules for fires: first fire, staleness, misfire, retries, run ids."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hourglass_core.firing import Action, first_fire_time, plan_fire, retry_fire, run_id_for, schedule_row_due
+from hourglass_core.models import (
+    Fire,
+    FireKind,
+    IntervalTrigger,
+    Job,
+    JobOptions,
+    JobState,
+    MisfirePolicy,
+    OnceTrigger,
+    Payload,
+    RetryPolicy,
+)
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def job(**changes: object) -> Job:
+    base = Job(
+        namespace="default", id="j1", name="n", executor="echo",
+        trigger=IntervalTrigger(every=timedelta(seconds=10), start=T0), priority=0, params=Payload(),
+        options=JobOptions(), labels={}, idempotency_key="", state=JobState.ACTIVE, created_at=T0,
+        shard=3, next_fire_time=T0,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def fire(due: datetime = T0, **changes: object) -> Fire:
+    return replace(Fire(due=due, namespace="default", job_id="j1", shard=3), **changes)  # type: ignore[arg-type]
+
+
+def test_on_time_fire_runs_and_schedules_the_next_occurrence() -> None:
+    plan = plan_fire(job(), fire(), T0 + timedelta(milliseconds=3))
+    assert plan.action is Action.RUN and plan.advance
+    assert plan.next_fire is not None and plan.next_fire.due == T0 + timedelta(seconds=10)
+
+
+def test_fire_that_is_not_the_jobs_next_fire_is_dropped_as_stale() -> None:
+    plan = plan_fire(job(next_fire_time=T0 + timedelta(seconds=10)), fire(), T0)
+    assert plan.action is Action.DROP and not plan.advance
+
+
+def test_paused_and_cancelled_jobs_do_not_fire() -> None:
+    for state in (JobState.PAUSED, JobState.CANCELLED, JobState.COMPLETED):
+        assert plan_fire(job(state=state), fire(), T0).action is Action.DROP
+
+
+def test_misfire_run_once_runs_now_and_coalesces_missed_occurrences() -> None:
+    now = T0 + timedelta(minutes=5)
+    plan = plan_fire(job(), fire(), now)
+    assert plan.action is Action.RUN
+    assert plan.next_fire is not None and plan.next_fire.due == now + timedelta(seconds=10)
+
+
+def test_misfire_skip_records_a_skip_and_moves_on() -> None:
+    options = JobOptions(misfire_policy=MisfirePolicy.SKIP, misfire_grace=timedelta(seconds=1))
+    plan = plan_fire(job(options=options), fire(), T0 + timedelta(seconds=2))
+    assert plan.action is Action.SKIP_MISFIRE and plan.advance and plan.next_fire is not None
+
+
+def test_once_job_has_no_next_fire() -> None:
+    once = job(trigger=OnceTrigger(at=T0))
+    assert plan_fire(once, fire(), T0).next_fire is None
+
+
+def test_retry_fire_runs_unless_the_job_was_cancelled() -> None:
+    retry = fire(attempt=2, kind=FireKind.RETRY)
+    assert plan_fire(job(next_fire_time=None, state=JobState.COMPLETED), retry, T0).action is Action.RUN
+    assert plan_fire(job(state=JobState.CANCELLED), retry, T0).action is Action.DROP
+
+
+def test_retries_stop_after_max_attempts_with_growing_backoff() -> None:
+    j = job(options=JobOptions(retry=RetryPolicy(max_attempts=3, initial_backoff=timedelta(seconds=1))))
+    second = retry_fire(j, fire(), T0, jitter=0.999)
+    assert second is not None and second.attempt == 2 and second.kind is FireKind.RETRY
+    third = retry_fire(j, second, T0, jitter=0.999)
+    assert third is not None and third.due - T0 > second.due - T0
+    assert retry_fire(j, third, T0, jitter=0.5) is None
+
+
+def test_run_id_is_the_same_for_the_same_attempt_of_the_same_fire() -> None:
+    assert run_id_for("ns", "j", T0, 1) == run_id_for("ns", "j", T0, 1)
+    assert len({run_id_for("ns", "j", T0, 1), run_id_for("ns", "j", T0, 2), run_id_for("ns", "k", T0, 1)}) == 3
+
+
+def test_first_fire_of_a_past_once_trigger_is_written_for_now() -> None:
+    past = T0 - timedelta(minutes=1)
+    assert first_fire_time(OnceTrigger(at=past), T0) == past
+    assert schedule_row_due(past, T0) == T0
+    assert first_fire_time(IntervalTrigger(every=timedelta(seconds=10), start=T0), T0) == T0
