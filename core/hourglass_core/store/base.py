@@ -1,0 +1,132 @@
+"""The `Store` protocol: durable jobs, schedule and runs.
+
+Two implementations: `CassandraStore` (production) and `SqliteStore` (embedded, one machine).
+Both pass the same contract suite (tests/contract/test_store_contract.py).
+
+Rules every implementation keeps:
+- A method returns only after its writes are durable (Cassandra: acknowledged at the configured
+  consistency; SQLite: committed).
+- Schedule rows (fires) are never deleted: progress is a per-shard checkpoint, old rows expire.
+- Unreachable backend -> `Unavailable`; unknown ids -> `JobNotFound` / `RunNotFound`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    job: Job
+    created: bool  # False: the idempotency key returned a job stored earlier
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """All fires of the shard due at or before `at` have been handled (claimed or dropped)."""
+
+    shard: int
+    at: datetime
+    token: int
+
+
+class Store(Protocol):
+    async def migrate(self) -> int:
+        """Creates or upgrades the schema; idempotent. Returns the schema version now in force."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # -- jobs -----------------------------------------------------------------------------
+    async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
+        """Stores each job with its first fire (None: the trigger never fires).
+
+        A job with an idempotency key already used in its namespace is not written: the result
+        holds the job stored then, with created=False. Results are in input order. When this
+        returns, every created job and its first fire are durable.
+        """
+        ...
+
+    async def get_job(self, namespace: str, job_id: str) -> Job:
+        """Raises JobNotFound."""
+        ...
+
+    async def list_jobs(
+        self, namespace: str, flt: JobFilter, page_size: int, page_token: str
+    ) -> Page[Job]:
+        """A page of at most page_size matching jobs; next_page_token is empty on the last page.
+        Raises InvalidArgument("page_token", ...) for a token this store did not hand out."""
+        ...
+
+    async def set_job_state(
+        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None
+    ) -> Job:
+        """Sets the state and next_fire_time (next_fire.due, or unset); writes next_fire's row.
+        Returns the job as stored afterwards. Raises JobNotFound."""
+        ...
+
+    async def advance_schedule(self, job: Job, next_fire: Fire | None) -> None:
+        """After a scheduled fire of `job` was claimed: records `next_fire` as the job's next
+        fire and writes its row, or (None) marks an ACTIVE job COMPLETED. Idempotent. Never
+        turns a PAUSED or CANCELLED job back to ACTIVE, nor one not ACTIVE to COMPLETED."""
+        ...
+
+    # -- schedule -------------------------------------------------------------------------
+    async def put_fire(self, fire: Fire) -> None:
+        """Writes one schedule row (idempotent: same shard, due, job and attempt = same row)."""
+        ...
+
+    async def due_fires(
+        self, shard: int, after: datetime, until: datetime, limit: int
+    ) -> list[Fire]:
+        """Fires of the shard with after < due <= until, ordered by due, at most `limit`."""
+        ...
+
+    async def claim_fire(self, fire: Fire, worker_id: str, token: int) -> bool:
+        """True for exactly one caller per (namespace, job_id, due, attempt), ever."""
+        ...
+
+    async def claim_owner(self, fire: Fire) -> str | None:
+        """The worker id that claimed the fire, or None if nobody has."""
+        ...
+
+    async def load_checkpoint(self, shard: int) -> Checkpoint | None: ...
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Raises StaleOwner when a checkpoint with a larger token was saved for the shard."""
+        ...
+
+    async def max_fencing_token(self) -> int:
+        """The largest token any saved checkpoint carries (0 if none): seeds the lease counter
+        after the lease backend lost its data, so tokens never go backwards."""
+        ...
+
+    # -- runs -----------------------------------------------------------------------------
+    async def record_run(self, run: Run) -> None:
+        """Upserts the run (by id and in its job's run list) and mirrors it on the job:
+        RUNNING sets running, last_start_time and last_executor; a finished status clears
+        running and sets last_end_time and last_status. A finished run is never turned back
+        to RUNNING by a late or repeated event."""
+        ...
+
+    async def get_run(self, run_id: str) -> Run:
+        """Raises RunNotFound."""
+        ...
+
+    async def list_runs(
+        self, namespace: str, job_id: str, page_size: int, page_token: str
+    ) -> Page[Run]:
+        """The job's runs, newest due first (then highest attempt first)."""
+        ...
+
+    # -- executors ------------------------------------------------------------------------
+    async def register_executors(self, names: Iterable[str]) -> None:
+        """Remembers executor names some worker offered (submit validates against them)."""
+        ...
+
+    async def known_executors(self) -> set[str]: ...

@@ -1,0 +1,405 @@
+"""`CassandraStore`: the production `Store` (schema in migrations/cassandra/, one table per
+access path; see that file for the tables and why they are shaped so)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.query import BatchStatement, BatchType
+
+from hourglass_core.errors import (
+    HourglassError,
+    InvalidArgument,
+    JobNotFound,
+    RunNotFound,
+    StaleOwner,
+    Unavailable,
+)
+from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
+from hourglass_core.store import cassandra_schema as schema
+from hourglass_core.store import codec
+from hourglass_core.store.base import Checkpoint, Created
+from hourglass_core.store.cassandra_io import CqlSession, Row, open_session, unset_none
+from hourglass_core.store.cassandra_statements import RUN_BY_JOB_COLUMNS, Statements
+
+LIST_BUCKETS = 16  # fixed for a keyspace's life: a job's listing bucket is crc32(id) % 16
+_MAX_TTL = 630_720_000  # Cassandra's limit (20 years)
+_CLAIM_TTL_SLACK = 3600  # claims outlive their fire row, so an expiring row is never re-claimed
+_BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
+_BATCH_MAX_PAYLOAD = 2048  # beyond this a run is not batched (see record_run)
+
+
+class CassandraStore:
+    """The `Store` on Apache Cassandra. Build it with `connect`; call `migrate` once per
+    deployment (it is idempotent) before using a fresh keyspace."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        cql: CqlSession,
+        keyspace: str,
+        *,
+        replication_factor: int,
+        run_retention: timedelta,
+        bucket: timedelta,
+    ) -> None:
+        self._cluster = cluster
+        self._cql = cql
+        self._keyspace = keyspace
+        self._rf = replication_factor
+        self._retention_s = math.ceil(run_retention.total_seconds())
+        self._retention_us = codec.td_us(run_retention)
+        self._bucket_us = codec.td_us(bucket)
+        self._prepared: Statements | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        hosts: list[str],
+        port: int = 9042,
+        keyspace: str = "hourglass",
+        *,
+        replication_factor: int = 1,
+        run_retention: timedelta = timedelta(days=7),
+        bucket: timedelta = timedelta(seconds=60),
+        consistency: int = ConsistencyLevel.LOCAL_QUORUM,
+        request_timeout: float = 10.0,
+    ) -> CassandraStore:
+        """Connects (in a thread: the driver blocks) and, if the keyspace's schema is current,
+        prepares every statement. `bucket` (the schedule's time-bucket width) must stay the
+        same for a keyspace's life. Raises Unavailable if no host answers, ValueError for a
+        bad keyspace name or bucket."""
+        schema.check_keyspace(keyspace)
+        if bucket <= timedelta(0) or run_retention <= timedelta(0):
+            raise ValueError("bucket and run_retention must be positive")
+        cluster, session = await open_session(hosts, port, consistency, request_timeout)
+        store = cls(
+            cluster,
+            CqlSession(session),
+            keyspace,
+            replication_factor=replication_factor,
+            run_retention=run_retention,
+            bucket=bucket,
+        )
+        if await schema.current_version(store._cql, keyspace) == schema.latest_version():
+            await store._prepare()
+        return store
+
+    async def _prepare(self) -> None:
+        await self._cql.blocking(self._cql.session.set_keyspace, self._keyspace)
+        self._prepared = await self._cql.blocking(Statements.prepare, self._cql.session.prepare)
+
+    @property
+    def _st(self) -> Statements:
+        if self._prepared is None:
+            raise HourglassError(
+                f"keyspace {self._keyspace!r} has no current Hourglass schema: run migrate()"
+            )
+        return self._prepared
+
+    async def migrate(self) -> int:
+        version = await schema.migrate(self._cql, self._cluster, self._keyspace, self._rf)
+        await self._prepare()
+        return version
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._cluster.shutdown)
+
+    # -- jobs -----------------------------------------------------------------------------
+    async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
+        """Writes, per job: [idempotency key] -> first fire + listing row -> job row.
+
+        Why this order: the job row is written last, so a job row that exists always has its
+        fire and listing rows (a crash part-way leaves at most rows that point at no job, which
+        readers skip). The key is claimed first (LWT, one winner) and maps to the job id and
+        shard. If a later submit with that key finds the key but no job row, the first submit
+        never returned success (it returns only after the job row is written), so the client is
+        retrying it: the job is then written under the stored id and shard and reported as
+        created. Hence a key never yields two jobs (one id, ever) and an accepted job is never
+        lost. Two submits racing on one key both write that single id; the job's next fire
+        decides which of their fire rows is live (the other is dropped as stale).
+        """
+        results: list[Created | None] = [None] * len(jobs)
+        keyed = [i for i, (job, _) in enumerate(jobs) if job.idempotency_key]
+        owners = await asyncio.gather(*(self._claim_key(jobs[i][0]) for i in keyed))
+        taken = {i: owner for i, owner in zip(keyed, owners) if owner[0] != jobs[i][0].id}
+        fresh = [i for i in range(len(jobs)) if i not in taken]
+        await asyncio.gather(*(self._write_job(*jobs[i]) for i in fresh))
+        for i in fresh:
+            results[i] = Created(jobs[i][0], True)
+        # After the fresh writes: a key taken by another job of this same batch finds it.
+        for i, (job_id, shard) in taken.items():
+            job, fire = jobs[i]
+            stored = await self._find_job(job.namespace, job_id)
+            if stored is not None:
+                results[i] = Created(stored, False)
+                continue
+            job = replace(job, id=job_id, shard=shard)
+            fire = None if fire is None else replace(fire, job_id=job_id, shard=shard)
+            await self._write_job(job, fire)
+            results[i] = Created(job, True)
+        return [r for r in results if r is not None]
+
+    async def _claim_key(self, job: Job) -> tuple[str, int]:
+        """The (job id, shard) owning job's idempotency key: job's own if this call (or an
+        earlier attempt of it whose answer was lost) claimed it."""
+        applied, row = await self._cql.applied(
+            self._st.key_claim, (job.namespace, job.idempotency_key, job.id, job.shard)
+        )
+        return (job.id, job.shard) if applied else (row["job_id"], row["shard"])
+
+    async def _write_job(self, job: Job, fire: Fire | None) -> None:
+        listing = (job.namespace, codec.list_bucket(job.id, LIST_BUCKETS), job.id)
+        first: list[Any] = [self._cql.execute(self._st.listing_insert, listing)]
+        if fire is not None:
+            first.append(self.put_fire(fire))
+        await asyncio.gather(*first)
+        cols = codec.job_columns(job)
+        await self._cql.execute(
+            self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS])
+        )
+
+    async def _find_job(self, namespace: str, job_id: str) -> Job | None:
+        rows = await self._cql.execute(self._st.job_get, (namespace, job_id))
+        if not rows or not codec.is_complete_job_row(rows[0]):
+            return None  # a row holding only a late run update is not a job
+        return codec.job_from_columns(rows[0])
+
+    async def get_job(self, namespace: str, job_id: str) -> Job:
+        job = await self._find_job(namespace, job_id)
+        if job is None:
+            raise JobNotFound(namespace, job_id)
+        return job
+
+    async def list_jobs(
+        self, namespace: str, flt: JobFilter, page_size: int, page_token: str
+    ) -> Page[Job]:
+        """Walks the listing buckets in order (ids ascending within each), reads the job rows
+        concurrently and filters them. Examines at most ~10 pages' worth of ids per call: a
+        sparse filter may then return a short (even empty) page with a token to go on."""
+        if page_size <= 0:
+            return Page([], page_token)
+        bucket, after = 0, ""
+        if page_token:
+            pos = codec.decode_token(page_token, {"b": int, "a": str})
+            bucket, after = pos["b"], pos["a"]
+            if not 0 <= bucket < LIST_BUCKETS:
+                raise InvalidArgument("page_token", "is not a token this server handed out")
+        chunk = min(max(page_size, 50), 500)
+        budget = max(10 * page_size, 1000)
+        items: list[Job] = []
+        while bucket < LIST_BUCKETS and budget > 0:
+            want = min(chunk, budget)
+            rows = await self._cql.execute(self._st.listing_slice, (namespace, bucket, after, want))
+            ids = [r["id"] for r in rows]
+            budget -= len(ids)
+            jobs = await asyncio.gather(*(self._find_job(namespace, i) for i in ids))
+            for job_id, job in zip(ids, jobs):
+                after = job_id
+                if job is not None and flt.matches(job):
+                    items.append(job)
+                    if len(items) == page_size:
+                        return Page(items, codec.encode_token({"b": bucket, "a": after}))
+            if len(ids) < want:
+                bucket, after = bucket + 1, ""  # this bucket is exhausted
+        done = bucket >= LIST_BUCKETS
+        return Page(items, "" if done else codec.encode_token({"b": bucket, "a": after}))
+
+    async def set_job_state(
+        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None
+    ) -> Job:
+        await self.get_job(namespace, job_id)
+        if next_fire is not None:
+            await self.put_fire(next_fire)  # before the job points at it
+        due = None if next_fire is None else codec.to_us(next_fire.due)
+        await self._cql.execute(self._st.job_set_state, (state.value, due, namespace, job_id))
+        return await self.get_job(namespace, job_id)
+
+    async def advance_schedule(self, job: Job, next_fire: Fire | None) -> None:
+        """Moves the stored job's next fire from `job.next_fire_time` (the fire just claimed)
+        on to `next_fire` only while the job is ACTIVE and still at that fire: a repeated call,
+        or one racing a pause/cancel/resume that already moved the schedule, changes nothing.
+        Completion is an LWT so it can never overwrite a concurrent pause or cancel; moving
+        the next fire is a plain write (a pause landing in between is harmless: workers drop
+        fires of jobs that are not ACTIVE, and resume rewrites the next fire)."""
+        stored = await self._find_job(job.namespace, job.id)
+        if stored is None or stored.state is not JobState.ACTIVE:
+            return
+        if stored.next_fire_time != job.next_fire_time:
+            return
+        expected = codec.opt_us(job.next_fire_time)
+        if next_fire is None:
+            await self._cql.applied(
+                self._st.job_complete,
+                (JobState.COMPLETED.value, job.namespace, job.id, JobState.ACTIVE.value, expected),
+            )
+            return
+        await self.put_fire(next_fire)
+        await self._cql.execute(
+            self._st.job_set_next, (codec.to_us(next_fire.due), job.namespace, job.id)
+        )
+
+    # -- schedule -------------------------------------------------------------------------
+    def _ttl_from_due(self, due_us: int, slack_s: int = 0) -> int:
+        """Seconds a row about `due_us` must live: retention counted from due, not from now,
+        so a fire written far ahead is still there when it comes due. 0 (no expiry) past
+        Cassandra's 20-year TTL limit."""
+        ttl = math.ceil((due_us - codec.now_us()) / 1e6) + self._retention_s + slack_s
+        return 0 if ttl > _MAX_TTL else max(1, ttl)
+
+    async def put_fire(self, fire: Fire) -> None:
+        due = codec.to_us(fire.due)
+        await self._cql.execute(
+            self._st.fire_put,
+            (
+                fire.shard, due - due % self._bucket_us, due, fire.namespace, fire.job_id,
+                fire.attempt, fire.kind.value, fire.priority, self._ttl_from_due(due),
+            ),
+        )  # fmt: skip
+
+    async def due_fires(
+        self, shard: int, after: datetime, until: datetime, limit: int
+    ) -> list[Fire]:
+        """Reads the buckets overlapping (after, until] in order, a few at once, each by a
+        bounded slice. Buckets entirely older than the retention are skipped: their rows
+        have expired, and skipping them bounds a scan from a very old checkpoint."""
+        oldest = codec.now_us() - self._retention_us - self._bucket_us
+        lo, hi = max(codec.to_us(after), oldest), codec.to_us(until)
+        if limit <= 0 or hi <= lo:
+            return []
+        starts = list(range(lo - lo % self._bucket_us, hi + 1, self._bucket_us))
+        found: list[Fire] = []
+        for i in range(0, len(starts), _BUCKETS_AT_ONCE):
+            want = limit - len(found)
+            slices = await asyncio.gather(*(
+                self._cql.execute(self._st.fire_slice, (shard, start, lo, hi, want))
+                for start in starts[i : i + _BUCKETS_AT_ONCE]
+            ))  # fmt: skip
+            for rows in slices:
+                for row in rows:
+                    found.append(codec.fire_from_columns(row, shard))
+                    if len(found) == limit:
+                        return found
+        return found
+
+    async def claim_fire(self, fire: Fire, worker_id: str, token: int) -> bool:
+        """LWT insert. The same (worker_id, token) claiming again gets True again, so a claim
+        whose answer was lost (timeout) can be retried by its maker without losing the fire."""
+        due = codec.to_us(fire.due)
+        applied, row = await self._cql.applied(
+            self._st.claim,
+            (
+                fire.namespace, fire.job_id, due, fire.attempt, worker_id, token,
+                codec.now_us(), self._ttl_from_due(due, _CLAIM_TTL_SLACK),
+            ),
+        )  # fmt: skip
+        return applied or (row.get("worker_id") == worker_id and row.get("fencing_token") == token)
+
+    async def claim_owner(self, fire: Fire) -> str | None:
+        rows = await self._cql.execute(
+            self._st.claim_get, (fire.namespace, fire.job_id, codec.to_us(fire.due), fire.attempt)
+        )
+        return str(rows[0]["worker_id"]) if rows else None
+
+    async def load_checkpoint(self, shard: int) -> Checkpoint | None:
+        rows = await self._cql.execute(self._st.checkpoint_get, (shard,))
+        if not rows:
+            return None
+        return Checkpoint(shard, codec.from_us(rows[0]["at"]), rows[0]["fencing_token"])
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """LWT: update if the stored token is not larger, else insert if absent; a concurrent
+        first insert sends us round again. An equal token may rewrite (the same owner)."""
+        cp = checkpoint
+        at = codec.to_us(cp.at)
+        for _ in range(5):
+            applied, row = await self._cql.applied(
+                self._st.checkpoint_update, (at, cp.token, cp.shard, cp.token)
+            )
+            if applied:
+                return
+            if row.get("fencing_token") is not None:
+                raise StaleOwner(
+                    f"shard {cp.shard}: checkpoint token {row['fencing_token']} > {cp.token}"
+                )
+            applied, _ = await self._cql.applied(
+                self._st.checkpoint_insert, (cp.shard, at, cp.token)
+            )
+            if applied:
+                return
+        raise Unavailable(f"shard {cp.shard}: checkpoint contended, try again")
+
+    async def max_fencing_token(self) -> int:
+        rows = await self._cql.execute(self._st.checkpoint_tokens)
+        return max((r["fencing_token"] for r in rows), default=0)
+
+    # -- runs -----------------------------------------------------------------------------
+    async def record_run(self, run: Run) -> None:
+        """Writes run-by-id, run-by-job and the job mirror, each with the write timestamp
+        codec.run_write_timestamp(run): per cell, the event with the latest run time wins, so a
+        late or repeated RUNNING can never overwrite a finished status (no LWT, no read).
+        Usually one LOGGED batch (all three or none, even if we crash after sending it). A run
+        with a large result or error is written as separate idempotent writes instead, since
+        multi-partition batches are refused beyond batch_size_fail_threshold (50 KiB)."""
+        ts = codec.run_write_timestamp(run, codec.now_us())
+        cols = codec.run_columns(run)
+        by_id = unset_none([cols[c] for c in codec.RUN_COLUMNS]) + [self._retention_s, ts]
+        by_job = unset_none([cols[c] for c in RUN_BY_JOB_COLUMNS]) + [self._retention_s, ts]
+        key = (run.namespace, run.job_id)
+        if run.status is RunStatus.RUNNING:
+            mirror = (self._st.job_run_started, unset_none(
+                [ts, cols["started_at"], run.worker_id, *key]))  # fmt: skip
+        else:
+            mirror = (self._st.job_run_finished, unset_none(
+                [ts, cols["ended_at"], run.status.value, *key]))  # fmt: skip
+        writes = [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job), mirror]
+        if len(run.result.data) + len(run.error.encode()) <= _BATCH_MAX_PAYLOAD:
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            for statement, values in writes:
+                batch.add(statement, values)
+            await self._cql.execute(batch)
+        else:
+            await asyncio.gather(*(self._cql.execute(s, v) for s, v in writes[:2]))
+            await self._cql.execute(*writes[2])
+
+    async def get_run(self, run_id: str) -> Run:
+        rows = await self._cql.execute(self._st.run_get, (run_id,))
+        if not rows:
+            raise RunNotFound(run_id)
+        return codec.run_from_columns(rows[0])
+
+    async def list_runs(
+        self, namespace: str, job_id: str, page_size: int, page_token: str
+    ) -> Page[Run]:
+        """Newest due first, then highest attempt; the token is the last (due, attempt) seen."""
+        if page_size <= 0:
+            return Page([], page_token)
+        rows: list[Row]
+        if page_token:
+            pos = codec.decode_token(page_token, {"d": int, "a": int})
+            rows = await self._cql.execute(
+                self._st.runs_after, (namespace, job_id, pos["d"], pos["a"], page_size + 1)
+            )
+        else:
+            rows = await self._cql.execute(self._st.runs_first, (namespace, job_id, page_size + 1))
+        runs = [codec.run_from_columns(r) for r in rows[:page_size]]
+        if len(rows) <= page_size:
+            return Page(runs)
+        last = runs[-1]
+        return Page(runs, codec.encode_token({"d": codec.to_us(last.due), "a": last.attempt}))
+
+    # -- executors ------------------------------------------------------------------------
+    async def register_executors(self, names: Iterable[str]) -> None:
+        now = codec.now_us()
+        await asyncio.gather(
+            *(self._cql.execute(self._st.executor_put, (n, now)) for n in set(names))
+        )
+
+    async def known_executors(self) -> set[str]:
+        return {r["name"] for r in await self._cql.execute(self._st.executors_all)}

@@ -1,0 +1,131 @@
+"""asyncio on top of the DataStax driver: one bridge from `ResponseFuture` to asyncio, and the
+one place where driver errors that mean "try again later" become `Unavailable`.
+
+The driver runs its own I/O thread; its callbacks fire there, so results are handed back to
+the event loop with `loop.call_soon_threadsafe` and never touch asyncio objects directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import cassandra
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import UNSET_VALUE, dict_factory
+
+from hourglass_core.errors import Unavailable
+
+T = TypeVar("T")
+
+# Errors after which the request may succeed if retried (node down, overloaded, partitioned).
+# Anything else from the driver (InvalidRequest, SyntaxException, ...) is a bug and propagates.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    NoHostAvailable,
+    cassandra.OperationTimedOut,
+    cassandra.Unavailable,
+    cassandra.WriteTimeout,
+    cassandra.ReadTimeout,
+    ConnectionException,
+)
+
+Row = dict[str, Any]
+
+
+async def open_session(
+    hosts: list[str], port: int, consistency: int, request_timeout: float
+) -> tuple[Any, Any]:
+    """A connected (Cluster, Session) with rows as dicts, token-aware routing, `consistency`
+    for reads and writes and LOCAL_SERIAL for LWTs. Connecting blocks, so it runs in a
+    thread. Raises Unavailable if no host answers."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=consistency,
+        serial_consistency_level=cassandra.ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=request_timeout,
+        row_factory=dict_factory,
+    )
+    cluster = Cluster(
+        contact_points=hosts,
+        port=port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=5,
+        control_connection_timeout=5,
+    )
+    try:
+        return cluster, await asyncio.to_thread(cluster.connect)
+    except TRANSIENT as exc:
+        await asyncio.to_thread(cluster.shutdown)
+        raise Unavailable(f"cassandra at {hosts}:{port}: {exc}") from exc
+
+
+def unset_none(values: Sequence[Any]) -> list[Any]:
+    """Bind values with None replaced by UNSET: an INSERT then leaves the column alone instead
+    of writing a null, which in Cassandra is a tombstone (and, with USING TIMESTAMP, one that
+    could shadow a value written by an earlier event)."""
+    return [UNSET_VALUE if v is None else v for v in values]
+
+
+def _resolve(fut: asyncio.Future[list[Row]], rows: list[Row]) -> None:
+    if not fut.done():  # the awaiting task may have been cancelled meanwhile
+        fut.set_result(rows)
+
+
+def _reject(fut: asyncio.Future[list[Row]], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+class CqlSession:
+    """A driver `Session` seen from asyncio. Every call maps transient errors to Unavailable."""
+
+    def __init__(self, session: Any, *, max_in_flight: int = 512) -> None:
+        self.session = session
+        # Bounds fan-out (a 10k-job submit, a listing's concurrent reads) below the driver's
+        # per-connection stream limit, where it would start failing requests instead of queuing.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    async def execute(self, statement: Any, params: Sequence[Any] | None = None) -> list[Row]:
+        """Runs one statement and returns all rows of every page (our reads are bounded by a
+        LIMIT or by a small table, so collecting every page is safe)."""
+        async with self._in_flight:
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[list[Row]] = loop.create_future()
+            rows: list[Row] = []
+            try:
+                future = self.session.execute_async(statement, params)
+            except TRANSIENT as exc:
+                raise Unavailable(f"cassandra: {exc}") from exc
+
+            def on_page(page: list[Row] | None) -> None:  # runs on the driver's thread
+                if page:
+                    rows.extend(page)
+                if future.has_more_pages:
+                    future.start_fetching_next_page()  # calls on_page again
+                else:
+                    loop.call_soon_threadsafe(_resolve, done, rows)
+
+            def on_error(exc: BaseException) -> None:
+                loop.call_soon_threadsafe(_reject, done, exc)
+
+            future.add_callbacks(on_page, on_error)
+            try:
+                return await done
+            except TRANSIENT as exc:
+                raise Unavailable(f"cassandra: {exc}") from exc
+
+    async def applied(self, statement: Any, params: Sequence[Any]) -> tuple[bool, Row]:
+        """Runs a lightweight transaction; returns ([applied], the row it saw)."""
+        rows = await self.execute(statement, params)
+        row = rows[0] if rows else {}
+        return bool(row.get("[applied]")), row
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs a blocking driver call (connect, DDL, prepare) in a thread."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except TRANSIENT as exc:
+            raise Unavailable(f"cassandra: {exc}") from exc

@@ -1,0 +1,122 @@
+"""Every CQL statement the Cassandra store runs, prepared once (after the schema is in place).
+
+Table and column names are constants; every value is a bind marker, so no CQL text is ever
+built from user data. Tables are unqualified: the session's keyspace is set before preparing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hourglass_core.store.codec import JOB_COLUMNS, RUN_COLUMNS
+
+
+def _insert(table: str, columns: tuple[str, ...], suffix: str = "") -> str:
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){suffix}"
+
+
+_FIRE_COLUMNS = ("due", "namespace", "job_id", "attempt", "kind", "priority")
+_CLAIM_COLUMNS = ("namespace", "job_id", "due", "attempt", "worker_id", "fencing_token", "claimed_at")
+_RUN_BY_JOB_COLUMNS = ("namespace", "job_id", "due", "attempt") + tuple(
+    c for c in RUN_COLUMNS if c not in ("namespace", "job_id", "due", "attempt")
+)
+
+CQL: dict[str, str] = {
+    # jobs
+    "job_insert": _insert("jobs", JOB_COLUMNS),
+    "job_get": "SELECT * FROM jobs WHERE namespace = ? AND id = ?",
+    "job_set_state": "UPDATE jobs SET state = ?, next_fire_time = ? WHERE namespace = ? AND id = ?",
+    "job_set_next": "UPDATE jobs SET next_fire_time = ? WHERE namespace = ? AND id = ?",
+    # Completing is the one job-state change made by the workers: conditional, so that it can
+    # never overwrite a pause or cancel (or a resume that moved the schedule) racing with it.
+    "job_complete": (
+        "UPDATE jobs SET state = ?, next_fire_time = null WHERE namespace = ? AND id = ?"
+        " IF state = ? AND next_fire_time = ?"
+    ),
+    "job_run_started": (
+        "UPDATE jobs USING TIMESTAMP ? SET running = true, last_start_time = ?,"
+        " last_executor = ? WHERE namespace = ? AND id = ?"
+    ),
+    "job_run_finished": (
+        "UPDATE jobs USING TIMESTAMP ? SET running = false, last_end_time = ?,"
+        " last_status = ? WHERE namespace = ? AND id = ?"
+    ),
+    "listing_insert": "INSERT INTO jobs_by_bucket (namespace, bucket, id) VALUES (?, ?, ?)",
+    "listing_slice": (
+        "SELECT id FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id > ? LIMIT ?"
+    ),
+    "key_claim": (
+        "INSERT INTO idempotency_keys (namespace, key, job_id, shard) VALUES (?, ?, ?, ?)"
+        " IF NOT EXISTS"
+    ),
+    # schedule
+    "fire_put": _insert("fires", ("shard", "bucket_start") + _FIRE_COLUMNS, " USING TTL ?"),
+    "fire_slice": (
+        f"SELECT {', '.join(_FIRE_COLUMNS)} FROM fires WHERE shard = ? AND bucket_start = ?"
+        " AND due > ? AND due <= ? LIMIT ?"
+    ),
+    "claim": _insert("fire_claims", _CLAIM_COLUMNS, " IF NOT EXISTS USING TTL ?"),
+    "claim_get": (
+        "SELECT worker_id FROM fire_claims WHERE namespace = ? AND job_id = ? AND due = ?"
+        " AND attempt = ?"
+    ),
+    "checkpoint_get": "SELECT shard, at, fencing_token FROM checkpoints WHERE shard = ?",
+    "checkpoint_insert": (
+        "INSERT INTO checkpoints (shard, at, fencing_token) VALUES (?, ?, ?) IF NOT EXISTS"
+    ),
+    "checkpoint_update": "UPDATE checkpoints SET at = ?, fencing_token = ? WHERE shard = ? IF fencing_token <= ?",
+    "checkpoint_tokens": "SELECT fencing_token FROM checkpoints",
+    # runs
+    "run_by_id_put": _insert("runs_by_id", RUN_COLUMNS, " USING TTL ? AND TIMESTAMP ?"),
+    "run_by_job_put": _insert("runs_by_job", _RUN_BY_JOB_COLUMNS, " USING TTL ? AND TIMESTAMP ?"),
+    "run_get": "SELECT * FROM runs_by_id WHERE run_id = ?",
+    "runs_first": "SELECT * FROM runs_by_job WHERE namespace = ? AND job_id = ? LIMIT ?",
+    "runs_after": (
+        "SELECT * FROM runs_by_job WHERE namespace = ? AND job_id = ?"
+        " AND (due, attempt) < (?, ?) LIMIT ?"
+    ),
+    # executors
+    "executor_put": "INSERT INTO executors (name, last_seen) VALUES (?, ?)",
+    "executors_all": "SELECT name FROM executors",
+}
+
+RUN_BY_JOB_COLUMNS = _RUN_BY_JOB_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """Prepared statements, one per entry of CQL (driver objects, hence Any)."""
+
+    job_insert: Any
+    job_get: Any
+    job_set_state: Any
+    job_set_next: Any
+    job_complete: Any
+    job_run_started: Any
+    job_run_finished: Any
+    listing_insert: Any
+    listing_slice: Any
+    key_claim: Any
+    fire_put: Any
+    fire_slice: Any
+    claim: Any
+    claim_get: Any
+    checkpoint_get: Any
+    checkpoint_insert: Any
+    checkpoint_update: Any
+    checkpoint_tokens: Any
+    run_by_id_put: Any
+    run_by_job_put: Any
+    run_get: Any
+    runs_first: Any
+    runs_after: Any
+    executor_put: Any
+    executors_all: Any
+
+    @classmethod
+    def prepare(cls, prepare: Callable[[str], Any]) -> Statements:
+        """Prepares every statement with `prepare` (Session.prepare: blocking)."""
+        return cls(**{f.name: prepare(CQL[f.name]) for f in fields(cls)})

@@ -1,0 +1,112 @@
+"""`open_store(url)`: a `Store` from the `store` setting.
+
+    cassandra://host1,host2:9042/keyspace?rf=1&run_retention_days=7&bucket_seconds=60
+    sqlite:///absolute/path/to/file.db      (three slashes: the path starts with '/';
+                                             four, as SQLAlchemy writes it, mean the same)
+    sqlite://relative/path.db               (relative to the working directory)
+    sqlite://:memory:                       (in-process, gone at close)
+
+The Cassandra driver is imported only for cassandra:// URLs, so processes that use SQLite
+need not install it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from hourglass_core.store.base import Store
+
+_CASSANDRA_OPTIONS = {"rf", "run_retention_days", "bucket_seconds"}
+_SQLITE_OPTIONS = {"run_retention_days"}
+
+
+async def open_store(url: str, *, migrate: bool = False) -> Store:
+    """Connects to the store `url` names; with migrate=True also creates or upgrades its schema
+    (otherwise call `migrate()` once per deployment before first use).
+
+    Raises ValueError for a URL this function does not understand (the message says what is
+    accepted), Unavailable when the backend cannot be reached."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"store URL {url!r} has no scheme; {_EXPECTED}")
+    if scheme == "cassandra":
+        store: Store = await _open_cassandra(url)
+    elif scheme == "sqlite":
+        store = _open_sqlite(url, rest)
+    else:
+        raise ValueError(f"store URL {url!r}: unknown scheme {scheme!r}; {_EXPECTED}")
+    if migrate:
+        await store.migrate()
+    return store
+
+
+_EXPECTED = (
+    "expected cassandra://host[,host...][:port]/keyspace[?rf=N&run_retention_days=D"
+    "&bucket_seconds=S] or sqlite:///path/to/file.db or sqlite://:memory:"
+)
+
+
+def _options(url: str, query: str, allowed: set[str]) -> dict[str, str]:
+    parsed = parse_qs(query, keep_blank_values=True, strict_parsing=False)
+    unknown = set(parsed) - allowed
+    if unknown:
+        raise ValueError(f"store URL {url!r}: unknown option(s) {sorted(unknown)}; {_EXPECTED}")
+    return {k: v[-1] for k, v in parsed.items()}
+
+
+def _number(url: str, options: dict[str, str], name: str, default: float) -> float:
+    if name not in options:
+        return default
+    try:
+        value = float(options[name])
+    except ValueError:
+        raise ValueError(f"store URL {url!r}: {name} must be a number") from None
+    if value <= 0:
+        raise ValueError(f"store URL {url!r}: {name} must be positive")
+    return value
+
+
+async def _open_cassandra(url: str) -> Store:
+    parts = urlsplit(url)
+    netloc, path = parts.netloc, parts.path.strip("/")
+    hosts_text, port = netloc, 9042
+    if ":" in netloc.rsplit(",", 1)[-1]:  # the port follows the last host
+        hosts_text, _, port_text = netloc.rpartition(":")
+        if not port_text.isdigit():
+            raise ValueError(f"store URL {url!r}: port {port_text!r} is not a number")
+        port = int(port_text)
+    hosts = [h for h in hosts_text.split(",") if h]
+    if not hosts or not path or "/" in path:
+        raise ValueError(f"store URL {url!r} needs hosts and one keyspace; {_EXPECTED}")
+    options = _options(url, parts.query, _CASSANDRA_OPTIONS)
+    rf = _number(url, options, "rf", 1)
+    if rf != int(rf):
+        raise ValueError(f"store URL {url!r}: rf must be a whole number")
+
+    from hourglass_core.store.cassandra import CassandraStore  # needs cassandra-driver
+
+    return await CassandraStore.connect(
+        hosts,
+        port,
+        path,
+        replication_factor=int(rf),
+        run_retention=timedelta(days=_number(url, options, "run_retention_days", 7)),
+        bucket=timedelta(seconds=_number(url, options, "bucket_seconds", 60)),
+    )
+
+
+def _open_sqlite(url: str, rest: str) -> Store:
+    target, _, query = rest.partition("?")
+    options = _options(url, query, _SQLITE_OPTIONS)
+    if target in (":memory:", "/:memory:"):
+        target = ":memory:"
+    elif target.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling) = sqlite:///abs/path
+        target = "/" + target.lstrip("/")
+    if not target:
+        raise ValueError(f"store URL {url!r} names no file; {_EXPECTED}")
+
+    from hourglass_core.store.sqlite import SqliteStore
+
+    retention = timedelta(days=_number(url, options, "run_retention_days", 7))
+    return SqliteStore(target, run_retention=retention)
