@@ -1,0 +1,36 @@
+"""Opens the `Leases` and `Membership` pair named by a coordination URL (`Settings.coordination`)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from hourglass_core.leases.base import Leases, Membership
+from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
+from hourglass_core.leases.redis import DEFAULT_PREFIX, RedisLeases, RedisMembership, SharedRedis
+
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
+async def open_coordination(url: str, prefix: str = DEFAULT_PREFIX) -> tuple[Leases, Membership]:
+    """`redis://host:port/db` (also `rediss://`, `unix://`): a Redis pair sharing one client,
+    checked with a PING (raises Unavailable if Redis does not answer); its connections close
+    when both are closed. `memory://`: a new in-process pair (`prefix` unused), only for a
+    single process. Raises ValueError for any other URL.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "memory":
+        return MemoryLeases(), MemoryMembership()
+    if scheme in _REDIS_SCHEMES:
+        shared = SharedRedis(url)
+        leases, membership = RedisLeases(shared, prefix), RedisMembership(shared, prefix)
+        try:
+            await shared.ping()
+        except BaseException:
+            await leases.close()
+            await membership.close()
+            raise
+        return leases, membership
+    raise ValueError(
+        f"unsupported coordination URL {url!r}: expected redis://host:port/db, rediss://..., "
+        "unix:///path.sock or memory://"
+    )
