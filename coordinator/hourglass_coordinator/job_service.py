@@ -1,0 +1,112 @@
+"""The JobService servicer: protobuf in, JobsApi call, protobuf out. No logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from hourglass_core import wire
+from hourglass_core.errors import HourglassError, InvalidArgument
+from hourglass_core.models import DEFAULT_NAMESPACE, JobFilter
+from hourglass_core.store.base import Created
+from hourglass_coordinator.jobs import JobsApi, utcnow
+from hourglass_pb.v1 import jobs_pb2 as pb
+from hourglass_pb.v1 import jobs_pb2_grpc
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
+
+
+def grpc_errors(handler: Handler[R]) -> Handler[R]:
+    """Turns domain errors into their status code; unexpected ones into INTERNAL, logged."""
+
+    @functools.wraps(handler)
+    async def wrapped(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await handler(self, request, context)
+        except HourglassError as error:
+            await context.abort(wire.status_code(error), str(error))
+        except Exception:
+            log.exception("%s failed", handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{handler.__name__} failed; see server log")
+        raise AssertionError("unreachable: abort raises")
+
+    return wrapped
+
+
+def _namespace(value: str) -> str:
+    return value or DEFAULT_NAMESPACE
+
+
+def _created(c: Created) -> pb.SubmitJobResponse:
+    return pb.SubmitJobResponse(job=wire.job_to_pb(c.job), created=c.created)
+
+
+class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # generated, untyped
+    def __init__(self, api: JobsApi) -> None:
+        self._api = api
+
+    @grpc_errors
+    async def SubmitJob(self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext) -> pb.SubmitJobResponse:
+        if not request.HasField("job"):
+            raise InvalidArgument("job", "is required")
+        spec = wire.spec_from_pb(request.job, utcnow(), "job")
+        [created] = await self._api.submit([spec], field="job")
+        return _created(created)
+
+    @grpc_errors
+    async def SubmitJobs(self, request: pb.SubmitJobsRequest, context: grpc.aio.ServicerContext) -> pb.SubmitJobsResponse:
+        now = utcnow()
+        specs = [wire.spec_from_pb(job, now, f"jobs[{i}]") for i, job in enumerate(request.jobs)]
+        created = await self._api.submit(specs, field="jobs")
+        return pb.SubmitJobsResponse(results=[_created(c) for c in created])
+
+    @grpc_errors
+    async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        return wire.job_to_pb(await self._api.get(_namespace(request.namespace), request.id))
+
+    @grpc_errors
+    async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
+        flt = JobFilter(
+            state=wire.job_state_from_pb(request.state),
+            name_prefix=request.name_prefix,
+            labels=dict(request.labels),
+        )
+        page = await self._api.list(_namespace(request.namespace), flt, request.page_size, request.page_token)
+        return pb.ListJobsResponse(
+            jobs=[wire.job_to_pb(job) for job in page.items], next_page_token=page.next_page_token
+        )
+
+    @grpc_errors
+    async def CancelJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
+        return wire.job_to_pb(await self._api.cancel(_namespace(request.namespace), request.id))
+
+    @grpc_errors
+    async def PauseJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
+        return wire.job_to_pb(await self._api.pause(_namespace(request.namespace), request.id))
+
+    @grpc_errors
+    async def ResumeJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
+        return wire.job_to_pb(await self._api.resume(_namespace(request.namespace), request.id))
+
+    @grpc_errors
+    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
+        if not request.run_id:
+            raise InvalidArgument("run_id", "must not be empty")
+        return wire.run_to_pb(await self._api.get_run(request.run_id))
+
+    @grpc_errors
+    async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
+        if not request.job_id:
+            raise InvalidArgument("job_id", "must not be empty")
+        page = await self._api.list_runs(
+            _namespace(request.namespace), request.job_id, request.page_size, request.page_token
+        )
+        return pb.ListRunsResponse(
+            runs=[wire.run_to_pb(run) for run in page.items], next_page_token=page.next_page_token
+        )

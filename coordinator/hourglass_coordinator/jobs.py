@@ -1,0 +1,185 @@
+"""The client API's logic, free of protobuf: validate, build, store, hint."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from hourglass_core.errors import FailedPrecondition, InvalidArgument
+from hourglass_core.firing import first_fire_time, schedule_row_due
+from hourglass_core.models import (
+    Fire,
+    Job,
+    JobFilter,
+    JobSpec,
+    JobState,
+    Page,
+    Run,
+)
+from hourglass_core.sharding import shard_of
+from hourglass_core.store.base import Created, Store
+from hourglass_core.triggers import next_fire
+from hourglass_core.validation import validate_spec
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+MAX_BATCH = 10_000
+EXECUTORS_REFRESH_S = 2.0
+
+Clock = Callable[[], datetime]
+# Called with fires just written, so those due soon reach their shard's owner at once.
+Hinter = Callable[[Sequence[Fire]], Awaitable[None]]
+# Called with (shard, namespace, job id) of a cancelled job, to stop its runs in progress.
+Canceller = Callable[[int, str, str], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def page_size(requested: int) -> int:
+    if requested > MAX_PAGE:
+        raise InvalidArgument("page_size", f"must be at most {MAX_PAGE}")
+    return requested or DEFAULT_PAGE
+
+
+class JobsApi:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        num_shards: int,
+        max_params_bytes: int,
+        hint: Hinter,
+        cancel_runs: Canceller = lambda shard, namespace, job_id: None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._store = store
+        self._num_shards = num_shards
+        self._max_params_bytes = max_params_bytes
+        self._hint = hint
+        self._cancel_runs = cancel_runs
+        self._clock = clock
+        self._executors: set[str] = set()
+        self._executors_at = 0.0
+
+    async def _known_executors(self, force: bool = False) -> set[str]:
+        if force or time.monotonic() - self._executors_at > EXECUTORS_REFRESH_S:
+            self._executors = await self._store.known_executors()
+            self._executors_at = time.monotonic()
+        return self._executors
+
+    async def submit(self, specs: Sequence[JobSpec], field: str = "jobs") -> list[Created]:
+        """Validates every spec first (one bad spec writes nothing), then stores them all."""
+        if len(specs) > MAX_BATCH:
+            raise InvalidArgument(field, f"at most {MAX_BATCH} jobs per batch")
+        executors = await self._known_executors()
+        if any(spec.executor not in executors for spec in specs):
+            executors = await self._known_executors(force=True)
+        for i, spec in enumerate(specs):
+            name = field if len(specs) == 1 and field == "job" else f"{field}[{i}]"
+            validate_spec(
+                spec,
+                known_executors=executors,
+                max_params_bytes=self._max_params_bytes,
+                field=name,
+            )
+        now = self._clock()
+        created = await self._store.create_jobs([self._new_job(spec, now) for spec in specs])
+        fires = [
+            Fire(
+                due=c.job.next_fire_time,
+                namespace=c.job.namespace,
+                job_id=c.job.id,
+                shard=c.job.shard,
+                priority=c.job.priority,
+            )
+            for c in created
+            if c.created and c.job.next_fire_time is not None
+        ]
+        if fires:
+            await self._hint(fires)
+        return created
+
+    def _new_job(self, spec: JobSpec, now: datetime) -> tuple[Job, Fire | None]:
+        job_id = str(uuid.uuid4())
+        shard = shard_of(job_id, self._num_shards)
+        due = first_fire_time(spec.trigger, now)
+        row_due = None if due is None else schedule_row_due(due, now)
+        job = Job(
+            namespace=spec.namespace,
+            id=job_id,
+            name=spec.name,
+            executor=spec.executor,
+            trigger=spec.trigger,
+            priority=spec.priority,
+            params=spec.params,
+            options=spec.options,
+            labels=dict(spec.labels),
+            idempotency_key=spec.idempotency_key,
+            state=JobState.ACTIVE if due is not None else JobState.COMPLETED,
+            created_at=now,
+            shard=shard,
+            next_fire_time=row_due,
+        )
+        fire = (
+            None
+            if row_due is None
+            else Fire(due=row_due, namespace=spec.namespace, job_id=job_id, shard=shard, priority=spec.priority)
+        )
+        return job, fire
+
+    async def get(self, namespace: str, job_id: str) -> Job:
+        return await self._store.get_job(namespace, job_id)
+
+    async def list(self, namespace: str, flt: JobFilter, size: int, token: str) -> Page[Job]:
+        return await self._store.list_jobs(namespace, flt, page_size(size), token)
+
+    async def cancel(self, namespace: str, job_id: str) -> Job:
+        job = await self._store.get_job(namespace, job_id)
+        if job.state in (JobState.CANCELLED, JobState.COMPLETED):
+            return job  # cancelling twice is harmless; a completed job has nothing to stop
+        cancelled = await self._store.set_job_state(namespace, job_id, JobState.CANCELLED, None)
+        if job.running:
+            self._cancel_runs(job.shard, namespace, job_id)
+        return cancelled
+
+    async def pause(self, namespace: str, job_id: str) -> Job:
+        job = await self._store.get_job(namespace, job_id)
+        if job.state is JobState.PAUSED:
+            return job
+        if job.state is not JobState.ACTIVE:
+            raise FailedPrecondition(f"job {job_id} is {job.state.value} and cannot be paused")
+        return await self._store.set_job_state(namespace, job_id, JobState.PAUSED, None)
+
+    async def resume(self, namespace: str, job_id: str) -> Job:
+        job = await self._store.get_job(namespace, job_id)
+        if job.state is JobState.ACTIVE:
+            return job
+        if job.state is not JobState.PAUSED:
+            raise FailedPrecondition(f"job {job_id} is {job.state.value} and cannot be resumed")
+        now = self._clock()
+        due = next_fire(job.trigger, now - timedelta(microseconds=1))
+        if due is None:
+            return await self._store.set_job_state(namespace, job_id, JobState.COMPLETED, None)
+        fire = Fire(
+            due=schedule_row_due(due, now),
+            namespace=namespace,
+            job_id=job_id,
+            shard=job.shard,
+            priority=job.priority,
+        )
+        resumed = await self._store.set_job_state(namespace, job_id, JobState.ACTIVE, fire)
+        await self._hint([fire])
+        return resumed
+
+    async def get_run(self, run_id: str) -> Run:
+        return await self._store.get_run(run_id)
+
+    async def list_runs(self, namespace: str, job_id: str, size: int, token: str) -> Page[Run]:
+        page = await self._store.list_runs(namespace, job_id, page_size(size), token)
+        if not page.items and not token:
+            await self._store.get_job(namespace, job_id)  # NOT_FOUND for an unknown job
+        return page

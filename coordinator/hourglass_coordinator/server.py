@@ -1,0 +1,100 @@
+"""A coordinator replica: client API, worker streams, and a campaign for leadership."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+
+import grpc
+
+from hourglass_core.config import Settings
+from hourglass_core.backends import Backends, open_backends
+from hourglass_coordinator.job_service import JobService
+from hourglass_coordinator.jobs import JobsApi
+from hourglass_coordinator.leader import Leader
+from hourglass_coordinator.worker_streams import WorkerStreams
+from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE = 64 * 1024 * 1024
+GRACE_S = 5.0
+
+
+def replica_id() -> str:
+    return f"coord-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+async def serve(
+    settings: Settings,
+    *,
+    backends: Backends | None = None,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Runs one replica until SIGINT/SIGTERM (or cancellation). Opens the backends the
+    settings name unless `backends` are given (the embedded mode shares its in-process ones)."""
+    rid = replica_id()
+    owned = backends is None
+    store, leases, membership = backends or await open_backends(settings)
+    streams = WorkerStreams(
+        rid,
+        store,
+        membership,
+        num_shards=settings.num_shards,
+        heartbeat_interval=settings.heartbeat_interval,
+        worker_timeout=settings.worker_timeout,
+    )
+    api = JobsApi(
+        store,
+        num_shards=settings.num_shards,
+        max_params_bytes=settings.max_params_bytes,
+        hint=streams.hint,
+        cancel_runs=streams.cancel_runs,
+    )
+    leader = Leader(rid, leases, membership, store, num_shards=settings.num_shards, ttl=settings.leader_ttl)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 1),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+    )
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api), server)
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    await server.start()
+    log.info("coordinator %s listening on %s (store %s)", rid, settings.listen, settings.store)
+    loops = [
+        asyncio.create_task(leader.run(), name="leader"),
+        asyncio.create_task(streams.follow_shard_map(), name="shard-map"),
+        asyncio.create_task(streams.relay_hints(), name="hint-relay"),
+    ]
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("coordinator %s stopping", rid)
+        await server.stop(GRACE_S)
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if owned:
+            await membership.close()
+            await leases.close()
+            await store.close()
+        log.info("coordinator %s stopped", rid)

@@ -1,0 +1,216 @@
+"""The WorkerService servicer: one bidirectional stream per connected worker.
+
+Each replica keeps the streams of the workers connected to it, records their heartbeats in the
+membership backend, writes their run events to the store (acknowledging each once durable), and
+pushes to them their part of the shard map, fire hints and cancels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import grpc
+
+from hourglass_core import wire
+from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
+from hourglass_core.models import Fire
+from hourglass_core.store.base import Store
+from hourglass_pb.v1 import jobs_pb2 as pb
+from hourglass_pb.v1 import worker_pb2 as wpb
+from hourglass_pb.v1 import worker_pb2_grpc
+
+log = logging.getLogger(__name__)
+SHARD_MAP_POLL_S = 0.2
+
+
+class AckTracker:
+    """Acknowledges run events up to the highest seq below which every event is written,
+    although events are written concurrently and finish out of order."""
+
+    def __init__(self) -> None:
+        self._done: set[int] = set()
+        self._pending: set[int] = set()
+        self.acked = 0
+
+    def start(self, seq: int) -> None:
+        self._pending.add(seq)
+
+    def finish(self, seq: int) -> int | None:
+        """Marks seq written; returns the new ack watermark when it moved."""
+        self._pending.discard(seq)
+        self._done.add(seq)
+        floor = min(self._pending) if self._pending else None
+        ready = sorted(s for s in self._done if floor is None or s < floor)
+        if not ready:
+            return None
+        self._done.difference_update(ready)
+        self.acked = max(self.acked, ready[-1])
+        return self.acked
+
+
+class _Connection:
+    def __init__(self, info: WorkerInfo) -> None:
+        self.info = info
+        self.outbox: asyncio.Queue[wpb.CoordinatorMessage] = asyncio.Queue()
+        self.pushed_version = -1
+
+
+class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc]  # generated, untyped
+    def __init__(
+        self,
+        replica_id: str,
+        store: Store,
+        membership: Membership,
+        *,
+        num_shards: int,
+        heartbeat_interval: timedelta,
+        worker_timeout: timedelta,
+    ) -> None:
+        self._replica_id = replica_id
+        self._store = store
+        self._membership = membership
+        self._num_shards = num_shards
+        self._heartbeat_interval = heartbeat_interval
+        self._worker_timeout = worker_timeout
+        self._connections: dict[str, _Connection] = {}
+        self.shard_map = ShardMap(0, {})
+
+    # -- the stream -----------------------------------------------------------------------
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[wpb.WorkerMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[wpb.CoordinatorMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("kind") != "register" or not first.register.worker_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be register with a worker_id")
+            return
+        reg = first.register
+        info = WorkerInfo(reg.worker_id, frozenset(reg.executors), reg.capacity, self._replica_id)
+        await self._store.register_executors(info.executors)
+        await self._membership.heartbeat(info, self._worker_timeout)
+        conn = _Connection(info)
+        self._connections[info.worker_id] = conn
+        log.info("worker %s connected (executors %s)", info.worker_id, sorted(info.executors))
+        yield wpb.CoordinatorMessage(
+            registered=wpb.Registered(
+                num_shards=self._num_shards, heartbeat_interval=wire.dur(self._heartbeat_interval)
+            )
+        )
+        self._push_assignment(conn)
+        reader = asyncio.create_task(self._read(conn, request_iterator), name=f"read-{info.worker_id}")
+        try:
+            while True:
+                get = asyncio.ensure_future(conn.outbox.get())
+                done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    break
+                yield get.result()
+        finally:
+            reader.cancel()
+            if self._connections.get(info.worker_id) is conn:
+                del self._connections[info.worker_id]
+            log.info("worker %s stream closed", info.worker_id)
+
+    async def _read(self, conn: _Connection, messages: AsyncIterator[wpb.WorkerMessage]) -> None:
+        acks = AckTracker()
+        writes: set[asyncio.Task[None]] = set()
+        try:
+            async for message in messages:
+                kind = message.WhichOneof("kind")
+                if kind == "heartbeat" and message.heartbeat.leaving:
+                    await self._membership.remove_worker(conn.info.worker_id)
+                elif kind == "heartbeat":
+                    await self._membership.heartbeat(conn.info, self._worker_timeout)
+                elif kind in ("run_started", "run_finished"):
+                    event = getattr(message, kind)
+                    acks.start(event.seq)
+                    task = asyncio.create_task(self._record(conn, event, acks))
+                    writes.add(task)
+                    task.add_done_callback(writes.discard)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        finally:
+            for task in writes:
+                task.cancel()
+
+    async def _record(
+        self, conn: _Connection, event: wpb.RunStarted | wpb.RunFinished, acks: AckTracker
+    ) -> None:
+        # A write that fails is not acknowledged: the worker re-sends it after reconnecting.
+        try:
+            await self._store.record_run(wire.run_from_event(event, conn.info.worker_id))
+        except Exception as error:  # noqa: BLE001 - logged; the worker retries
+            log.warning("could not record run %s: %s", event.run_id, error)
+            return
+        watermark = acks.finish(event.seq)
+        if watermark is not None:
+            conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=watermark)))
+
+    # -- pushes ---------------------------------------------------------------------------
+    def _push_assignment(self, conn: _Connection) -> None:
+        if conn.pushed_version == self.shard_map.version:
+            return
+        shards = sorted(s for s, owner in self.shard_map.owners.items() if owner == conn.info.worker_id)
+        conn.outbox.put_nowait(
+            wpb.CoordinatorMessage(assignment=wpb.Assignment(version=self.shard_map.version, shards=shards))
+        )
+        conn.pushed_version = self.shard_map.version
+
+    async def follow_shard_map(self) -> None:
+        """Forever: pushes each new shard map to the local workers."""
+        while True:
+            try:
+                latest = await self._membership.shard_map()
+                if latest.version != self.shard_map.version:
+                    self.shard_map = latest
+                    for conn in list(self._connections.values()):
+                        self._push_assignment(conn)
+            except Exception as error:  # noqa: BLE001 - the backend may be briefly away
+                log.warning("reading the shard map failed: %s", error)
+            await asyncio.sleep(SHARD_MAP_POLL_S)
+
+    async def hint(self, fires: Sequence[Fire]) -> None:
+        """Sends fires just written to their shard's owner: directly when its stream is here,
+        through the membership backend otherwise. Best effort: workers also read the store."""
+        for fire in fires:
+            owner = self.shard_map.owners.get(fire.shard)
+            if owner is None:
+                continue
+            if not self._deliver_hint(owner, fire):
+                try:
+                    await self._membership.publish_hint(owner, fire)
+                except Exception as error:  # noqa: BLE001 - a hint is an optimisation
+                    log.debug("hint for %s not published: %s", owner, error)
+
+    def _deliver_hint(self, worker_id: str, fire: Fire) -> bool:
+        conn = self._connections.get(worker_id)
+        if conn is None:
+            return False
+        conn.outbox.put_nowait(wpb.CoordinatorMessage(fire_hint=wire.fire_to_hint(fire)))
+        return True
+
+    async def relay_hints(self) -> None:
+        """Forever: delivers hints published by other replicas to local workers."""
+        while True:
+            try:
+                async for worker_id, fire in self._membership.hints():
+                    self._deliver_hint(worker_id, fire)
+            except Exception as error:  # noqa: BLE001
+                log.warning("hint relay interrupted: %s", error)
+                await asyncio.sleep(1.0)
+
+    def cancel_runs(self, shard: int, namespace: str, job_id: str) -> None:
+        """Asks the shard's owner, when connected here, to stop the job's runs in progress."""
+        owner = self.shard_map.owners.get(shard)
+        conn = self._connections.get(owner or "")
+        if conn is not None:
+            conn.outbox.put_nowait(
+                wpb.CoordinatorMessage(
+                    cancel_runs=wpb.CancelRuns(jobs=[pb.JobRef(namespace=namespace, id=job_id)])
+                )
+            )

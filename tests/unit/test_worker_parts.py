@@ -1,0 +1,68 @@
+"""The worker's and coordinator's in-memory parts: ack watermark, timer, executors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hourglass_coordinator.worker_streams import AckTracker
+from hourglass_core.models import Fire, Payload, RunStatus
+from hourglass_worker.executors import RunContext, load_executors, to_payload
+from hourglass_worker.runner import Runner
+from hourglass_worker.timer import FireTimer
+
+
+def test_ack_watermark_waits_for_every_earlier_event() -> None:
+    acks = AckTracker()
+    for seq in (1, 2, 3):
+        acks.start(seq)
+    assert acks.finish(2) is None  # 1 is still being written
+    assert acks.finish(1) == 2
+    assert acks.finish(3) == 3
+
+
+async def test_timer_returns_due_fires_by_priority_and_takes_each_once() -> None:
+    timer = FireTimer()
+    now = datetime.now(UTC)
+    low = Fire(due=now - timedelta(milliseconds=5), namespace="d", job_id="a", shard=0, priority=0)
+    high = Fire(due=now - timedelta(milliseconds=1), namespace="d", job_id="b", shard=0, priority=5)
+    assert timer.add(low) and timer.add(high)
+    assert not timer.add(low)  # already waiting
+    due = await asyncio.wait_for(timer.next_due(), 1)
+    assert [f.job_id for f in due] == ["b", "a"]
+    assert not timer.add(low)  # taken, not forgotten
+    timer.forget(low)
+    assert timer.add(low)
+
+
+def _ctx(params: dict[str, object]) -> RunContext:
+    return RunContext("d", "j", "r", 1, datetime.now(UTC), Payload(json.dumps(params).encode(), "application/json"))
+
+
+async def test_runner_reports_success_failure_and_timeout() -> None:
+    executors = load_executors("")
+    runner = Runner(capacity=2)
+    ok = await runner.run(executors["echo"], _ctx({"x": 1}), None)
+    assert ok.status is RunStatus.SUCCEEDED and json.loads(ok.result.data) == {"x": 1}
+    failed = await runner.run(executors["fail"], _ctx({"message": "nope"}), None)
+    assert failed.status is RunStatus.FAILED and failed.error == "nope"
+    slow = await runner.run(executors["sleep"], _ctx({"seconds": 5}), timedelta(milliseconds=50))
+    assert slow.status is RunStatus.TIMED_OUT
+    runner.close()
+
+
+def test_operator_executor_entries_are_validated() -> None:
+    assert "dumps" in load_executors("dumps=json:dumps")
+    with pytest.raises(ValueError, match="not name=package.module:function"):
+        load_executors("oops")
+    with pytest.raises(ValueError, match="cannot load"):
+        load_executors("x=no_such_module_here:f")
+
+
+def test_results_become_payloads_with_content_types() -> None:
+    assert to_payload({"a": 1}).content_type == "application/json"
+    assert to_payload("hi").data == b"hi"
+    assert to_payload(None).data == b""

@@ -1,0 +1,136 @@
+"""The worker's stream to a coordinator replica: reconnects, and re-sends every run event the
+coordinator has not acknowledged, so no result is lost when a replica goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
+
+import grpc
+
+from hourglass_core import wire
+from hourglass_core.models import Run
+from hourglass_pb.v1 import worker_pb2 as wpb
+from hourglass_pb.v1 import worker_pb2_grpc
+
+log = logging.getLogger(__name__)
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 2.0
+
+
+class CoordinatorLink:
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        register: wpb.Register,
+        on_message: Callable[[wpb.CoordinatorMessage], None],
+        heartbeat: Callable[[], wpb.Heartbeat],
+        heartbeat_interval: timedelta,
+    ) -> None:
+        self._addresses = list(addresses)
+        self._register = register
+        self._on_message = on_message
+        self._heartbeat = heartbeat
+        self._heartbeat_interval = heartbeat_interval.total_seconds()
+        self._seq = 0
+        self._unacked: dict[int, wpb.WorkerMessage] = {}
+        self._outbox: asyncio.Queue[wpb.WorkerMessage] = asyncio.Queue()
+        self._all_acked = asyncio.Event()
+        self._all_acked.set()
+        self.connected = asyncio.Event()
+
+    # -- events ---------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def run_started(self, run: Run, shard: int) -> None:
+        seq = self._next_seq()
+        self._queue(seq, wpb.WorkerMessage(run_started=wire.run_started_to_pb(run, seq, shard)))
+
+    def run_finished(self, run: Run) -> None:
+        seq = self._next_seq()
+        self._queue(seq, wpb.WorkerMessage(run_finished=wire.run_finished_to_pb(run, seq)))
+
+    def _queue(self, seq: int, message: wpb.WorkerMessage) -> None:
+        self._unacked[seq] = message
+        self._all_acked.clear()
+        self._outbox.put_nowait(message)
+
+    def _ack(self, seq: int) -> None:
+        for done in [s for s in self._unacked if s <= seq]:
+            del self._unacked[done]
+        if not self._unacked:
+            self._all_acked.set()
+
+    async def send_heartbeat(self) -> None:
+        """Sends a heartbeat now (e.g. one that says the worker is leaving)."""
+        self._outbox.put_nowait(wpb.WorkerMessage(heartbeat=self._heartbeat()))
+
+    @property
+    def unacked(self) -> int:
+        return len(self._unacked)
+
+    async def flush(self, timeout: float) -> bool:
+        """Waits until every event is acknowledged; False on timeout."""
+        try:
+            await asyncio.wait_for(self._all_acked.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    # -- the connection -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Forever: keep one stream open to some replica."""
+        attempt = 0
+        while True:
+            address = self._addresses[attempt % len(self._addresses)]
+            try:
+                await self._session(address)
+                attempt = 0
+            except grpc.aio.AioRpcError as error:
+                log.warning("stream to %s ended: %s", address, error.code().name)
+            except Exception as error:  # noqa: BLE001
+                log.warning("stream to %s failed: %s", address, error)
+            self.connected.clear()
+            attempt += 1
+            await asyncio.sleep(min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(attempt, 5)))
+
+    async def _session(self, address: str) -> None:
+        async with grpc.aio.insecure_channel(
+            address, options=[("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000)]
+        ) as channel:
+            stub = worker_pb2_grpc.WorkerServiceStub(channel)
+            # Re-send in order what the last replica did not acknowledge; then live events.
+            self._outbox = asyncio.Queue()
+            for seq in sorted(self._unacked):
+                self._outbox.put_nowait(self._unacked[seq])
+            call = stub.Connect(self._messages())
+            async for message in call:
+                kind = message.WhichOneof("kind")
+                if kind == "registered":
+                    self.connected.set()
+                    log.info("connected to coordinator %s", address)
+                elif kind == "ack":
+                    self._ack(message.ack.seq)
+                else:
+                    self._on_message(message)
+
+    async def _messages(self) -> AsyncIterator[wpb.WorkerMessage]:
+        yield wpb.WorkerMessage(register=self._register)
+        outbox = self._outbox
+        loop = asyncio.get_running_loop()
+        last_heartbeat = loop.time()
+        while True:
+            # Heartbeats go out on time even under a steady stream of run events.
+            wait = max(0.0, last_heartbeat + self._heartbeat_interval - loop.time())
+            try:
+                message = await asyncio.wait_for(outbox.get(), wait)
+                yield message
+            except TimeoutError:
+                pass
+            if loop.time() - last_heartbeat >= self._heartbeat_interval:
+                last_heartbeat = loop.time()
+                yield wpb.WorkerMessage(heartbeat=self._heartbeat())

@@ -1,0 +1,47 @@
+"""Starts a worker process from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+
+from hourglass_core.backends import Backends, open_backends
+from hourglass_core.config import Settings
+from hourglass_worker.executors import load_executors
+from hourglass_worker.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    backends: Backends | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Runs one worker until SIGINT/SIGTERM or `stop`; then shuts down gracefully."""
+    executors = load_executors(settings.executors)
+    owned = backends is None
+    store, leases, membership = backends or await open_backends(settings)
+    stop = stop or asyncio.Event()
+    if owned:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    worker = Worker(settings.worker_id or new_worker_id(), settings, store, leases, membership, executors)
+    log.info("worker %s starting (executors: %s)", worker.worker_id, ", ".join(sorted(executors)))
+    try:
+        await worker.run(stop)
+    finally:
+        if owned:
+            await membership.close()
+            await leases.close()
+            await store.close()
