@@ -147,6 +147,9 @@ class Job:
 class FireKind(enum.Enum):
     SCHEDULED = "scheduled"  # an occurrence of the trigger; valid while it is the job's next fire
     RETRY = "retry"  # another attempt of a failed run
+    # Never stored: tells a shard's owner that the job was paused or cancelled, so it drops
+    # the job's fires it already prepared (and, if cancelled, stops its runs).
+    HALT = "halt"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -91,6 +91,11 @@ class Store(Protocol):
         """True for exactly one caller per (namespace, job_id, due, attempt), ever."""
         ...
 
+    async def steal_claim(self, fire: Fire, from_worker: str, to_worker: str, token: int) -> bool:
+        """Moves the fire's claim from `from_worker` (found dead) to `to_worker`; True for
+        exactly one caller, and only while `from_worker` still holds the claim."""
+        ...
+
     async def claim_owner(self, fire: Fire) -> str | None:
         """The worker id that claimed the fire, or None if nobody has."""
         ...

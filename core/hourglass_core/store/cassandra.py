@@ -301,6 +301,18 @@ class CassandraStore:
         )  # fmt: skip
         return applied or (row.get("worker_id") == worker_id and row.get("fencing_token") == token)
 
+    async def steal_claim(self, fire: Fire, from_worker: str, to_worker: str, token: int) -> bool:
+        """LWT: moves the claim only while `from_worker` still holds it."""
+        due = codec.to_us(fire.due)
+        applied, _ = await self._cql.applied(
+            self._st.claim_steal,
+            (
+                self._ttl_from_due(due, _CLAIM_TTL_SLACK), to_worker, token,
+                fire.namespace, fire.job_id, due, fire.attempt, from_worker,
+            ),
+        )  # fmt: skip
+        return bool(applied)
+
     async def claim_owner(self, fire: Fire) -> str | None:
         rows = await self._cql.execute(
             self._st.claim_get, (fire.namespace, fire.job_id, codec.to_us(fire.due), fire.attempt)
@@ -344,9 +356,11 @@ class CassandraStore:
         """Writes run-by-id, run-by-job and the job mirror, each with the write timestamp
         codec.run_write_timestamp(run): per cell, the event with the latest run time wins, so a
         late or repeated RUNNING can never overwrite a finished status (no LWT, no read).
-        Usually one LOGGED batch (all three or none, even if we crash after sending it). A run
-        with a large result or error is written as separate idempotent writes instead, since
-        multi-partition batches are refused beyond batch_size_fail_threshold (50 KiB)."""
+        Usually one UNLOGGED batch: every write is idempotent (fixed timestamps) and the worker
+        re-sends an event until it is acknowledged, so a partly applied batch is completed by
+        the retry; a logged batch would add a batchlog write and delete to every run event. A
+        run with a large result or error is written as separate idempotent writes instead,
+        since batches are refused beyond batch_size_fail_threshold (50 KiB)."""
         ts = codec.run_write_timestamp(run, codec.now_us())
         cols = codec.run_columns(run)
         by_id = unset_none([cols[c] for c in codec.RUN_COLUMNS]) + [self._retention_s, ts]
@@ -360,7 +374,7 @@ class CassandraStore:
                 [ts, cols["ended_at"], run.status.value, *key]))  # fmt: skip
         writes = [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job), mirror]
         if len(run.result.data) + len(run.error.encode()) <= _BATCH_MAX_PAYLOAD:
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             for statement, values in writes:
                 batch.add(statement, values)
             await self._cql.execute(batch)

@@ -53,6 +53,7 @@ async def open_session(
         port=port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=5,
+        protocol_version=5,  # Cassandra 4+; saves two downgrade round trips and warnings
         control_connection_timeout=5,
     )
     try:

@@ -59,6 +59,10 @@ CQL: dict[str, str] = {
         " AND due > ? AND due <= ? LIMIT ?"
     ),
     "claim": _insert("fire_claims", _CLAIM_COLUMNS, " IF NOT EXISTS USING TTL ?"),
+    "claim_steal": (
+        "UPDATE fire_claims USING TTL ? SET worker_id = ?, fencing_token = ?"
+        " WHERE namespace = ? AND job_id = ? AND due = ? AND attempt = ? IF worker_id = ?"
+    ),
     "claim_get": (
         "SELECT worker_id FROM fire_claims WHERE namespace = ? AND job_id = ? AND due = ?"
         " AND attempt = ?"
@@ -103,6 +107,7 @@ class Statements:
     fire_put: Any
     fire_slice: Any
     claim: Any
+    claim_steal: Any
     claim_get: Any
     checkpoint_get: Any
     checkpoint_insert: Any

@@ -269,6 +269,17 @@ class SqliteStore:
 
         return await self._call(_claim)
 
+    async def steal_claim(self, fire: Fire, from_worker: str, to_worker: str, token: int) -> bool:
+        params = {"namespace": fire.namespace, "job_id": fire.job_id, "due": codec.to_us(fire.due),
+                  "attempt": fire.attempt, "from_worker": from_worker, "to_worker": to_worker,
+                  "fencing_token": token}  # fmt: skip
+
+        def _steal() -> bool:
+            with self._tx() as db:
+                return db.execute(sql.CLAIM_STEAL, params).rowcount == 1
+
+        return await self._call(_steal)
+
     async def claim_owner(self, fire: Fire) -> str | None:
         key = {"namespace": fire.namespace, "job_id": fire.job_id,
                "due": codec.to_us(fire.due), "attempt": fire.attempt}  # fmt: skip

@@ -74,6 +74,11 @@ CLAIM = _insert(
      "expires_at"),
     "INSERT OR IGNORE",
 )  # fmt: skip
+CLAIM_STEAL = (
+    "UPDATE fire_claims SET worker_id = :to_worker, fencing_token = :fencing_token"
+    " WHERE namespace = :namespace AND job_id = :job_id AND due = :due AND attempt = :attempt"
+    " AND worker_id = :from_worker"
+)
 CLAIM_GET = (
     "SELECT worker_id, fencing_token FROM fire_claims WHERE namespace = :namespace"
     " AND job_id = :job_id AND due = :due AND attempt = :attempt"

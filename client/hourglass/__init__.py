@@ -1,0 +1,85 @@
+"""Hourglass: a distributed job scheduler. This is its Python SDK.
+
+    import hourglass
+
+    with hourglass.Client("127.0.0.1:7070") as client:
+        job = client.submit(hourglass.JobSpec(
+            name="report", executor="http", trigger=hourglass.cron("30 2 * * *", tz="Europe/London"),
+            params=hourglass.json_params({"url": "http://reports.internal/run"}),
+        ))
+        for run in client.iter_runs(job.id):
+            print(run.status, run.lateness)
+
+`AsyncClient` has the same methods as coroutines. Importing this package needs only grpcio,
+protobuf and the shared models: none of the server dependencies.
+"""
+
+from __future__ import annotations
+
+from hourglass._common import CallRetry, DeadlineExceeded
+from hourglass.aio import AsyncClient
+from hourglass.client import Client
+from hourglass.triggers import cron, every, json_params, once
+from hourglass_core.errors import (
+    FailedPrecondition,
+    HourglassError,
+    InvalidArgument,
+    JobNotFound,
+    NotFound,
+    RunNotFound,
+    Unavailable,
+)
+from hourglass_core.models import (
+    CronTrigger,
+    IntervalTrigger,
+    Job,
+    JobFilter,
+    JobOptions,
+    JobSpec,
+    JobState,
+    MisfirePolicy,
+    OnceTrigger,
+    OverlapPolicy,
+    Page,
+    Payload,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    Trigger,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "CallRetry",
+    "Client",
+    "CronTrigger",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "HourglassError",
+    "IntervalTrigger",
+    "InvalidArgument",
+    "Job",
+    "JobFilter",
+    "JobNotFound",
+    "JobOptions",
+    "JobSpec",
+    "JobState",
+    "MisfirePolicy",
+    "NotFound",
+    "OnceTrigger",
+    "OverlapPolicy",
+    "Page",
+    "Payload",
+    "RetryPolicy",
+    "Run",
+    "RunNotFound",
+    "RunStatus",
+    "Trigger",
+    "Unavailable",
+    "cron",
+    "every",
+    "json_params",
+    "once",
+]

@@ -1,0 +1,177 @@
+"""`AsyncClient`: the asyncio Python client of a Hourglass cluster (one `grpc.aio` channel)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from hourglass import _common as rpcs
+from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
+from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run
+from hourglass_pb.v1 import jobs_pb2_grpc
+
+T = TypeVar("T")
+JobList = list[Job]
+
+
+class AsyncClient:
+    """The asyncio twin of `hourglass.Client`: the same methods, as coroutines (`iter_jobs` and
+    `iter_runs` are async iterators), the same retries, deadlines and errors.
+
+    Create it in the event loop that uses it (gRPC binds the channel to that loop), e.g.
+    `async with hourglass.AsyncClient() as client: ...`.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retry: CallRetry | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        target, channel_options = rpcs.channel_target(address)
+        channel_options.extend(options)
+        self.target = target
+        self._timeout = timeout
+        self._retry = retry or CallRetry()
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials, options=channel_options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(target, options=channel_options)
+        )
+        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _call(self, rpc: Rpc[T], timeout: float | None) -> T:
+        attempts = Attempts(self._retry, timeout or self._timeout, rpc.retry_on)
+        method = getattr(self._stub, rpc.method)
+        while True:
+            try:
+                response = await method(rpc.request, timeout=attempts.start())
+            except grpc.RpcError as error:  # grpc.aio.AioRpcError is one
+                delay = attempts.failed(error.code())
+                if delay is None:
+                    raise rpcs.error_from_rpc(
+                        error, rpc.not_found, target=self.target, attempts=attempts.count
+                    ) from error
+                await asyncio.sleep(delay)
+                continue
+            return rpc.parse(response)
+
+    async def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled. Idempotent."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec, *, idempotent: bool = True, timeout: float | None = None) -> Job:
+        """As `Client.submit`: durable before it returns; a random idempotency key is added
+        unless the spec has one or `idempotent=False`, and only keyed submits are retried."""
+        return await self._call(rpcs.submit(spec, idempotent), timeout)
+
+    async def submit_many(
+        self, specs: Sequence[JobSpec], *, idempotent: bool = True, timeout: float | None = None
+    ) -> JobList:
+        """As `Client.submit_many`: all or nothing, results in input order."""
+        return await self._call(rpcs.submit_many(specs, idempotent), timeout)
+
+    async def get(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """Raises JobNotFound."""
+        return await self._call(rpcs.get_job(job_id, namespace), timeout)
+
+    async def list(
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        state: JobState | None = None,
+        name_prefix: str = "",
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> Page[Job]:
+        """One page of matching jobs; `next_page_token` is empty on the last page."""
+        rpc = rpcs.list_jobs(namespace, state, name_prefix, labels, page_size, page_token)
+        return await self._call(rpc, timeout)
+
+    async def iter_jobs(
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        state: JobState | None = None,
+        name_prefix: str = "",
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 100,
+        *,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Job]:
+        """Every matching job, fetching page after page: `async for job in client.iter_jobs()`."""
+        token = ""
+        while True:
+            page = await self.list(namespace, state, name_prefix, labels, page_size, token, timeout=timeout)
+            for job in page.items:
+                yield job
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def cancel(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """As `Client.cancel`. Raises JobNotFound."""
+        return await self._call(rpcs.control("cancel", job_id, namespace), timeout)
+
+    async def pause(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """As `Client.pause`. Raises JobNotFound, FailedPrecondition."""
+        return await self._call(rpcs.control("pause", job_id, namespace), timeout)
+
+    async def resume(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """As `Client.resume`. Raises JobNotFound, FailedPrecondition."""
+        return await self._call(rpcs.control("resume", job_id, namespace), timeout)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str, *, timeout: float | None = None) -> Run:
+        """Raises RunNotFound."""
+        return await self._call(rpcs.get_run(run_id), timeout)
+
+    async def runs(
+        self,
+        job_id: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        page_size: int = 100,
+        page_token: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> Page[Run]:
+        """One page of the job's runs, newest first. Raises JobNotFound."""
+        return await self._call(rpcs.list_runs(job_id, namespace, page_size, page_token), timeout)
+
+    async def iter_runs(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, page_size: int = 100, *, timeout: float | None = None
+    ) -> AsyncIterator[Run]:
+        """Every run of the job, newest first, page after page."""
+        token = ""
+        while True:
+            page = await self.runs(job_id, namespace, page_size, token, timeout=timeout)
+            for run in page.items:
+                yield run
+            token = page.next_page_token
+            if not token:
+                return
+
+
+__all__ = ["AsyncClient"]

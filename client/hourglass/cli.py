@@ -1,0 +1,392 @@
+"""The `hourglass` command: run the servers, migrate the store, and drive jobs from a shell.
+
+    hourglass coordinator | worker | db migrate | dev [--demo]
+    hourglass submit --name N --executor E (--at T | --every D | --cron EXPR [--tz Z]) [...]
+    hourglass get ID | list [...] | cancel ID | pause ID | resume ID | runs ID | run RUN_ID
+
+Server commands import the coordinator, worker or store only when run, so the client commands
+need nothing beyond the SDK. Exit codes: 0 ok, 1 other error, 2 invalid argument (including
+usage errors), 3 not found, 4 failed precondition, 5 unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hourglass import cli_format as fmt
+from hourglass.cli_format import DURATION_HELP, duration, label, time_arg, timeout_seconds
+from hourglass.client import Client
+from hourglass_core.config import Settings, from_env, with_overrides
+from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArgument, NotFound, Unavailable
+from hourglass_core.models import (
+    DEFAULT_NAMESPACE,
+    CronTrigger,
+    IntervalTrigger,
+    JobOptions,
+    JobSpec,
+    JobState,
+    MisfirePolicy,
+    OnceTrigger,
+    OverlapPolicy,
+    Payload,
+    RetryPolicy,
+    Trigger,
+)
+
+EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_UNAVAILABLE = 1, 2, 3, 4, 5
+Handler = Callable[[argparse.Namespace], int]
+
+
+# -- submit: arguments to a JobSpec ----------------------------------------------------------
+
+
+def _trigger(args: argparse.Namespace, now: datetime) -> Trigger:
+    start = args.start.resolve(now) if args.start else None
+    end = args.end.resolve(now) if args.end else None
+    if args.tz is not None and args.cron is None:
+        raise InvalidArgument("--tz", "applies only to --cron")
+    if args.at is not None:
+        if start or end:
+            raise InvalidArgument("--start/--end", "apply only to --every and --cron")
+        return OnceTrigger(at=args.at.resolve(now))
+    if args.every is not None:
+        if args.every <= timedelta(0):
+            raise InvalidArgument("--every", "must be positive")
+        return IntervalTrigger(every=args.every, start=start or now, end=end)
+    return CronTrigger(expression=args.cron, timezone=args.tz or "UTC", start=start, end=end)
+
+
+def _params(text: str | None, content_type: str | None) -> Payload:
+    """A JSON literal, or @FILE (@- for stdin) sent as is."""
+    if text is None:
+        return Payload(content_type=content_type) if content_type else Payload()
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        except OSError as error:
+            raise InvalidArgument("--params", f"cannot read {source!r}: {error.strerror}") from None
+        if content_type is None:
+            try:
+                json.loads(data)
+                content_type = "application/json"
+            except ValueError:
+                content_type = "application/octet-stream"
+        return Payload(data, content_type)
+    try:
+        json.loads(text)
+    except ValueError as error:
+        raise InvalidArgument("--params", f"is not valid JSON ({error}); use @FILE for other data") from None
+    return Payload(text.encode(), content_type or "application/json")
+
+
+def spec_from_args(args: argparse.Namespace, now: datetime | None = None) -> JobSpec:
+    """The JobSpec `hourglass submit` sends. Relative times (+30s) and an interval's default
+    start are taken from `now` (default: this machine's clock). Raises InvalidArgument naming
+    the flag for combinations argparse cannot check."""
+    now = now or datetime.now(UTC)
+    defaults = JobOptions()
+    backoff = args.backoff or defaults.retry.initial_backoff
+    options = JobOptions(
+        timeout=args.timeout_run,
+        retry=RetryPolicy(
+            max_attempts=args.max_attempts,
+            initial_backoff=backoff,
+            max_backoff=max(defaults.retry.max_backoff, backoff),
+        ),
+        misfire_policy=MisfirePolicy(args.misfire),
+        misfire_grace=defaults.misfire_grace if args.grace is None else args.grace,
+        overlap_policy=OverlapPolicy(args.overlap),
+    )
+    return JobSpec(
+        name=args.name,
+        executor=args.executor,
+        trigger=_trigger(args, now),
+        namespace=args.namespace,
+        priority=args.priority,
+        params=_params(args.params, args.content_type),
+        options=options,
+        labels=dict(args.label or []),
+        idempotency_key=args.idempotency_key or "",
+    )
+
+
+# -- client commands -------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.coordinator, timeout=args.timeout) if args.timeout else Client(args.coordinator)
+
+
+def _more(token: str) -> None:
+    if token:
+        print(f"(more: --page-token {token})", file=sys.stderr)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    with _client(args) as client:
+        job = client.submit(spec)
+    print(fmt.dumps(fmt.job_json(job)) if args.json else fmt.job_text(job))
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get(args.job_id, args.namespace)
+    print(fmt.dumps(fmt.job_json(job)) if args.json else fmt.job_text(job))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    state = JobState(args.state) if args.state else None
+    labels = dict(args.label or [])
+    with _client(args) as client:
+        if args.all:
+            jobs, token = list(client.iter_jobs(args.namespace, state, args.name_prefix, labels, args.page_size)), ""
+        else:
+            page = client.list(args.namespace, state, args.name_prefix, labels, args.page_size, args.page_token)
+            jobs, token = page.items, page.next_page_token
+    if args.json:
+        print(fmt.dumps([fmt.job_json(j) for j in jobs]))
+    else:
+        print(fmt.jobs_table(jobs) if jobs else "no jobs")
+    _more(token)
+    return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = getattr(client, args.command)(args.job_id, args.namespace)
+    print(fmt.dumps(fmt.job_json(job)) if args.json else f"job {job.id} is {job.state.value}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        page = client.runs(args.job_id, args.namespace, args.page_size, args.page_token)
+    if args.json:
+        print(fmt.dumps([fmt.run_json(r) for r in page.items]))
+    else:
+        print(fmt.runs_table(page.items) if page.items else "no runs")
+    _more(page.next_page_token)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        run = client.get_run(args.run_id)
+    print(fmt.dumps(fmt.run_json(run)) if args.json else fmt.run_text(run))
+    return 0
+
+
+# -- server commands -------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, *names: str) -> Settings:
+    """HOURGLASS_* variables, then the flags given on the command line."""
+    return with_overrides(from_env(), **{n: getattr(args, n, None) for n in names})
+
+
+def _logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_coordinator(args: argparse.Namespace) -> int:
+    settings = _settings(args, "listen", "store", "coordination", "num_shards")
+    _logging(args)
+    from hourglass_coordinator.server import serve  # server dependencies only here
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args, "coordinator", "store", "coordination", "capacity", "executors", "worker_id")
+    _logging(args)
+    from hourglass_worker.main import run_worker  # server dependencies only here
+
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args, "store", "num_shards")
+    from hourglass_core.store.migrate import migrate
+
+    version = asyncio.run(migrate(settings))
+    print(f"store {settings.store}: schema version {version}, {settings.num_shards} shards initialised")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    try:
+        dev = importlib.import_module("hourglass_dev")
+    except ImportError as error:
+        print(f"error: hourglass dev is not available in this build ({error})", file=sys.stderr)
+        return EXIT_INVALID
+    parser = argparse.ArgumentParser(prog="hourglass dev", description="Everything in one process, on SQLite.")
+    add_arguments = getattr(dev, "add_arguments", None) or getattr(
+        sys.modules.get("hourglass_dev.main"), "add_arguments", None
+    )
+    if add_arguments is not None:
+        add_arguments(parser)
+    result = dev.main(parser.parse_args(list(extra)))
+    return int(result or 0)
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def _client_flags(top: bool) -> argparse.ArgumentParser:
+    """Flags every client command takes, before or after the command name (after wins)."""
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--coordinator", default=default(None),
+                   help="coordinator address(es), comma-separated (default $HOURGLASS_COORDINATOR or 127.0.0.1:7070)")
+    p.add_argument("--namespace", "-n", default=default(os.environ.get("HOURGLASS_NAMESPACE", DEFAULT_NAMESPACE)),
+                   help="namespace (default $HOURGLASS_NAMESPACE or 'default')")
+    p.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
+    p.add_argument("--timeout", type=timeout_seconds, default=default(None), help=f"per-call deadline ({DURATION_HELP}; default 10s)")
+    return p
+
+
+def _server_flags(p: argparse.ArgumentParser, *flags: str) -> None:
+    helps = {
+        "--listen": "gRPC address to listen on", "--store": "cassandra://host:port/keyspace or sqlite:///path.db",
+        "--coordination": "redis://host:port/db or memory://", "--num-shards": "shards (fixed for a cluster's life)",
+        "--coordinator": "coordinator address(es)", "--capacity": "runs at once",
+        "--executors": "extra executors: name=pkg.module:function,...", "--worker-id": "stable worker id",
+    }
+    for flag in flags:
+        kind = int if flag in ("--num-shards", "--capacity") else str
+        p.add_argument(flag, type=kind, default=argparse.SUPPRESS if flag == "--coordinator" else None,
+                       help=helps[flag] + f" (default $HOURGLASS_{flag[2:].upper().replace('-', '_')})")
+    p.add_argument("--log-level", default=os.environ.get("HOURGLASS_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"])
+
+
+def _submit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True)
+    p.add_argument("--executor", required=True, help="an executor registered on the workers (e.g. echo, http)")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--at", type=time_arg, help="once, at ISO 8601 time with offset, or +DURATION from now")
+    when.add_argument("--every", type=duration, help=f"interval ({DURATION_HELP})")
+    when.add_argument("--cron", help="cron expression: 5 fields, or 6 with seconds first")
+    p.add_argument("--tz", help="IANA time zone of --cron (default UTC)")
+    p.add_argument("--start", type=time_arg, help="no fire before (anchor of --every; default now)")
+    p.add_argument("--end", type=time_arg, help="no fire after")
+    p.add_argument("--params", help="JSON, or @FILE (@- for stdin) sent as is")
+    p.add_argument("--content-type", help="of params (default application/json, or octet-stream for non-JSON files)")
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--timeout-run", type=duration, help="cancel a run taking longer")
+    p.add_argument("--max-attempts", type=int, default=1, help="attempts per fire, the first included (default 1)")
+    p.add_argument("--backoff", type=duration, help="delay before the first retry (default 1s, doubling)")
+    p.add_argument("--misfire", choices=[m.value for m in MisfirePolicy], default=MisfirePolicy.RUN_ONCE.value)
+    p.add_argument("--grace", type=duration, help="lateness before a fire counts as misfired (default 60s)")
+    p.add_argument("--overlap", choices=[o.value for o in OverlapPolicy], default=OverlapPolicy.ALLOW.value)
+    p.add_argument("--label", type=label, action="append", metavar="KEY=VALUE", help="repeatable")
+    p.add_argument("--idempotency-key", help="resubmitting with the same key returns the first job")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hourglass", parents=[_client_flags(True)],
+        description="Hourglass: a distributed job scheduler.",
+        epilog="exit codes: 1 error, 2 invalid argument, 3 not found, 4 failed precondition, 5 unavailable",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    flags = [_client_flags(False)]
+
+    def command(name: str, handler: Handler, summary: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=flags, help=summary, description=summary)
+        p.set_defaults(handler=handler)
+        return p
+
+    _submit_flags(command("submit", cmd_submit, "submit a job"))
+    command("get", cmd_get, "show a job").add_argument("job_id")
+    p = command("list", cmd_list, "list jobs")
+    p.add_argument("--state", choices=[s.value for s in JobState])
+    p.add_argument("--name-prefix", default="")
+    p.add_argument("--label", type=label, action="append", metavar="KEY=VALUE", help="repeatable; all must match")
+    p.add_argument("--page-size", type=int, default=100)
+    p.add_argument("--page-token", default="")
+    p.add_argument("--all", action="store_true", help="every page")
+    for name, summary in (("cancel", "cancel a job (final)"), ("pause", "pause a job"), ("resume", "resume a paused job")):
+        command(name, cmd_control, summary).add_argument("job_id")
+    p = command("runs", cmd_runs, "a job's runs, newest first")
+    p.add_argument("job_id")
+    p.add_argument("--page-size", type=int, default=100)
+    p.add_argument("--page-token", default="")
+    command("run", cmd_run, "show a run").add_argument("run_id")
+
+    p = sub.add_parser("coordinator", help="run a coordinator replica")
+    _server_flags(p, "--listen", "--store", "--coordination", "--num-shards")
+    p.set_defaults(handler=cmd_coordinator)
+    p = sub.add_parser("worker", help="run a worker")
+    _server_flags(p, "--coordinator", "--store", "--coordination", "--capacity", "--executors", "--worker-id")
+    p.set_defaults(handler=cmd_worker)
+    db_parser = sub.add_parser("db", help="store administration")
+    db_parser.set_defaults(handler=lambda _: _usage(db_parser))
+    db = db_parser.add_subparsers(dest="db_command", metavar="ACTION")
+    p = db.add_parser("migrate", help="create or upgrade the schema and shard checkpoints (idempotent)")
+    p.add_argument("--store", help="store URL (default $HOURGLASS_STORE)")
+    p.add_argument("--num-shards", type=int, help="shards (default $HOURGLASS_NUM_SHARDS)")
+    p.set_defaults(handler=cmd_db_migrate)
+    sub.add_parser("dev", add_help=False, help="everything in one process on SQLite (see: hourglass dev --help)")
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_INVALID
+
+
+def exit_code(error: BaseException) -> int:
+    if isinstance(error, InvalidArgument | ValueError):
+        return EXIT_INVALID
+    if isinstance(error, NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(error, FailedPrecondition):
+        return EXIT_PRECONDITION
+    if isinstance(error, Unavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the `hourglass` command; returns its exit code."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "dev":
+        return cmd_dev(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        return _usage(parser)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except ModuleNotFoundError as error:
+        print(f"error: {error}; the servers need: pip install 'hourglass-scheduler[server]'", file=sys.stderr)
+        return EXIT_ERROR
+    except (HourglassError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""How the CLI reads and writes values: durations, times and labels in (argparse types, with
+clear errors); jobs and runs out, as aligned text for people or JSON for scripts.
+
+JSON output uses ISO 8601 times (UTC, or null), durations in seconds (`*_s` keys) except
+lateness in milliseconds (`lateness_ms`), enum values in lower case, and payloads as
+{"content_type", and one of "json" (parsed), "text" (UTF-8) or "base64"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hourglass_core.config import parse_duration
+from hourglass_core.models import CronTrigger, IntervalTrigger, Job, OnceTrigger, Payload, Run, Trigger
+
+MAX_CELL = 48
+DURATION_HELP = "e.g. 500ms, 10s, 1.5m, 2h, or plain seconds"
+
+# -- reading: argparse types ---------------------------------------------------------------
+
+
+def duration(text: str) -> timedelta:
+    """An argparse type: a non-negative duration ('500ms', '10s', '1m', '2h', '30')."""
+    try:
+        value = parse_duration(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} ({DURATION_HELP})") from None
+    if value < timedelta(0):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must not be negative")
+    return value
+
+
+def timeout_seconds(text: str) -> float:
+    value = duration(text).total_seconds()
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: must be positive")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TimeArg:
+    """An absolute time, or an offset from the moment the command builds its request."""
+
+    at: datetime | None = None
+    offset: timedelta | None = None
+
+    def resolve(self, now: datetime) -> datetime:
+        return self.at if self.at is not None else now + (self.offset or timedelta(0))
+
+
+def time_arg(text: str) -> TimeArg:
+    """An argparse type: ISO 8601 with a UTC offset ('2026-12-01T09:00:00Z') or '+DURATION'."""
+    if text.startswith("+"):
+        return TimeArg(offset=duration(text[1:]))
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: expected ISO 8601 like 2026-12-01T09:00:00Z, or +DURATION like +30s"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: add a UTC offset, e.g. {text}Z or {text}+01:00")
+    return TimeArg(at=value.astimezone(UTC))
+
+
+def label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"invalid label {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+# -- writing: scalars ----------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def duration_text(value: timedelta) -> str:
+    """500ms, 10s, 1.5s, 2m, 1h30m, 2d."""
+    ms = round(value.total_seconds() * 1000)
+    if ms % 1000:
+        return f"{ms}ms" if ms < 1000 else f"{ms / 1000:g}s"
+    out, rest = "", ms // 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out or "0s"
+
+
+def lateness_ms(run: Run) -> float | None:
+    late = run.lateness
+    return None if late is None else round(late.total_seconds() * 1000, 1)
+
+
+def trigger_text(trigger: Trigger) -> str:
+    match trigger:
+        case OnceTrigger(at=at):
+            return f"once at {iso(at)}"
+        case IntervalTrigger(every=every, start=start, end=end):
+            text = f"every {duration_text(every)} from {iso(start)}"
+        case CronTrigger(expression=expression, timezone=tz, start=start, end=end):
+            text = f"cron '{expression}' {tz}" + (f" from {iso(start)}" if start else "")
+    return text + (f" until {iso(end)}" if end else "")
+
+
+def payload_json(payload: Payload) -> dict[str, Any]:
+    out: dict[str, Any] = {"content_type": payload.content_type}
+    if not payload.data:
+        return out
+    if "json" in payload.content_type:
+        try:
+            out["json"] = json.loads(payload.data)
+            return out
+        except ValueError:
+            pass
+    try:
+        out["text"] = payload.data.decode()
+    except UnicodeDecodeError:
+        out["base64"] = base64.b64encode(payload.data).decode()
+    return out
+
+
+def payload_text(payload: Payload, limit: int = 200) -> str:
+    if not payload.data:
+        return "-"
+    text = payload.data.decode(errors="replace")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- JSON ----------------------------------------------------------------------------------
+
+
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
+    match trigger:
+        case OnceTrigger(at=at):
+            return {"once": {"at": iso(at)}}
+        case IntervalTrigger(every=every, start=start, end=end):
+            return {"interval": {"every_s": seconds(every)}, "start": iso(start), "end": iso(end)}
+        case CronTrigger(expression=expression, timezone=tz, start=start, end=end):
+            return {"cron": {"expression": expression, "timezone": tz}, "start": iso(start), "end": iso(end)}
+    raise TypeError(f"unknown trigger {trigger!r}")
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    o = job.options
+    return {
+        "namespace": job.namespace,
+        "id": job.id,
+        "name": job.name,
+        "executor": job.executor,
+        "state": job.state.value,
+        "trigger": trigger_json(job.trigger),
+        "next_fire_time": iso(job.next_fire_time),
+        "priority": job.priority,
+        "params": payload_json(job.params),
+        "options": {
+            "timeout_s": seconds(o.timeout),
+            "retry": {
+                "max_attempts": o.retry.max_attempts,
+                "initial_backoff_s": seconds(o.retry.initial_backoff),
+                "max_backoff_s": seconds(o.retry.max_backoff),
+                "multiplier": o.retry.multiplier,
+            },
+            "misfire_policy": o.misfire_policy.value,
+            "misfire_grace_s": seconds(o.misfire_grace),
+            "overlap_policy": o.overlap_policy.value,
+        },
+        "labels": dict(job.labels),
+        "idempotency_key": job.idempotency_key,
+        "created_at": iso(job.created_at),
+        "shard": job.shard,
+        "running": job.running,
+        "last_start_time": iso(job.last_start_time),
+        "last_end_time": iso(job.last_end_time),
+        "last_executor": job.last_executor,
+        "last_status": None if job.last_status is None else job.last_status.value,
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "namespace": run.namespace,
+        "job_id": run.job_id,
+        "run_id": run.run_id,
+        "due": iso(run.due),
+        "attempt": run.attempt,
+        "status": run.status.value,
+        "worker_id": run.worker_id,
+        "started_at": iso(run.started_at),
+        "ended_at": iso(run.ended_at),
+        "lateness_ms": lateness_ms(run),
+        "result": payload_json(run.result),
+        "error": run.error,
+    }
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+# -- text ----------------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns, two spaces apart; empty values shown as '-'."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    lines = [list(headers), *cells]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+
+
+def _fields(pairs: Sequence[tuple[str, object]]) -> str:
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k + ':':<{width + 1}} {'-' if v is None or v == '' else v}" for k, v in pairs)
+
+
+def job_text(job: Job) -> str:
+    o = job.options
+    retry = f"{o.retry.max_attempts} attempt(s)"
+    if o.retry.max_attempts > 1:
+        retry += f", backoff {duration_text(o.retry.initial_backoff)} x{o.retry.multiplier:g} " \
+                 f"up to {duration_text(o.retry.max_backoff)}"
+    return _fields([
+        ("id", job.id),
+        ("namespace", job.namespace),
+        ("name", job.name),
+        ("executor", job.executor),
+        ("state", job.state.value + (" (running)" if job.running else "")),
+        ("trigger", trigger_text(job.trigger)),
+        ("next fire", iso(job.next_fire_time)),
+        ("priority", job.priority),
+        ("params", f"{payload_text(job.params)} ({job.params.content_type})" if job.params.data else None),
+        ("timeout", duration_text(o.timeout) if o.timeout else None),
+        ("retry", retry),
+        ("misfire", f"{o.misfire_policy.value}, grace {duration_text(o.misfire_grace)}"),
+        ("overlap", o.overlap_policy.value),
+        ("labels", ", ".join(f"{k}={v}" for k, v in sorted(job.labels.items()))),
+        ("idempotency key", job.idempotency_key),
+        ("created", iso(job.created_at)),
+        ("shard", job.shard),
+        ("last start", iso(job.last_start_time)),
+        ("last end", iso(job.last_end_time)),
+        ("last status", None if job.last_status is None else job.last_status.value),
+        ("last worker", job.last_executor),
+    ])
+
+
+def jobs_table(jobs: Sequence[Job]) -> str:
+    return table(
+        ["ID", "NAME", "STATE", "NEXT FIRE"],
+        [[j.id, j.name, j.state.value + ("*" if j.running else ""), iso(j.next_fire_time)] for j in jobs],
+    )
+
+
+def run_text(run: Run) -> str:
+    late = lateness_ms(run)
+    return _fields([
+        ("run id", run.run_id),
+        ("job id", run.job_id),
+        ("namespace", run.namespace),
+        ("status", run.status.value),
+        ("due", iso(run.due)),
+        ("attempt", run.attempt),
+        ("worker", run.worker_id),
+        ("started", iso(run.started_at)),
+        ("ended", iso(run.ended_at)),
+        ("lateness", None if late is None else f"{late:g} ms"),
+        ("result", f"{payload_text(run.result)} ({run.result.content_type})" if run.result.data else None),
+        ("error", run.error),
+    ])
+
+
+def runs_table(runs: Sequence[Run]) -> str:
+    return table(
+        ["RUN ID", "STATUS", "DUE", "ATTEMPT", "LATENESS MS", "WORKER"],
+        [[r.run_id, r.status.value, iso(r.due), r.attempt, lateness_ms(r), r.worker_id] for r in runs],
+    )

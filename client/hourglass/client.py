@@ -1,0 +1,191 @@
+"""`Client`: the blocking Python client of a Hourglass cluster (one gRPC channel)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from hourglass import _common as rpcs
+from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
+from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run
+from hourglass_pb.v1 import jobs_pb2_grpc
+
+T = TypeVar("T")
+JobList = list[Job]
+
+
+class Client:
+    """A blocking client of the JobService; safe to share between threads.
+
+    `address`: "host:port", several comma-separated (calls are balanced round-robin over the
+    replicas that are up), or any gRPC target; default $HOURGLASS_COORDINATOR or
+    "127.0.0.1:7070". `timeout`: deadline in seconds of each attempt of a call, unless the
+    call passes its own. `retry`: how UNAVAILABLE (and, for reads, DEADLINE_EXCEEDED) is retried;
+    `CallRetry(max_attempts=1)` disables retries. `credentials`: TLS; plaintext when None.
+
+    Every method raises the domain errors: InvalidArgument (its `field` names the bad field),
+    JobNotFound / RunNotFound (both NotFound), FailedPrecondition, Unavailable (also after the
+    retries ran out; DeadlineExceeded is one), HourglassError for anything else.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retry: CallRetry | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        target, channel_options = rpcs.channel_target(address)
+        channel_options.extend(options)
+        self.target = target
+        self._timeout = timeout
+        self._retry = retry or CallRetry()
+        self._channel = (
+            grpc.secure_channel(target, credentials, options=channel_options)
+            if credentials is not None
+            else grpc.insecure_channel(target, options=channel_options)
+        )
+        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, rpc: Rpc[T], timeout: float | None) -> T:
+        attempts = Attempts(self._retry, timeout or self._timeout, rpc.retry_on)
+        method = getattr(self._stub, rpc.method)
+        while True:
+            try:
+                response = method(rpc.request, timeout=attempts.start())
+            except grpc.RpcError as error:
+                delay = attempts.failed(error.code())
+                if delay is None:
+                    raise rpcs.error_from_rpc(
+                        error, rpc.not_found, target=self.target, attempts=attempts.count
+                    ) from error
+                time.sleep(delay)
+                continue
+            return rpc.parse(response)
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled. Idempotent."""
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, *, idempotent: bool = True, timeout: float | None = None) -> Job:
+        """Stores the job and its first fire durably; returns the job.
+
+        A spec without an idempotency key gets a random one (unless `idempotent=False`), so a
+        retry after a lost response returns the job created then instead of a second job. The
+        call is retried on UNAVAILABLE only when the spec as sent carries a key. A key used
+        before in the namespace returns the job created with it.
+        """
+        return self._call(rpcs.submit(spec, idempotent), timeout)
+
+    def submit_many(
+        self, specs: Sequence[JobSpec], *, idempotent: bool = True, timeout: float | None = None
+    ) -> JobList:
+        """Submits all specs in one call, all or nothing: one invalid spec fails the batch with
+        InvalidArgument naming "jobs[i].field". Returns the jobs in input order. Keys and
+        retries as for `submit`."""
+        return self._call(rpcs.submit_many(specs, idempotent), timeout)
+
+    def get(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """Raises JobNotFound."""
+        return self._call(rpcs.get_job(job_id, namespace), timeout)
+
+    def list(
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        state: JobState | None = None,
+        name_prefix: str = "",
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> Page[Job]:
+        """One page of the namespace's jobs matching every filter given (order stable but
+        unspecified); `next_page_token` is empty on the last page. page_size at most 1000."""
+        rpc = rpcs.list_jobs(namespace, state, name_prefix, labels, page_size, page_token)
+        return self._call(rpc, timeout)
+
+    def iter_jobs(
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        state: JobState | None = None,
+        name_prefix: str = "",
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 100,
+        *,
+        timeout: float | None = None,
+    ) -> Iterator[Job]:
+        """Every matching job, fetching page after page as the iteration goes on."""
+        token = ""
+        while True:
+            page = self.list(namespace, state, name_prefix, labels, page_size, token, timeout=timeout)
+            yield from page.items
+            token = page.next_page_token
+            if not token:
+                return
+
+    def cancel(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """Stops all future fires and asks a run in progress to stop. Final; cancelling a
+        cancelled or completed job returns it unchanged. Raises JobNotFound."""
+        return self._call(rpcs.control("cancel", job_id, namespace), timeout)
+
+    def pause(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """Stops future fires until `resume`; a run in progress finishes. Raises JobNotFound,
+        FailedPrecondition for a cancelled or completed job."""
+        return self._call(rpcs.control("pause", job_id, namespace), timeout)
+
+    def resume(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+        """Schedules the next fire after now (fires missed while paused do not run). Raises
+        JobNotFound, FailedPrecondition for a cancelled or completed job."""
+        return self._call(rpcs.control("resume", job_id, namespace), timeout)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str, *, timeout: float | None = None) -> Run:
+        """Raises RunNotFound."""
+        return self._call(rpcs.get_run(run_id), timeout)
+
+    def runs(
+        self,
+        job_id: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        page_size: int = 100,
+        page_token: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> Page[Run]:
+        """One page of the job's runs, newest first. Raises JobNotFound."""
+        return self._call(rpcs.list_runs(job_id, namespace, page_size, page_token), timeout)
+
+    def iter_runs(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, page_size: int = 100, *, timeout: float | None = None
+    ) -> Iterator[Run]:
+        """Every run of the job, newest first, page after page."""
+        token = ""
+        while True:
+            page = self.runs(job_id, namespace, page_size, token, timeout=timeout)
+            yield from page.items
+            token = page.next_page_token
+            if not token:
+                return
+
+
+__all__ = ["Client"]

@@ -1,0 +1,96 @@
+"""Runs a coordinator and workers in one process on SQLite and in-process leases."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+from hourglass_core.config import Settings, from_env
+from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
+from hourglass_core.store.factory import open_store
+from hourglass_core.store.migrate import initialise
+from hourglass_coordinator.server import serve
+from hourglass_worker.main import run_worker
+
+log = logging.getLogger("hourglass.dev")
+DEFAULT_DB = ".hourglass/dev.db"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file for jobs and runs (default {DEFAULT_DB})")
+    parser.add_argument("--listen", default=None, help="gRPC address (default 127.0.0.1:7070)")
+    parser.add_argument("--workers", type=int, default=2, help="worker count (default 2)")
+    parser.add_argument("--demo", action="store_true", help="schedule sample jobs and show a live view")
+    parser.add_argument("--demo-seconds", type=float, default=0, help="stop the demo after this long (0: run until Ctrl-C)")
+
+
+def dev_settings(args: argparse.Namespace) -> Settings:
+    base = from_env(Settings(num_shards=8))
+    listen = args.listen or base.listen
+    return replace(
+        base,
+        store=f"sqlite:///{Path(args.db).resolve()}",
+        coordination="memory://",
+        listen=listen,
+        coordinator=listen,
+        # One process: nothing can pause independently, so leases can be short.
+        read_margin=base.read_margin,
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = dev_settings(args)
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.store)
+    await initialise(store, settings.num_shards)
+    leases, membership = MemoryLeases(), MemoryMembership()
+    backends = (store, leases, membership)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ready = asyncio.Event()
+    coordinator_stop = asyncio.Event()
+    coordinator = asyncio.create_task(serve(settings, backends=backends, ready=ready, stop=coordinator_stop), name="coordinator")
+    await ready.wait()
+    workers = [
+        asyncio.create_task(
+            run_worker(replace(settings, worker_id=f"dev-worker-{i + 1}"), backends=backends, stop=stop),
+            name=f"worker-{i + 1}",
+        )
+        for i in range(args.workers)
+    ]
+    print(f"Hourglass dev is running: gRPC API on {settings.listen}, store {args.db}, {args.workers} workers.")
+    print(f"  try: hourglass --coordinator {settings.listen} list")
+    tasks = [coordinator, *workers]
+    try:
+        if args.demo:
+            from hourglass_dev.demo import run_demo
+
+            demo = asyncio.create_task(run_demo(settings.listen, args.demo_seconds, stop))
+            tasks.append(demo)
+        await stop.wait()
+    finally:
+        stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        coordinator_stop.set()
+        await asyncio.gather(coordinator, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await membership.close()
+        await leases.close()
+        await store.close()
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO if not args.demo else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return asyncio.run(run(args))
