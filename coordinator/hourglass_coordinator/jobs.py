@@ -31,8 +31,13 @@ EXECUTORS_REFRESH_S = 2.0
 Clock = Callable[[], datetime]
 # Called with fires just written, so those due soon reach their shard's owner at once.
 Hinter = Callable[[Sequence[Fire]], Awaitable[None]]
-# Called with (shard, namespace, job id) of a cancelled job, to stop its runs in progress.
-Canceller = Callable[[int, str, str], None]
+# Called with (shard, namespace, job id) of a job just paused or cancelled, so its shard's
+# owner drops the fires it prepared ahead of time.
+Halter = Callable[[int, str, str], Awaitable[None]]
+
+
+async def _no_halt(shard: int, namespace: str, job_id: str) -> None:
+    return None
 
 
 def utcnow() -> datetime:
@@ -53,14 +58,14 @@ class JobsApi:
         num_shards: int,
         max_params_bytes: int,
         hint: Hinter,
-        cancel_runs: Canceller = lambda shard, namespace, job_id: None,
+        halt: Halter = _no_halt,
         clock: Clock = utcnow,
     ) -> None:
         self._store = store
         self._num_shards = num_shards
         self._max_params_bytes = max_params_bytes
         self._hint = hint
-        self._cancel_runs = cancel_runs
+        self._halt = halt
         self._clock = clock
         self._executors: set[str] = set()
         self._executors_at = 0.0
@@ -142,8 +147,7 @@ class JobsApi:
         if job.state in (JobState.CANCELLED, JobState.COMPLETED):
             return job  # cancelling twice is harmless; a completed job has nothing to stop
         cancelled = await self._store.set_job_state(namespace, job_id, JobState.CANCELLED, None)
-        if job.running:
-            self._cancel_runs(job.shard, namespace, job_id)
+        await self._halt(job.shard, namespace, job_id)
         return cancelled
 
     async def pause(self, namespace: str, job_id: str) -> Job:
@@ -152,7 +156,9 @@ class JobsApi:
             return job
         if job.state is not JobState.ACTIVE:
             raise FailedPrecondition(f"job {job_id} is {job.state.value} and cannot be paused")
-        return await self._store.set_job_state(namespace, job_id, JobState.PAUSED, None)
+        paused = await self._store.set_job_state(namespace, job_id, JobState.PAUSED, None)
+        await self._halt(job.shard, namespace, job_id)
+        return paused
 
     async def resume(self, namespace: str, job_id: str) -> Job:
         job = await self._store.get_job(namespace, job_id)

@@ -53,7 +53,7 @@ async def serve(
         num_shards=settings.num_shards,
         max_params_bytes=settings.max_params_bytes,
         hint=streams.hint,
-        cancel_runs=streams.cancel_runs,
+        halt=streams.halt,
     )
     leader = Leader(rid, leases, membership, store, num_shards=settings.num_shards, ttl=settings.leader_ttl)
     server = grpc.aio.server(

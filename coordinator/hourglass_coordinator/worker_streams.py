@@ -2,7 +2,7 @@
 
 Each replica keeps the streams of the workers connected to it, records their heartbeats in the
 membership backend, writes their run events to the store (acknowledging each once durable), and
-pushes to them their part of the shard map, fire hints and cancels.
+pushes to them their part of the shard map, fire hints and halts.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 
 from hourglass_core import wire
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
-from hourglass_core.models import Fire
+from hourglass_core.models import Fire, FireKind
 from hourglass_core.store.base import Store
-from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
 
@@ -191,7 +190,11 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         conn = self._connections.get(worker_id)
         if conn is None:
             return False
-        conn.outbox.put_nowait(wpb.CoordinatorMessage(fire_hint=wire.fire_to_hint(fire)))
+        if fire.kind is FireKind.HALT:
+            message = wpb.CoordinatorMessage(job_halted=wpb.JobHalted(namespace=fire.namespace, job_id=fire.job_id))
+        else:
+            message = wpb.CoordinatorMessage(fire_hint=wire.fire_to_hint(fire))
+        conn.outbox.put_nowait(message)
         return True
 
     async def relay_hints(self) -> None:
@@ -204,13 +207,14 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                 log.warning("hint relay interrupted: %s", error)
                 await asyncio.sleep(1.0)
 
-    def cancel_runs(self, shard: int, namespace: str, job_id: str) -> None:
-        """Asks the shard's owner, when connected here, to stop the job's runs in progress."""
+    async def halt(self, shard: int, namespace: str, job_id: str) -> None:
+        """Tells the shard's owner that the job was paused or cancelled (see JobHalted)."""
         owner = self.shard_map.owners.get(shard)
-        conn = self._connections.get(owner or "")
-        if conn is not None:
-            conn.outbox.put_nowait(
-                wpb.CoordinatorMessage(
-                    cancel_runs=wpb.CancelRuns(jobs=[pb.JobRef(namespace=namespace, id=job_id)])
-                )
-            )
+        if owner is None:
+            return
+        fire = Fire(due=datetime.now(UTC), namespace=namespace, job_id=job_id, shard=shard, kind=FireKind.HALT)
+        if not self._deliver_hint(owner, fire):
+            try:
+                await self._membership.publish_hint(owner, fire)
+            except Exception as error:  # noqa: BLE001 - the worker re-checks the job before running
+                log.warning("halt of job %s not published: %s", job_id, error)

@@ -398,6 +398,16 @@ async def test_claim_owner_names_the_winner_or_none(store: Store, ns: str, shard
     assert await store.claim_owner(replace(fire, attempt=2)) is None
 
 
+async def test_exactly_one_taker_steals_a_dead_workers_claim(store: Store, ns: str, shard: int) -> None:
+    fire = Fire(now(), ns, "orphan", shard)
+    assert not await store.steal_claim(fire, "dead", "taker", 9)  # nothing to steal yet
+    await store.claim_fire(fire, "dead", 3)
+    wins = await asyncio.gather(*(store.steal_claim(fire, "dead", f"taker-{i}", 9) for i in range(10)))
+    assert wins.count(True) == 1
+    assert await store.claim_owner(fire) == f"taker-{wins.index(True)}"
+    assert not await store.steal_claim(fire, "dead", "late", 10)
+
+
 async def test_claims_are_per_fire_and_attempt(store: Store, ns: str, shard: int) -> None:
     fire = Fire(now(), ns, "j", shard)
     assert await store.claim_fire(fire, "a", 1)

@@ -24,18 +24,17 @@ def test_ack_watermark_waits_for_every_earlier_event() -> None:
     assert acks.finish(3) == 3
 
 
-async def test_timer_returns_due_fires_by_priority_and_takes_each_once() -> None:
+async def test_timer_returns_due_fires_by_priority_then_due_time() -> None:
     timer = FireTimer()
     now = datetime.now(UTC)
     low = Fire(due=now - timedelta(milliseconds=5), namespace="d", job_id="a", shard=0, priority=0)
     high = Fire(due=now - timedelta(milliseconds=1), namespace="d", job_id="b", shard=0, priority=5)
-    assert timer.add(low) and timer.add(high)
-    assert not timer.add(low)  # already waiting
+    later = Fire(due=now + timedelta(seconds=30), namespace="d", job_id="c", shard=0)
+    for fire in (low, later, high):
+        timer.add(fire)
     due = await asyncio.wait_for(timer.next_due(), 1)
     assert [f.job_id for f in due] == ["b", "a"]
-    assert not timer.add(low)  # taken, not forgotten
-    timer.forget(low)
-    assert timer.add(low)
+    assert len(timer) == 1
 
 
 def _ctx(params: dict[str, object]) -> RunContext:

@@ -30,7 +30,9 @@ class Held:
 class ShardKeeper:
     """Leases the assigned shards, renews them, and gives up those no longer assigned.
 
-    `on_gained(shard, lease)` and `on_lost(shard)` are called from the keeper's loop.
+    `on_gained(shard, lease)` and `on_lost(shard, graceful)` are called from the keeper's loop;
+    graceful means the lease was released on purpose (unassigned, or shutting down) rather
+    than lost (expired, or taken by a newer owner).
     """
 
     def __init__(
@@ -39,7 +41,7 @@ class ShardKeeper:
         worker_id: str,
         ttl: timedelta,
         on_gained: Callable[[int, Lease], None],
-        on_lost: Callable[[int], None],
+        on_lost: Callable[[int, bool], None],
     ) -> None:
         self._leases = leases
         self._worker_id = worker_id
@@ -88,7 +90,7 @@ class ShardKeeper:
         loop = asyncio.get_running_loop()
         for shard in sorted(set(self._held) - self._desired):
             held = self._held.pop(shard)
-            self._on_lost(shard)
+            self._on_lost(shard, True)
             await self._leases.release(held.lease)
         renewals = [(s, h) for s, h in self._held.items()]
         results = await asyncio.gather(*(self._leases.renew(h.lease) for _, h in renewals))
@@ -99,7 +101,7 @@ class ShardKeeper:
             else:
                 log.warning("lease of shard %d lost", shard)
                 del self._held[shard]
-                self._on_lost(shard)
+                self._on_lost(shard, False)
         wanted = sorted(self._desired - set(self._held))
         leases = await asyncio.gather(
             *(self._leases.acquire(shard_key(s), self._worker_id, self._ttl) for s in wanted)
@@ -113,12 +115,12 @@ class ShardKeeper:
     def _drop_expired(self) -> None:
         for shard in [s for s in self._held if self.lease(s) is None]:
             del self._held[shard]
-            self._on_lost(shard)
+            self._on_lost(shard, False)
 
     async def release_all(self) -> None:
         held, self._held = self._held, {}
         for shard in held:
-            self._on_lost(shard)
+            self._on_lost(shard, True)
         await asyncio.gather(
             *(self._leases.release(h.lease) for h in held.values()), return_exceptions=True
         )

@@ -1,9 +1,10 @@
-"""The in-memory timer: fires read ahead from the store wait here until they are due."""
+"""The in-memory timer: prepared fires wait here until they are due."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 from datetime import UTC, datetime
 
 from hourglass_core.models import Fire
@@ -16,35 +17,18 @@ def fire_key(fire: Fire) -> FireKey:
 
 
 class FireTimer:
-    """A heap of fires by due time. Each fire is taken at most once while it is known: adding
-    a fire already waiting, or already taken and not yet forgotten, does nothing."""
+    """A heap of fires by due time (then higher priority first). Removal is the caller's
+    business: it skips fires it no longer wants when they come out."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[datetime, int, FireKey, Fire]] = []
-        self._known: set[FireKey] = set()
+        self._heap: list[tuple[datetime, int, int, Fire]] = []
+        self._order = itertools.count()
         self._wake = asyncio.Event()
 
-    def add(self, fire: Fire) -> bool:
-        key = fire_key(fire)
-        if key in self._known:
-            return False
-        self._known.add(key)
-        heapq.heappush(self._heap, (fire.due, -fire.priority, key, fire))
+    def add(self, fire: Fire, at: datetime | None = None) -> None:
+        """Returns the fire from next_due() at `at` (default: when it is due)."""
+        heapq.heappush(self._heap, (at or fire.due, -fire.priority, next(self._order), fire))
         self._wake.set()
-        return True
-
-    def forget(self, fire: Fire) -> None:
-        """After a fire is fully handled (and the read cursor has passed it)."""
-        self._known.discard(fire_key(fire))
-
-    def drop_shard(self, shard: int) -> list[Fire]:
-        """Removes the waiting fires of a shard no longer owned; returns them."""
-        dropped = [entry[3] for entry in self._heap if entry[3].shard == shard]
-        self._heap = [entry for entry in self._heap if entry[3].shard != shard]
-        heapq.heapify(self._heap)
-        for fire in dropped:
-            self._known.discard(fire_key(fire))
-        return dropped
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -4,7 +4,7 @@ isort:skip_file
 Hourglass worker protocol: one bidirectional stream per worker, to any coordinator replica.
 
 The worker opens the stream with Register, then sends heartbeats and run events; the
-coordinator answers with Registered, then pushes shard assignments, fire hints and cancels.
+coordinator answers with Registered, then pushes shard assignments, fire hints and halts.
 Run events carry a sequence number; the coordinator acknowledges each one after it is durably
 written, and the worker re-sends what was not acknowledged when it reconnects.
 """
@@ -227,7 +227,7 @@ class CoordinatorMessage(_message.Message):
     ASSIGNMENT_FIELD_NUMBER: _builtins.int
     ACK_FIELD_NUMBER: _builtins.int
     FIRE_HINT_FIELD_NUMBER: _builtins.int
-    CANCEL_RUNS_FIELD_NUMBER: _builtins.int
+    JOB_HALTED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def registered(self) -> Global___Registered: ...
     @_builtins.property
@@ -237,7 +237,7 @@ class CoordinatorMessage(_message.Message):
     @_builtins.property
     def fire_hint(self) -> Global___FireHint: ...
     @_builtins.property
-    def cancel_runs(self) -> Global___CancelRuns: ...
+    def job_halted(self) -> Global___JobHalted: ...
     def __init__(
         self,
         *,
@@ -245,13 +245,13 @@ class CoordinatorMessage(_message.Message):
         assignment: Global___Assignment | None = ...,
         ack: Global___Ack | None = ...,
         fire_hint: Global___FireHint | None = ...,
-        cancel_runs: Global___CancelRuns | None = ...,
+        job_halted: Global___JobHalted | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "assignment", b"assignment", "cancel_runs", b"cancel_runs", "fire_hint", b"fire_hint", "kind", b"kind", "registered", b"registered"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "assignment", b"assignment", "fire_hint", b"fire_hint", "job_halted", b"job_halted", "kind", b"kind", "registered", b"registered"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "assignment", b"assignment", "cancel_runs", b"cancel_runs", "fire_hint", b"fire_hint", "kind", b"kind", "registered", b"registered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "assignment", b"assignment", "fire_hint", b"fire_hint", "job_halted", b"job_halted", "kind", b"kind", "registered", b"registered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["registered", "assignment", "ack", "fire_hint", "cancel_runs"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["registered", "assignment", "ack", "fire_hint", "job_halted"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -371,49 +371,27 @@ class FireHint(_message.Message):
 Global___FireHint: _TypeAlias = FireHint  # noqa: Y015
 
 @_typing.final
-class CancelRuns(_message.Message):
-    """Cancel the runs in progress of these jobs (the job was cancelled)."""
+class JobHalted(_message.Message):
+    """The job was paused or cancelled: drop its fires prepared for the timer; if it was
+    cancelled, ask its runs in progress to stop.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    JOBS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_jobs_pb2.JobRef]: ...
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    job_id: _builtins.str
     def __init__(
         self,
         *,
-        jobs: _abc.Iterable[_jobs_pb2.JobRef] | None = ...,
+        namespace: _builtins.str = ...,
+        job_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CancelRuns: _TypeAlias = CancelRuns  # noqa: Y015
-
-@_typing.final
-class LatenessReport(_message.Message):
-    """Reserved for latency reporting by the worker; unused by this version."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    P50_FIELD_NUMBER: _builtins.int
-    P99_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def p50(self) -> _duration_pb2.Duration: ...
-    @_builtins.property
-    def p99(self) -> _duration_pb2.Duration: ...
-    def __init__(
-        self,
-        *,
-        p50: _duration_pb2.Duration | None = ...,
-        p99: _duration_pb2.Duration | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["p50", b"p50", "p99", b"p99"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["p50", b"p50", "p99", b"p99"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___LatenessReport: _TypeAlias = LatenessReport  # noqa: Y015
+Global___JobHalted: _TypeAlias = JobHalted  # noqa: Y015

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cluster import Cluster, new_cluster
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, cassandra_up: None, redis_up: None, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    c = new_cluster(tmp_path, request.node.name.removeprefix("test_")[:20])
+    c.migrate()
+    try:
+        yield c
+    finally:
+        c.stop()
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            print(c.logs())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

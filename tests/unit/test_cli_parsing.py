@@ -1,0 +1,322 @@
+"""The `hourglass` command: flags to a JobSpec, clear usage errors, output, exit codes, and
+`db migrate` on SQLite. No coordinator is started: client commands run against a fake Client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hourglass
+from hourglass import cli
+from hourglass_core.models import (
+    CronTrigger,
+    IntervalTrigger,
+    Job,
+    JobSpec,
+    JobState,
+    MisfirePolicy,
+    OnceTrigger,
+    OverlapPolicy,
+    Page,
+)
+
+NOW = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+BASE = ["submit", "--name", "nightly", "--executor", "echo"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(list(argv))
+
+
+def spec(*argv: str) -> JobSpec:
+    return cli.spec_from_args(parse(*BASE, *argv), now=NOW)
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(*argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+# -- triggers ------------------------------------------------------------------------------------
+
+
+def test_at_takes_an_iso_time_with_offset_and_normalises_to_utc() -> None:
+    assert spec("--at", "2026-12-01T10:00:00+01:00").trigger == OnceTrigger(at=datetime(2026, 12, 1, 9, tzinfo=UTC))
+    assert spec("--at", "2026-12-01T09:00:00Z").trigger == OnceTrigger(at=datetime(2026, 12, 1, 9, tzinfo=UTC))
+
+
+def test_at_plus_duration_is_relative_to_now() -> None:
+    assert spec("--at", "+90s").trigger == OnceTrigger(at=NOW + timedelta(seconds=90))
+
+
+def test_at_without_offset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(capsys, *BASE, "--at", "2026-12-01T09:00:00")
+    assert "add a UTC offset" in err and "2026-12-01T09:00:00Z" in err
+
+
+@pytest.mark.parametrize(("text", "every"), [("10s", timedelta(seconds=10)), ("500ms", timedelta(milliseconds=500)),
+                                             ("1m", timedelta(minutes=1)), ("2h", timedelta(hours=2)), ("15", timedelta(seconds=15))])
+def test_every_accepts_duration_units_and_anchors_at_now(text: str, every: timedelta) -> None:
+    assert spec("--every", text).trigger == IntervalTrigger(every=every, start=NOW)
+
+
+def test_every_with_start_and_end() -> None:
+    trigger = spec("--every", "1m", "--start", "2026-04-01T00:00:00Z", "--end", "+1h").trigger
+    assert trigger == IntervalTrigger(
+        every=timedelta(minutes=1), start=datetime(2026, 4, 1, tzinfo=UTC), end=NOW + timedelta(hours=1)
+    )
+
+
+def test_cron_with_time_zone_and_default_utc() -> None:
+    assert spec("--cron", "30 2 * * *", "--tz", "Europe/Paris").trigger == CronTrigger("30 2 * * *", "Europe/Paris")
+    assert spec("--cron", "*/5 * * * * *").trigger == CronTrigger("*/5 * * * * *", "UTC")
+
+
+@pytest.mark.parametrize("bad", ["10x", "ten", "1m30", "-5s", "inf", ""])
+def test_bad_duration_is_a_clear_usage_error(capsys: pytest.CaptureFixture[str], bad: str) -> None:
+    err = usage_error(capsys, *BASE, f"--every={bad}")
+    assert "argument --every: invalid duration" in err
+    assert "500ms" in err or "negative" in err
+
+
+def test_exactly_one_trigger_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "one of the arguments --at --every --cron is required" in usage_error(capsys, *BASE)
+    assert "not allowed with argument" in usage_error(capsys, *BASE, "--every", "1s", "--cron", "* * * * *")
+
+
+def test_tz_without_cron_names_the_flag() -> None:
+    with pytest.raises(hourglass.InvalidArgument) as caught:
+        spec("--every", "1s", "--tz", "Europe/Paris")
+    assert caught.value.field == "--tz"
+
+
+# -- options, labels, params ---------------------------------------------------------------------
+
+
+def test_options_map_onto_job_options() -> None:
+    s = spec("--every", "1m", "--priority", "7", "--timeout-run", "30s", "--max-attempts", "4", "--backoff", "2s",
+             "--misfire", "skip", "--grace", "5s", "--overlap", "queue_one", "--idempotency-key", "k-1",
+             "--namespace", "team")
+    o = s.options
+    assert (s.priority, s.idempotency_key, s.namespace) == (7, "k-1", "team")
+    assert o.timeout == timedelta(seconds=30)
+    assert (o.retry.max_attempts, o.retry.initial_backoff) == (4, timedelta(seconds=2))
+    assert (o.misfire_policy, o.misfire_grace, o.overlap_policy) == (
+        MisfirePolicy.SKIP, timedelta(seconds=5), OverlapPolicy.QUEUE_ONE)
+
+
+def test_defaults_match_the_models() -> None:
+    s = spec("--every", "1s")
+    assert s.options == hourglass.JobOptions() and s.labels == {} and s.idempotency_key == "" and s.namespace == "default"
+
+
+def test_backoff_above_the_default_cap_raises_the_cap() -> None:
+    retry = spec("--every", "1h", "--max-attempts", "2", "--backoff", "10m").options.retry
+    assert retry.max_backoff >= retry.initial_backoff == timedelta(minutes=10)
+
+
+def test_labels_repeat_and_values_may_contain_equals() -> None:
+    assert spec("--every", "1s", "--label", "team=finance", "--label", "q=a=b").labels == {"team": "finance", "q": "a=b"}
+
+
+def test_bad_label_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "invalid label 'team'" in usage_error(capsys, *BASE, "--every", "1s", "--label", "team")
+
+
+def test_params_json_literal_is_checked_and_typed() -> None:
+    params = spec("--every", "1s", "--params", '{"a": 1}').params
+    assert (params.data, params.content_type) == (b'{"a": 1}', "application/json")
+    with pytest.raises(hourglass.InvalidArgument, match="not valid JSON") as caught:
+        spec("--every", "1s", "--params", "{a: 1}")
+    assert caught.value.field == "--params"
+
+
+def test_params_from_file_are_sent_as_is(tmp_path: Path) -> None:
+    (tmp_path / "p.json").write_text('{"url": "https://example.org"}\n')
+    (tmp_path / "p.bin").write_bytes(b"\x00\xffraw")
+    from_json = spec("--every", "1s", "--params", f"@{tmp_path / 'p.json'}").params
+    assert from_json.data == b'{"url": "https://example.org"}\n' and from_json.content_type == "application/json"
+    raw = spec("--every", "1s", "--params", f"@{tmp_path / 'p.bin'}").params
+    assert raw.data == b"\x00\xffraw" and raw.content_type == "application/octet-stream"
+    typed = spec("--every", "1s", "--params", f"@{tmp_path / 'p.bin'}", "--content-type", "image/png").params
+    assert typed.content_type == "image/png"
+
+
+def test_params_from_a_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(hourglass.InvalidArgument, match="cannot read"):
+        spec("--every", "1s", "--params", f"@{tmp_path / 'nope.json'}")
+
+
+def test_client_flags_work_before_and_after_the_command() -> None:
+    before = parse("--coordinator", "a:1", "--json", "--timeout", "3s", "-n", "x", "get", "j")
+    assert (before.coordinator, before.json, before.timeout, before.namespace) == ("a:1", True, 3.0, "x")
+    after = parse("--coordinator", "a:1", "get", "j", "--coordinator", "b:2", "--json")
+    assert (after.coordinator, after.json, after.namespace, after.timeout) == ("b:2", True, "default", None)
+
+
+def test_dotted_helpers_build_the_same_triggers() -> None:
+    assert hourglass.every(10, start=NOW) == IntervalTrigger(timedelta(seconds=10), NOW)
+    assert hourglass.cron("0 * * * *", tz="Asia/Tokyo") == CronTrigger("0 * * * *", "Asia/Tokyo")
+    assert hourglass.once(NOW) == OnceTrigger(NOW)
+    with pytest.raises(hourglass.InvalidArgument):
+        hourglass.once(datetime(2026, 1, 1))  # naive
+    assert json.loads(hourglass.json_params({"a": [1]}).data) == {"a": [1]}
+
+
+# -- running commands against a fake client ------------------------------------------------------
+
+
+def _job(job_id: str, state: JobState = JobState.ACTIVE) -> Job:
+    return Job(namespace="default", id=job_id, name=f"name-{job_id}", executor="echo", trigger=OnceTrigger(NOW),
+               priority=0, params=hourglass.json_params({"a": 1}), options=hourglass.JobOptions(), labels={},
+               idempotency_key="", state=state, created_at=NOW, shard=3, next_fire_time=NOW)
+
+
+class FakeClient:
+    error: Exception | None = None
+    submitted: list[JobSpec] = []
+
+    def __init__(self, address: str | None = None, **kwargs: Any) -> None:
+        self.address = address
+
+    def __enter__(self) -> FakeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def _maybe_fail(self) -> None:
+        if FakeClient.error is not None:
+            raise FakeClient.error
+
+    def get(self, job_id: str, namespace: str = "default") -> Job:
+        self._maybe_fail()
+        return _job(job_id)
+
+    def submit(self, spec: JobSpec) -> Job:
+        self._maybe_fail()
+        FakeClient.submitted.append(spec)
+        return _job("new")
+
+    def list(self, *args: Any) -> Page[Job]:
+        return Page([_job("a"), _job("bb", JobState.PAUSED)], "tok")
+
+    def pause(self, job_id: str, namespace: str) -> Job:
+        self._maybe_fail()
+        return _job(job_id, JobState.PAUSED)
+
+
+@pytest.fixture
+def fake_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeClient]]:
+    FakeClient.error, FakeClient.submitted = None, []
+    monkeypatch.setattr(cli, "Client", FakeClient)
+    yield FakeClient
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (hourglass.InvalidArgument("job.name", "must not be empty"), 2),
+        (hourglass.JobNotFound("default", "j"), 3),
+        (hourglass.FailedPrecondition("job j is cancelled"), 4),
+        (hourglass.Unavailable("down"), 5),
+        (hourglass.HourglassError("INTERNAL: boom"), 1),
+    ],
+)
+def test_errors_print_a_message_and_exit_with_their_code(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str], error: Exception, code: int
+) -> None:
+    fake_client.error = error
+    assert cli.main(["pause", "j"]) == code
+    assert capsys.readouterr().err == f"error: {error}\n"
+
+
+def test_get_json_has_iso_times(fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["get", "j1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["id"] == "j1" and out["next_fire_time"] == "2026-03-29T00:30:00Z" and out["params"]["json"] == {"a": 1}
+
+
+def test_list_prints_an_aligned_table_and_the_next_token(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["list"]) == 0
+    captured = capsys.readouterr()
+    header, first, second = captured.out.splitlines()
+    assert header.split() == ["ID", "NAME", "STATE", "NEXT", "FIRE"]
+    assert header.index("NAME") == first.index("name-a") == second.index("name-bb")
+    assert "--page-token tok" in captured.err
+
+
+def test_submit_sends_the_parsed_spec(fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([*BASE, "--cron", "0 3 * * *", "--tz", "Europe/Berlin", "--json"]) == 0
+    assert fake_client.submitted[0].trigger == CronTrigger("0 3 * * *", "Europe/Berlin")
+    assert json.loads(capsys.readouterr().out)["id"] == "new"
+
+
+def test_dev_without_its_module_says_so(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "hourglass_dev", None)  # makes the import fail
+    assert cli.main(["dev", "--demo"]) == 2
+    assert "not available in this build" in capsys.readouterr().err
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+# -- db migrate ------------------------------------------------------------------------------------
+
+
+def test_db_migrate_creates_schema_and_every_shard_checkpoint_idempotently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOURGLASS_STORE", raising=False)
+    url = f"sqlite:///{tmp_path / 'hg.db'}"
+    assert cli.main(["db", "migrate", "--store", url, "--num-shards", "4"]) == 0
+    assert "schema version 1" in capsys.readouterr().out
+
+    async def checkpoints() -> list[object]:
+        from hourglass_core.store.factory import open_store
+
+        store = await open_store(url)
+        try:
+            return [await store.load_checkpoint(s) for s in range(5)]
+        finally:
+            await store.close()
+
+    first = asyncio.run(checkpoints())
+    assert all(c is not None for c in first[:4]) and first[4] is None
+    assert cli.main(["db", "migrate", "--store", url, "--num-shards", "4"]) == 0
+    assert asyncio.run(checkpoints()) == first  # a second run moves nothing
+
+
+def test_db_migrate_rejects_a_bad_store_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["db", "migrate", "--store", "postgres://x"]) == 2
+    assert "unknown scheme" in capsys.readouterr().err
+
+
+# -- packaging -----------------------------------------------------------------------------------
+
+
+def test_the_sdk_and_cli_import_no_server_dependency() -> None:
+    code = (
+        "import sys, hourglass, hourglass.cli; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "{'cassandra', 'redis', 'rich', 'hourglass_coordinator', 'hourglass_worker', 'hourglass_dev'}]; "
+        "assert not bad, bad"
+    )
+    env = {"PYTHONPATH": ":".join(str(ROOT / p) for p in ("client", "core", "coordinator", "worker", "proto"))}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
