@@ -1,0 +1,60 @@
+# Hourglass — every target installs what it needs on a fresh machine.
+PYTHON_BOOT ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+export PYTHONPATH := client:core:coordinator:worker:proto
+
+.PHONY: help venv proto run dev cluster services services-stop test test-unit test-contract test-e2e lint typecheck bench chaos clean
+
+help:
+	@echo "make run            start Hourglass on its embedded default (SQLite + in-process leases) with a live demo"
+	@echo "make test           install, start Redis and Cassandra, run every test"
+	@echo "make services       start Redis and Cassandra on loopback   (make services-stop stops them)"
+	@echo "make cluster        Redis + Cassandra + 2 coordinators + 2 workers on this box"
+	@echo "make typecheck      mypy --strict"
+	@echo "make proto          regenerate proto/hourglass_pb from proto/hourglass/v1"
+
+$(STAMP): pyproject.toml
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+proto: $(STAMP)
+	PYTHON=$(PY) bash scripts/gen_proto.sh
+
+run: $(STAMP)
+	$(PY) -m hourglass dev --demo
+
+dev: $(STAMP)
+	$(PY) -m hourglass dev
+
+services: $(STAMP)
+	PYTHON=$(PY) bash scripts/services.sh start
+
+services-stop:
+	bash scripts/services.sh stop
+
+cluster: services
+	bash scripts/cluster.sh
+
+test: services
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+typecheck: $(STAMP)
+	$(PY) -m mypy client core coordinator worker
+
+bench: services
+	$(PY) -m benchmarks.run
+
+chaos: services
+	$(PY) -m benchmarks.chaos
+
+clean:
+	rm -rf $(VENV) .services .hourglass .mypy_cache .pytest_cache
