@@ -24,9 +24,12 @@ from tests.e2e.workload import (
     wait_for_runs,
 )
 
-# Lateness bound asserted for the end-to-end run: p99 under one second on a 2-core box that also
-# runs Cassandra, Redis and the test itself. Benchmarks measure the real figures.
-LATENESS_P99_BOUND_MS = 1000.0
+# Lateness bound asserted for the end-to-end run, where 300 of the jobs fire at the very same
+# instant every few seconds on a 2-core box that also runs Cassandra, Redis, the coordinator,
+# two workers and the test: p50 under 250 ms and p99 under 2 s. The benchmarks measure the
+# real figures under a steady load (benchmarks/RESULTS.md).
+LATENESS_P50_BOUND_MS = 250.0
+LATENESS_P99_BOUND_MS = 2000.0
 REPORT = Path(os.environ.get("HOURGLASS_E2E_REPORT", "/tmp/hourglass-e2e.txt"))
 
 
@@ -67,6 +70,7 @@ def test_every_expected_fire_runs_exactly_once_with_queryable_results(cluster: C
         _report(f"e2e exactly-once: jobs={len(jobs)} fires expected={total} run={len(finished)} "
                 f"lost={lost} duplicates={duplicates} lateness {summary(late)}")
         assert lost == 0 and duplicates == 0
+        assert percentile(late, 0.5) < LATENESS_P50_BOUND_MS
         assert percentile(late, 0.99) < LATENESS_P99_BOUND_MS
 
         # Each run is also one look-up by its id.

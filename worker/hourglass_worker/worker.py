@@ -51,6 +51,14 @@ class _RetryLater(enum.Enum):
 
 
 RETRY_LATER = _RetryLater.TOKEN
+WATCH_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Another live worker claimed the fire and has not finished its run: keep an eye on it."""
+
+    job: Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +215,16 @@ class Worker:
                 return
         if prepared is RETRY_LATER:
             return
+        if isinstance(prepared, Watch):
+            self._spawn(self._watch(prepared.job, fire), "watch")
+            return
         if prepared is None:
             self._book.handled(fire)
             return
         self._prepared[fire_key(fire)] = prepared
         self._timer.add(fire)
 
-    async def _claim(self, fire: Fire) -> Prepared | None | _RetryLater:
+    async def _claim(self, fire: Fire) -> Prepared | None | _RetryLater | Watch:
         """Reads the job, decides, claims the fire and moves the schedule on. None when there
         is nothing to run (stale, paused, claimed elsewhere, skipped as misfired)."""
         lease = self._keeper.lease(fire.shard)
@@ -253,19 +264,21 @@ class Worker:
             self._live = (time.monotonic(), live)
         return live
 
-    async def _after_lost_claim(self, job: Job, fire: Fire, advance: bool, nxt: Fire | None) -> Prepared | None:
+    async def _after_lost_claim(
+        self, job: Job, fire: Fire, advance: bool, nxt: Fire | None
+    ) -> Prepared | None | Watch:
         """Someone claimed this fire before us: most often the shard's previous owner."""
         if advance:
             await self._store.advance_schedule(job, nxt)  # no-op unless the claimer died first
         return await self._recover_if_orphaned(job, fire)
 
-    async def _recover_if_orphaned(self, job: Job, fire: Fire) -> Prepared | None:
+    async def _recover_if_orphaned(self, job: Job, fire: Fire) -> Prepared | None | Watch:
         """A fire claimed by a worker that is no longer alive, whose run never finished, is
         taken over (one taker wins the claim): if its run never started, it runs here as the
         same attempt; if it was cut off mid-run, it is recorded LOST and retried under the
-        job's retry policy."""
+        job's retry policy. Watch: its claimer is alive and the run unfinished, so look again."""
         claimer = await self._store.claim_owner(fire)
-        if claimer in (None, self.worker_id) or claimer in await self._live_workers():
+        if claimer in (None, self.worker_id):
             return None
         run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
         try:
@@ -274,6 +287,8 @@ class Worker:
             run = None
         if run is not None and run.status.finished:
             return None
+        if claimer in await self._live_workers():
+            return Watch(job)
         lease = self._keeper.lease(fire.shard)
         if lease is None or not await self._store.steal_claim(fire, claimer, self.worker_id, lease.token):
             return None
@@ -285,6 +300,24 @@ class Worker:
         self.link.run_finished(replace(run, status=RunStatus.LOST, ended_at=now, error=f"worker {claimer} died mid-run"))
         await self._schedule_retry(job, fire, run_id, now)
         return None
+
+    async def _watch(self, job: Job, fire: Fire) -> None:
+        """Follows a fire another live worker is running until its run finishes or its worker
+        dies (then it is recovered). The fire stays pending, so the checkpoint waits for it."""
+        try:
+            while self._keeper.lease(fire.shard) is not None and self._accepting:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                outcome = await self._recover_if_orphaned(job, fire)
+                if isinstance(outcome, Watch):
+                    continue
+                if isinstance(outcome, Prepared):
+                    self._prepared[fire_key(fire)] = outcome
+                    self._timer.add(fire, at=utcnow())
+                    return
+                break
+        except Exception as error:  # noqa: BLE001 - the next owner (or read) looks again
+            log.warning("watching fire of job %s at %s: %s", fire.job_id, fire.due, error)
+        self._book.handled(fire)
 
     # -- running --------------------------------------------------------------------------
     def _may_run(self, fire: Fire) -> bool | None:
