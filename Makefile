@@ -2,7 +2,8 @@
 PYTHON_BOOT ?= python3
 VENV        := .venv
 PY          := $(VENV)/bin/python
-STAMP       := $(VENV)/.installed
+STAMP       := $(VENV)/.installed-dev
+RUN_STAMP   := $(VENV)/.installed-server
 export PYTHONPATH := client:core:coordinator:worker:proto
 
 .PHONY: help venv proto run dev cluster services services-stop test test-unit test-contract test-e2e lint typecheck bench chaos clean
@@ -15,21 +16,28 @@ help:
 	@echo "make typecheck      mypy --strict"
 	@echo "make proto          regenerate proto/hourglass_pb from proto/hourglass/v1"
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+# `make run` needs only the servers' packages; tests and benchmarks add the dev tools.
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[server]'
+	touch $@
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $@ $(RUN_STAMP)
 
 venv: $(STAMP)
 
 proto: $(STAMP)
 	PYTHON=$(PY) bash scripts/gen_proto.sh
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) -m hourglass dev --demo
 
-dev: $(STAMP)
+dev: $(RUN_STAMP)
 	$(PY) -m hourglass dev
 
 services: $(STAMP)
