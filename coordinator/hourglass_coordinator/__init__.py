@@ -1,0 +1,1 @@
+"""A coordinator replica: client API, worker streams, leader election."""

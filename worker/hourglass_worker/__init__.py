@@ -1,0 +1,1 @@
+"""A worker: shard leases, read-ahead timer, executors."""
