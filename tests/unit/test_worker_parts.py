@@ -65,3 +65,24 @@ def test_results_become_payloads_with_content_types() -> None:
     assert to_payload({"a": 1}).content_type == "application/json"
     assert to_payload("hi").data == b"hi"
     assert to_payload(None).data == b""
+
+
+def test_shard_book_holds_the_checkpoint_behind_unfinished_fires_and_ignores_rereads() -> None:
+    from hourglass_worker.book import ShardBook
+
+    book = ShardBook()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    early = Fire(due=t0, namespace="d", job_id="a", shard=1)
+    late = Fire(due=t0 + timedelta(seconds=5), namespace="d", job_id="b", shard=1)
+    assert book.take(early) and book.take(late)
+    assert not book.take(early)  # a re-read of the same fire
+    bound = t0 + timedelta(seconds=10)
+    assert book.handled_through(1, bound) < early.due
+    book.handled(early)
+    assert early.due < book.handled_through(1, bound) < late.due
+    book.passed(1, book.handled_through(1, bound))
+    assert not book.take(late)  # still ahead of the cursor: remembered
+    book.retry_later(late)
+    assert book.take(late)  # offered again after a failure
+    book.handled(late)
+    assert book.handled_through(1, bound) == bound
