@@ -56,7 +56,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 typecheck: $(STAMP)
-	$(PY) -m mypy client core coordinator worker
+	$(PY) -m mypy client core coordinator worker benchmarks tests
 
 bench: services
 	$(PY) -m benchmarks.run
