@@ -17,6 +17,8 @@
 #   HOURGLASS_CASSANDRA_HEAP          -Xms/-Xmx                         (default 1G)
 #   HOURGLASS_CASSANDRA_VERSION       cassandra-all version to fetch    (default: the pom's)
 #   HOURGLASS_CASSANDRA_START_TIMEOUT seconds to wait for CQL           (default 180)
+#   HOURGLASS_SERVICES_DIR            state folder: pid files, data, logs (default .services; a
+#                                     second instance, e.g. the chaos harness's, needs its own)
 #   PYTHON                            python with cassandra-driver      (default .venv/bin/python,
 #                                     then python3); relative paths are from the repo root
 #
@@ -34,7 +36,7 @@ cd "$ROOT"
 CASSANDRA_JAVA_HOME="/usr/lib/jvm/java-17-openjdk-amd64"
 JAVA="$CASSANDRA_JAVA_HOME/bin/java"
 
-SERVICES_DIR="$ROOT/.services"
+SERVICES_DIR="${HOURGLASS_SERVICES_DIR:-$ROOT/.services}"
 CONF_SRC="$ROOT/scripts/cassandra"
 
 REDIS_PORT="${HOURGLASS_REDIS_PORT:-6379}"

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
+from hourglass_core.backoff import RateLimitedLog
 from hourglass_core.leases.base import Lease, Leases, Membership, ShardMap
 from hourglass_core.sharding import assign_shards
 from hourglass_core.store.base import Store
 
 log = logging.getLogger(__name__)
+warn = RateLimitedLog(log)
 LEADER_KEY = "leader"
-REBALANCE_INTERVAL_S = 0.25
+# How often the leader looks at the live workers: a dead worker's shards move this long, at
+# most, after its heartbeats expire (two Redis calls each time).
+REBALANCE_INTERVAL_S = 0.1
+# A replica that is not leader looks this often whether the lease is free: the leader's death
+# is then noticed within this long of its lease expiring.
+CAMPAIGN_INTERVAL_S = 0.25
 
 
 class Leader:
+    """Campaigns for the leader lease; while leader, publishes a shard map over the live
+    workers (leaving workers get none) whenever they change.
+
+    `known_map()` is the last map this replica saw. If the coordination backend lost its data
+    (the stored map is gone), the leader republishes that one rather than starting over, so
+    shards stay where they are; and it waits `settle` for the workers' heartbeats to be
+    recorded again before moving any shard.
+    """
+
     def __init__(
         self,
         replica_id: str,
@@ -25,6 +42,9 @@ class Leader:
         *,
         num_shards: int,
         ttl: timedelta,
+        settle: timedelta = timedelta(seconds=3),
+        known_map: Callable[[], ShardMap] = lambda: ShardMap(0, {}),
+        on_publish: Callable[[ShardMap], None] = lambda shard_map: None,
     ) -> None:
         self._replica_id = replica_id
         self._leases = leases
@@ -32,6 +52,10 @@ class Leader:
         self._store = store
         self._num_shards = num_shards
         self._ttl = ttl
+        self._settle = settle.total_seconds()
+        self._known_map = known_map
+        self._on_publish = on_publish
+        self._hold_until = 0.0
         self.lease: Lease | None = None
 
     @property
@@ -57,16 +81,19 @@ class Leader:
                     if self.lease is not None:
                         await self.rebalance()
                 except Exception as error:  # noqa: BLE001 - keep campaigning through outages
-                    log.warning("leader loop: %s", error)
+                    warn.warning("loop", "leader loop: %s", error)
                     self.lease = None
-                await asyncio.sleep(REBALANCE_INTERVAL_S if self.lease else renew_every)
+                await asyncio.sleep(REBALANCE_INTERVAL_S if self.lease else CAMPAIGN_INTERVAL_S)
         finally:
             if self.lease is not None:
                 await asyncio.shield(self._leases.release(self.lease))
                 log.info("replica %s released the leader lease", self._replica_id)
 
     async def _campaign(self) -> None:
-        # Tokens must never go backwards, even if the lease backend forgot everything.
+        if await self._leases.holder(LEADER_KEY) not in (None, self._replica_id):
+            return
+        # Tokens must never go backwards, even if the lease backend forgot everything: no
+        # campaign until the counter is above what the store has seen.
         await self._leases.seed_fencing(await self._store.max_fencing_token())
         self.lease = await self._leases.acquire(LEADER_KEY, self._replica_id, self._ttl)
         if self.lease is not None:
@@ -74,12 +101,24 @@ class Leader:
 
     async def rebalance(self) -> ShardMap | None:
         """Publishes a new shard map when the live workers changed; returns it."""
-        workers = [w.worker_id for w in await self._membership.live_workers()]
+        loop = asyncio.get_running_loop()
         current = await self._membership.shard_map()
+        known = self._known_map()
+        if current.version == 0 and not current.owners and known.owners:
+            restored = ShardMap(known.version + 1, dict(known.owners))
+            await self._membership.publish_shard_map(restored)
+            self._on_publish(restored)
+            self._hold_until = loop.time() + self._settle
+            log.warning("the shard map was gone (coordination data lost?): republished v%d", restored.version)
+            return restored
+        if loop.time() < self._hold_until:
+            return None
+        workers = [w.worker_id for w in await self._membership.live_workers() if not w.leaving]
         owners = assign_shards(workers, self._num_shards, current.owners)
         if owners == current.owners:
             return None
         new = ShardMap(current.version + 1, owners)
         await self._membership.publish_shard_map(new)
+        self._on_publish(new)
         log.info("shard map v%d: %d shards over %d workers", new.version, len(owners), len(workers))
         return new

@@ -55,7 +55,11 @@ async def serve(
         hint=streams.hint,
         halt=streams.halt,
     )
-    leader = Leader(rid, leases, membership, store, num_shards=settings.num_shards, ttl=settings.leader_ttl)
+    leader = Leader(
+        rid, leases, membership, store,
+        num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
+        known_map=lambda: streams.shard_map, on_publish=streams.adopt,
+    )  # fmt: skip
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),

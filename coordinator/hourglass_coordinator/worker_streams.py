@@ -3,6 +3,11 @@
 Each replica keeps the streams of the workers connected to it, records their heartbeats in the
 membership backend, writes their run events to the store (acknowledging each once durable), and
 pushes to them their part of the shard map, fire hints and halts.
+
+A backend outage does not end a stream: a run event whose write fails is written again, with
+backoff, for as long as the stream is open (its worker re-sends it to whichever replica it
+reaches next otherwise), and a heartbeat that cannot be recorded is dropped (the next one
+follows shortly).
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 
 from hourglass_core import wire
+from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
 from hourglass_core.models import Fire, FireKind
 from hourglass_core.store.base import Store
@@ -22,7 +30,8 @@ from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
 
 log = logging.getLogger(__name__)
-SHARD_MAP_POLL_S = 0.2
+warn = RateLimitedLog(log)
+SHARD_MAP_POLL_S = 0.1
 
 
 class AckTracker:
@@ -54,7 +63,8 @@ class _Connection:
     def __init__(self, info: WorkerInfo) -> None:
         self.info = info
         self.outbox: asyncio.Queue[wpb.CoordinatorMessage] = asyncio.Queue()
-        self.pushed_version = -1
+        self.pushed: tuple[int, ...] | None = None  # the shards last assigned to it
+        self.beat: asyncio.Task[None] | None = None  # the heartbeat being recorded
 
 
 class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc]  # generated, untyped
@@ -75,6 +85,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         self._heartbeat_interval = heartbeat_interval
         self._worker_timeout = worker_timeout
         self._connections: dict[str, _Connection] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.shard_map = ShardMap(0, {})
 
     # -- the stream -----------------------------------------------------------------------
@@ -89,9 +100,9 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             return
         reg = first.register
         info = WorkerInfo(reg.worker_id, frozenset(reg.executors), reg.capacity, self._replica_id)
-        await self._store.register_executors(info.executors)
-        await self._membership.heartbeat(info, self._worker_timeout)
+        self._in_background(self._register_executors(info.executors), f"executors-{info.worker_id}")
         conn = _Connection(info)
+        self._beat(conn)
         self._connections[info.worker_id] = conn
         log.info("worker %s connected (executors %s)", info.worker_id, sorted(info.executors))
         yield wpb.CoordinatorMessage(
@@ -113,7 +124,39 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             reader.cancel()
             if self._connections.get(info.worker_id) is conn:
                 del self._connections[info.worker_id]
+            if conn.info.leaving:
+                # It said goodbye and hung up: no need to wait out its heartbeat timeout.
+                self._in_background(self._membership.remove_worker(info.worker_id), f"remove-{info.worker_id}")
             log.info("worker %s stream closed", info.worker_id)
+
+    def _in_background(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _register_executors(self, names: frozenset[str]) -> None:
+        """Remembered for submit validation. Retried in the background: a worker can connect
+        (and keep its shards) while the store is away."""
+        backoff = Backoff(0.2, 10.0)
+        for _ in range(60):
+            try:
+                await self._store.register_executors(names)
+                return
+            except Exception as error:  # noqa: BLE001
+                warn.warning("executors", "could not record the executors of a worker: %s", error)
+                await asyncio.sleep(backoff.next_delay())
+
+    def _beat(self, conn: _Connection) -> None:
+        """Records a heartbeat without holding up the stream (run events keep flowing while
+        Redis is slow); one at a time per worker, a beat that finds one in flight is dropped."""
+        if conn.beat is None or conn.beat.done():
+            conn.beat = asyncio.create_task(self._record_beat(conn.info), name=f"beat-{conn.info.worker_id}")
+
+    async def _record_beat(self, info: WorkerInfo) -> None:
+        try:
+            await self._membership.heartbeat(info, self._worker_timeout)
+        except Exception as error:  # noqa: BLE001 - the next heartbeat follows shortly
+            warn.warning("beat", "could not record a heartbeat: %s", error)
 
     async def _read(self, conn: _Connection, messages: AsyncIterator[wpb.WorkerMessage]) -> None:
         acks = AckTracker()
@@ -121,10 +164,12 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         try:
             async for message in messages:
                 kind = message.WhichOneof("kind")
-                if kind == "heartbeat" and message.heartbeat.leaving:
-                    await self._membership.remove_worker(conn.info.worker_id)
-                elif kind == "heartbeat":
-                    await self._membership.heartbeat(conn.info, self._worker_timeout)
+                if kind == "heartbeat":
+                    if message.heartbeat.leaving and not conn.info.leaving:
+                        # Still alive (it finishes what it claimed) but no longer assignable.
+                        conn.info = replace(conn.info, leaving=True)
+                        conn.beat = None
+                    self._beat(conn)
                 elif kind in ("run_started", "run_finished"):
                     event = getattr(message, kind)
                     acks.start(event.seq)
@@ -134,43 +179,51 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
         finally:
+            # Unacknowledged events are re-sent by the worker to the replica it reaches next.
             for task in writes:
                 task.cancel()
 
     async def _record(
         self, conn: _Connection, event: wpb.RunStarted | wpb.RunFinished, acks: AckTracker
     ) -> None:
-        # A write that fails is not acknowledged: the worker re-sends it after reconnecting.
-        try:
-            await self._store.record_run(wire.run_from_event(event, conn.info.worker_id))
-        except Exception as error:  # noqa: BLE001 - logged; the worker retries
-            log.warning("could not record run %s: %s", event.run_id, error)
-            return
+        """Writes the event until it is durable (or the stream closes: this task is then
+        cancelled), then acknowledges it."""
+        run = wire.run_from_event(event, conn.info.worker_id)
+        await until_done(lambda: self._store.record_run(run), warn, "record", f"recording run {event.run_id}")
         watermark = acks.finish(event.seq)
         if watermark is not None:
             conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=watermark)))
 
     # -- pushes ---------------------------------------------------------------------------
     def _push_assignment(self, conn: _Connection) -> None:
-        if conn.pushed_version == self.shard_map.version:
+        shards = tuple(sorted(s for s, owner in self.shard_map.owners.items() if owner == conn.info.worker_id))
+        if conn.pushed == shards:
             return
-        shards = sorted(s for s, owner in self.shard_map.owners.items() if owner == conn.info.worker_id)
         conn.outbox.put_nowait(
             wpb.CoordinatorMessage(assignment=wpb.Assignment(version=self.shard_map.version, shards=shards))
         )
-        conn.pushed_version = self.shard_map.version
+        conn.pushed = shards
+
+    def adopt(self, shard_map: ShardMap) -> None:
+        """Pushes `shard_map` to the local workers whose part changed. Maps are compared by
+        content, not version: after the coordination backend lost its data, versions start
+        over. An empty version-0 map means "none published" (e.g. just after such a loss)
+        and never replaces a real one."""
+        if shard_map.version == 0 and not shard_map.owners and self.shard_map.owners:
+            return
+        if shard_map == self.shard_map:
+            return
+        self.shard_map = shard_map
+        for conn in list(self._connections.values()):
+            self._push_assignment(conn)
 
     async def follow_shard_map(self) -> None:
         """Forever: pushes each new shard map to the local workers."""
         while True:
             try:
-                latest = await self._membership.shard_map()
-                if latest.version != self.shard_map.version:
-                    self.shard_map = latest
-                    for conn in list(self._connections.values()):
-                        self._push_assignment(conn)
+                self.adopt(await self._membership.shard_map())
             except Exception as error:  # noqa: BLE001 - the backend may be briefly away
-                log.warning("reading the shard map failed: %s", error)
+                warn.warning("map", "reading the shard map failed: %s", error)
             await asyncio.sleep(SHARD_MAP_POLL_S)
 
     async def hint(self, fires: Sequence[Fire]) -> None:

@@ -25,7 +25,9 @@ class Settings:
     # Fixed for a cluster's life: a job's shard is hash(id) % num_shards.
     num_shards: int = 64
     leader_ttl: timedelta = timedelta(seconds=3)
-    shard_lease_ttl: timedelta = timedelta(seconds=4)
+    # No longer than worker_timeout: a dead worker's shard leases must have expired by the
+    # time it is declared dead, or its shards wait out the leases, not the timeout, to move.
+    shard_lease_ttl: timedelta = timedelta(seconds=3)
     heartbeat_interval: timedelta = timedelta(milliseconds=500)
     # A worker that has not sent a heartbeat for this long is dead; its shards move.
     worker_timeout: timedelta = timedelta(seconds=3)

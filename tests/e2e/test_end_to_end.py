@@ -19,7 +19,8 @@ from tests.e2e.workload import (
     mixed_specs,
     now,
     percentile,
-    submit_when_ready,
+    submit_all,
+    wait_for_executor,
     summary,
     wait_for_runs,
 )
@@ -44,8 +45,8 @@ def test_every_expected_fire_runs_exactly_once_with_queryable_results(cluster: C
     cluster.start_worker("w1")
     cluster.start_worker("w2")
     with hourglass.Client(cluster.address, timeout=30) as client:
-        specs = mixed_specs(now(), count=1000, span_s=12)
-        jobs = submit_when_ready(client, specs)
+        wait_for_executor(client, "echo")
+        jobs = submit_all(client, mixed_specs(now(), count=1000, span_s=12))
         planned = [Planned(job, expected_fires(job)) for job in jobs]
         total = sum(len(p.expected) for p in planned)
         assert len(jobs) == 1000 and total >= 2000
@@ -85,12 +86,13 @@ def test_sigkilled_worker_loses_no_fire_and_its_cut_off_runs_are_retried(cluster
     cluster.start_worker("w1")
     cluster.start_worker("w2")
     with hourglass.Client(cluster.address, timeout=30) as client:
+        wait_for_executor(client, "sleep")
         t0 = now()
         specs = mixed_specs(t0, count=300, span_s=10, executor="sleep", max_attempts=3, params={"seconds": 0.8})
-        jobs = submit_when_ready(client, specs)
+        jobs = submit_all(client, specs)
         planned = [Planned(job, expected_fires(job)) for job in jobs]
         total = sum(len(p.expected) for p in planned)
-        time.sleep(max(0.0, (t0 - now()).total_seconds() + 7))  # mid-way through the fires
+        time.sleep(max(0.0, (t0 - now()).total_seconds() + 10))  # mid-way through the fires
         cluster.kill_worker("w1", signal.SIGKILL)
         killed_at = now()
 

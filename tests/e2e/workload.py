@@ -19,12 +19,17 @@ class Planned:
     expected: frozenset[datetime]
 
 
+# Time from building the specs to their first fire: submitting a thousand jobs takes a few
+# seconds on a busy 2-core box, and a fire must not fall due before its job is stored.
+LEAD = timedelta(seconds=6)
+
+
 def mixed_specs(t0: datetime, count: int, span_s: float, executor: str = "echo", max_attempts: int = 1,
                 params: dict[str, object] | None = None) -> list[hourglass.JobSpec]:
     """count jobs: 70 % once, 20 % every 2 s, 10 % cron every 3 s (6 fields), all within
-    [t0 + 3 s, t0 + 3 s + span_s]."""
+    [t0 + LEAD, t0 + LEAD + span_s]."""
     rng = random.Random(42)
-    start = t0 + timedelta(seconds=3)
+    start = t0 + LEAD
     end = start + timedelta(seconds=span_s)
     options = hourglass.JobOptions(retry=hourglass.RetryPolicy(max_attempts=max_attempts, initial_backoff=timedelta(milliseconds=200)))
     specs = []
@@ -57,18 +62,29 @@ def expected_fires(job: hourglass.Job) -> frozenset[datetime]:
     return frozenset(fires_between(t, job.created_at - timedelta(microseconds=1), horizon, 10_000))
 
 
-def submit_when_ready(client: hourglass.Client, specs: list[hourglass.JobSpec], timeout: float = 60) -> list[hourglass.Job]:
-    """Submits once a worker has registered the executors (until then submit says INVALID_ARGUMENT)."""
+def wait_for_executor(client: hourglass.Client, executor: str, timeout: float = 60) -> None:
+    """Returns once a worker offers `executor` (until then submit says INVALID_ARGUMENT), so
+    the specs that follow are built with the time they are really submitted at. The probe job
+    submitted to find out is cancelled."""
     deadline = time.monotonic() + timeout
+    probe = hourglass.JobSpec(
+        name="readiness-probe", executor=executor,
+        trigger=hourglass.OnceTrigger(at=datetime.now(UTC) + timedelta(days=1)),
+    )  # fmt: skip
     while True:
         try:
-            jobs = [client.submit(specs[0])]
+            job = client.submit(probe, idempotent=False)
             break
         except hourglass.InvalidArgument:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    for i in range(1, len(specs), 500):
+    client.cancel(job.id, job.namespace)
+
+
+def submit_all(client: hourglass.Client, specs: list[hourglass.JobSpec]) -> list[hourglass.Job]:
+    jobs: list[hourglass.Job] = []
+    for i in range(0, len(specs), 500):
         jobs.extend(client.submit_many(specs[i : i + 500]))
     return jobs
 

@@ -34,25 +34,30 @@ class CoordinatorLink:
         self._on_message = on_message
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval.total_seconds()
+        self._max_gap = 3 * self._heartbeat_interval  # a longer one breaks a run of heartbeats
         self._seq = 0
         self._unacked: dict[int, wpb.WorkerMessage] = {}
+        self._waiters: dict[int, asyncio.Future[None]] = {}
         self._outbox: asyncio.Queue[wpb.WorkerMessage] = asyncio.Queue()
         self._all_acked = asyncio.Event()
         self._all_acked.set()
         self.connected = asyncio.Event()
+        self._heartbeat_sent_at = float("-inf")  # loop time
+        # Since when heartbeats have gone out without a gap long enough to matter (loop time).
+        self._beating_since = float("inf")
 
     # -- events ---------------------------------------------------------------------------
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
-    def run_started(self, run: Run, shard: int) -> None:
-        seq = self._next_seq()
-        self._queue(seq, wpb.WorkerMessage(run_started=wire.run_started_to_pb(run, seq, shard)))
-
-    def run_finished(self, run: Run) -> None:
+    def run_finished(self, run: Run) -> asyncio.Future[None]:
+        """Queues the event; the future is done once a replica acknowledged it (it is durable)."""
         seq = self._next_seq()
         self._queue(seq, wpb.WorkerMessage(run_finished=wire.run_finished_to_pb(run, seq)))
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[seq] = durable
+        return durable
 
     def _queue(self, seq: int, message: wpb.WorkerMessage) -> None:
         self._unacked[seq] = message
@@ -62,12 +67,30 @@ class CoordinatorLink:
     def _ack(self, seq: int) -> None:
         for done in [s for s in self._unacked if s <= seq]:
             del self._unacked[done]
+            waiter = self._waiters.pop(done, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
         if not self._unacked:
             self._all_acked.set()
 
     async def send_heartbeat(self) -> None:
         """Sends a heartbeat now (e.g. one that says the worker is leaving)."""
         self._outbox.put_nowait(wpb.WorkerMessage(heartbeat=self._heartbeat()))
+
+    def beating_since(self) -> float:
+        """Since when (loop time) heartbeats have gone out with no pause longer than three
+        heartbeat intervals, up to now; infinity while they are paused. A worker whose
+        heartbeats paused (it was frozen, or cut off from every replica) may have been declared
+        dead meanwhile and its claims taken over, however fresh its heartbeats are again."""
+        if asyncio.get_running_loop().time() - self._heartbeat_sent_at > self._max_gap:
+            return float("inf")
+        return self._beating_since
+
+    def _beat_sent(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._heartbeat_sent_at > self._max_gap:
+            self._beating_since = now  # a pause: the run of heartbeats starts again here
+        self._heartbeat_sent_at = now
 
     @property
     def unacked(self) -> int:
@@ -122,6 +145,7 @@ class CoordinatorLink:
         yield wpb.WorkerMessage(register=self._register)
         outbox = self._outbox
         loop = asyncio.get_running_loop()
+        self._beat_sent()  # registering records a heartbeat too
         last_heartbeat = loop.time()
         while True:
             # Heartbeats go out on time even under a steady stream of run events.
@@ -134,3 +158,4 @@ class CoordinatorLink:
             if loop.time() - last_heartbeat >= self._heartbeat_interval:
                 last_heartbeat = loop.time()
                 yield wpb.WorkerMessage(heartbeat=self._heartbeat())
+                self._beat_sent()

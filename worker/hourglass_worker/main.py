@@ -28,6 +28,8 @@ async def run_worker(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Runs one worker until SIGINT/SIGTERM or `stop`; then shuts down gracefully."""
+    if os.environ.get("HOURGLASS_TRACE_FIRES"):  # every fire's path through the worker, for debugging
+        logging.getLogger("hourglass_worker.trace").setLevel(logging.DEBUG)
     executors = load_executors(settings.executors)
     owned = backends is None
     store, leases, membership = backends or await open_backends(settings)

@@ -30,6 +30,13 @@ class FireTimer:
         heapq.heappush(self._heap, (at or fire.due, -fire.priority, next(self._order), fire))
         self._wake.set()
 
+    def hurry(self) -> None:
+        """Every fire comes out now rather than at the time it was added for."""
+        now = datetime.now(UTC)
+        self._heap = [(min(at, now), prio, order, fire) for at, prio, order, fire in self._heap]
+        heapq.heapify(self._heap)
+        self._wake.set()
+
     def __len__(self) -> int:
         return len(self._heap)
 

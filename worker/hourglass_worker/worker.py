@@ -2,7 +2,13 @@
 and runs each at its due time from an in-memory timer.
 
 Preparing ahead takes the store's round trips (job read, claim, next fire) off the path from
-"due" to "running", so lateness is the timer's, not Cassandra's.
+"due" to "running", so lateness is the timer's, not Cassandra's. Claiming and taking over
+other workers' claims live in `claiming`; this module runs what was claimed.
+
+Fencing: a claimed fire runs only while the shard lease it was claimed under is safely held
+(or was released on purpose, while this worker is surely still seen alive), checked both
+before and after its start is made durable. A worker that was frozen past its lease therefore
+runs nothing it no longer owns; the shard's new owner takes its claims over.
 """
 
 from __future__ import annotations
@@ -10,64 +16,47 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hourglass_core import wire
+from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.config import Settings
-from hourglass_core.errors import JobNotFound, RunNotFound, StaleOwner
-from hourglass_core.firing import Action, plan_fire, retry_fire, run_id_for, stable_jitter
+from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
-from hourglass_core.models import Fire, Job, JobState, OverlapPolicy, Run, RunStatus
+from hourglass_core.models import Fire, JobState, OverlapPolicy, Run, RunStatus
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.book import ShardBook
+from hourglass_worker.claiming import Claimer, Later, Prepared
 from hourglass_worker.executors import Executor, RunContext
+from hourglass_worker.fencing import Fence
+from hourglass_worker.later import BACKOFF_CAP_S, LookAgain
 from hourglass_worker.link import CoordinatorLink
 from hourglass_worker.runner import Runner
 from hourglass_worker.shards import ShardKeeper
 from hourglass_worker.timer import FireKey, FireTimer, fire_key
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("hourglass_worker.trace")
+warn = RateLimitedLog(log)
 READ_LIMIT = 10_000
 CHECKPOINT_EVERY_S = 2.0
 PREPARE_CONCURRENCY = 64
-LIVE_CACHE_S = 1.0
-# A prepared fire whose shard lease cannot be confirmed right now waits this long, then looks
-# again: either the lease is confirmed (run) or lost (the new owner recovers the fire).
+# A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
+# either the lease is confirmed (run) or lost (the new owner takes the claim over).
 LEASE_WAIT = timedelta(milliseconds=100)
 JobRef = tuple[str, str]
 
 
+class _Queued(enum.Enum):
+    QUEUED = enum.auto()  # waits for the job's current run (overlap policy QUEUE_ONE)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class _RetryLater(enum.Enum):
-    TOKEN = enum.auto()
-
-
-RETRY_LATER = _RetryLater.TOKEN
-WATCH_INTERVAL_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """Another live worker claimed the fire and has not finished its run: keep an eye on it."""
-
-    job: Job
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A fire this worker claimed, waiting in the timer for its due time."""
-
-    job: Job
-    fire: Fire
-    run_id: str
 
 
 class Worker:
@@ -83,24 +72,22 @@ class Worker:
         self.worker_id = worker_id
         self._settings = settings
         self._store = store
-        self._membership = membership
         self._executors = executors
         self._runner = Runner(settings.capacity)
         self._run_slots = asyncio.Semaphore(settings.capacity)
         self._prepare_slots = asyncio.Semaphore(PREPARE_CONCURRENCY)
         self._timer = FireTimer()
+        self._later = LookAgain(lambda fire, life: self._spawn(self._prepare(fire, life), "prepare-again"))
         self._book = ShardBook()
         self._keeper = ShardKeeper(
-            leases, worker_id, settings.shard_lease_ttl, self._shard_gained, self._shard_lost
-        )
+            leases, worker_id, settings.shard_lease_ttl, self._shard_gained, self._shard_lost,
+            fencing_floor=store.max_fencing_token,
+        )  # fmt: skip
         self._readers: dict[int, asyncio.Task[None]] = {}
         self._prepared: dict[FireKey, Prepared] = {}
-        # Shards released on purpose: their prepared fires are claimed by us and still run.
-        self._released: set[int] = set()
         self._running: dict[JobRef, list[RunContext]] = defaultdict(list)
         self._queued: dict[JobRef, Prepared] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._live: tuple[float, set[str]] = (0.0, set())
         self._accepting = True
         self.link = CoordinatorLink(
             settings.coordinator.split(","),
@@ -109,6 +96,11 @@ class Worker:
             self._heartbeat,
             settings.heartbeat_interval,
         )
+        self._fence = Fence(self._keeper, self.link.beating_since)
+        self._claimer = Claimer(
+            worker_id, store, membership, self._keeper, self.link,
+            take=self._take, skipped=self._report_skipped, lookahead=settings.lookahead,
+        )  # fmt: skip
 
     def _spawn(self, coro: object, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
@@ -135,12 +127,13 @@ class Worker:
             self._halt(message.job_halted.namespace, message.job_halted.job_id)
 
     def _halt(self, namespace: str, job_id: str) -> None:
-        """The job was paused or cancelled: its prepared fires do not run."""
-        for key, prepared in list(self._prepared.items()):
-            if prepared.fire.namespace == namespace and prepared.fire.job_id == job_id:
-                del self._prepared[key]
-                self._book.handled(prepared.fire)
-        self._queued.pop((namespace, job_id), None)
+        """The job was paused or cancelled: its prepared fires do not run. They are recorded
+        SKIPPED, so a shard owner watching this worker's claim on them stops waiting."""
+        halted = [p for p in self._prepared.values() if (p.fire.namespace, p.fire.job_id) == (namespace, job_id)]
+        queued = self._queued.pop((namespace, job_id), None)
+        for prepared in halted + ([queued] if queued else []):
+            self._prepared.pop(fire_key(prepared.fire), None)
+            self._spawn(self._finish(prepared, self._report_skipped(prepared.fire, prepared.run_id, "job halted")), "halt")
         if self._running.get((namespace, job_id)):
             self._spawn(self._cancel_if_cancelled(namespace, job_id), f"halt-{job_id}")
 
@@ -153,231 +146,216 @@ class Worker:
     # -- shards ---------------------------------------------------------------------------
     def _shard_gained(self, shard: int, lease: Lease) -> None:
         log.info("worker %s owns shard %d (token %d)", self.worker_id, shard, lease.token)
-        self._released.discard(shard)
-        self._readers[shard] = asyncio.create_task(self._read_shard(shard), name=f"read-shard-{shard}")
+        self._fence.gained(shard, lease.token)
+        self._claimer.forget_live_workers()
+        self._book.open(shard)
+        self._readers[shard] = asyncio.create_task(self._read_shard(shard, lease.token), name=f"read-shard-{shard}")
 
     def _shard_lost(self, shard: int, graceful: bool) -> None:
         log.info("worker %s %s shard %d", self.worker_id, "released" if graceful else "lost", shard)
+        self._fence.lost(shard, graceful)
         reader = self._readers.pop(shard, None)
         if reader is not None:
             reader.cancel()
         if graceful:
-            self._released.add(shard)  # what we claimed still runs here
-            return
-        # Lost, not released: a newer owner may already be recovering these fires.
+            return  # what we claimed still runs here
+        # Lost, not released: a newer owner may be taking these fires over right now.
         for key, prepared in list(self._prepared.items()):
             if prepared.fire.shard == shard:
                 del self._prepared[key]
+                self._claimer.give_up(prepared)
         self._book.drop_shard(shard)
 
     def _take(self, fire: Fire) -> None:
-        if self._accepting and self._book.take(fire):
-            self._spawn(self._prepare(fire), "prepare")
+        life = self._fence.lives.get(fire.shard)
+        if self._accepting and life is not None and self._book.take(fire, life):
+            trace.debug("take %s at %s (attempt %d, life %d)", fire.job_id, fire.due, fire.attempt, life)
+            self._spawn(self._prepare(fire, life), "prepare")
 
-    async def _read_shard(self, shard: int) -> None:
+    async def _read_shard(self, shard: int, life: int) -> None:
         """Reads the shard's fires from its checkpoint to `lookahead` ahead, forever. The cursor
-        (and checkpoint) trails real time by read_margin and never passes an unfinished fire."""
-        checkpoint = await self._store.load_checkpoint(shard)
-        cursor = checkpoint.at if checkpoint else utcnow() - self._settings.read_margin
+        (and checkpoint) trails real time by read_margin and never passes an unfinished fire.
+        Store errors back off and retry; a stale token gives the shard up (and it is taken
+        again with a newer token)."""
+        cursor: datetime | None = None
         saved_at = 0.0
+        backoff = Backoff(0.2, BACKOFF_CAP_S)
         loop = asyncio.get_running_loop()
         while True:
-            lease = self._keeper.lease(shard)
-            if lease is not None:
-                now = utcnow()
-                after, until = cursor, now + self._settings.lookahead
-                while True:
-                    batch = await self._store.due_fires(shard, after, until, READ_LIMIT)
-                    for fire in batch:
-                        self._take(fire)
-                    if len(batch) < READ_LIMIT:
-                        break
-                    after = batch[-1].due
-                cursor = max(cursor, self._book.handled_through(shard, now - self._settings.read_margin))
-                self._book.passed(shard, cursor)
-                if loop.time() - saved_at >= CHECKPOINT_EVERY_S:
-                    try:
-                        await self._store.save_checkpoint(Checkpoint(shard, cursor, lease.token))
+            try:
+                if cursor is None:
+                    checkpoint = await self._store.load_checkpoint(shard)
+                    cursor = checkpoint.at if checkpoint else utcnow() - self._settings.read_margin
+                    trace.debug("shard %d life %d starts at %s", shard, life, cursor)
+                lease = self._keeper.lease(shard)
+                if lease is not None and lease.token == life:
+                    now = utcnow()
+                    await self._read_range(shard, cursor, now + self._settings.lookahead)
+                    cursor = max(cursor, self._book.handled_through(shard, now - self._settings.read_margin))
+                    self._book.passed(shard, cursor)
+                    if loop.time() - saved_at >= CHECKPOINT_EVERY_S:
+                        await self._store.save_checkpoint(Checkpoint(shard, cursor, life))
                         saved_at = loop.time()
-                    except StaleOwner:
-                        log.warning("shard %d has a newer owner; stopping its reader", shard)
-                        return
-            await asyncio.sleep(self._settings.poll_interval.total_seconds())
+                backoff.reset()
+                delay = self._settings.poll_interval.total_seconds()
+            except StaleOwner as error:
+                log.warning("shard %d: %s; giving it up to take it again with a newer token", shard, error)
+                self._keeper.forfeit(shard)
+                return
+            except Exception as error:  # noqa: BLE001 - the store may be away for a while
+                warn.warning("read", "reading shard %d failed: %s", shard, error)
+                delay = backoff.next_delay()
+            await asyncio.sleep(delay)
+
+    async def _read_range(self, shard: int, after: datetime, until: datetime) -> None:
+        while True:
+            batch = await self._store.due_fires(shard, after, until, READ_LIMIT)
+            trace.debug("shard %d read %d fires in (%s, %s]", shard, len(batch), after, until)
+            now = utcnow()
+            # Overdue fires newest first: in a shard just taken over from a dead worker, the
+            # oldest ones are mostly done already, and those due since its death are not.
+            for fire in sorted(batch, key=lambda f: (1, f.due.timestamp()) if f.due > now else (0, -f.due.timestamp())):
+                self._take(fire)
+            if len(batch) < READ_LIMIT:
+                return
+            after = batch[-1].due
 
     # -- preparing ------------------------------------------------------------------------
-    async def _prepare(self, fire: Fire) -> None:
+    async def _prepare(self, fire: Fire, life: int) -> None:
+        if self._fence.lives.get(fire.shard) != life or not self._accepting:
+            trace.debug("fire %s at %s: shard %d life %d over", fire.job_id, fire.due, fire.shard, life)
+            self._book.handled(fire, life)  # the shard's next owner reads it from our checkpoint
+            self._later.forget(fire)
+            return
         async with self._prepare_slots:
             try:
-                prepared = await self._claim(fire)
-            except Exception as error:  # noqa: BLE001 - the next read offers the fire again
-                log.warning("preparing fire of job %s at %s failed: %s", fire.job_id, fire.due, error)
-                self._book.retry_later(fire)
-                return
-        if prepared is RETRY_LATER:
+                backlog = fire.due < self._fence.since.get(fire.shard, fire.due)
+                outcome = await self._claimer.claim(fire, backlog=backlog)
+                self._later.store_answered()
+            except Exception as error:  # noqa: BLE001 - looked at again after a backoff
+                warn.warning("prepare", "preparing fire of job %s at %s failed: %s", fire.job_id, fire.due, error)
+                self._later.store_failed()
+                outcome = Later.RETRY
+        trace.debug("fire %s at %s (attempt %d, life %d): %s", fire.job_id, fire.due, fire.attempt, life,
+                    outcome.holder if isinstance(outcome, Prepared) else outcome)  # fmt: skip
+        if isinstance(outcome, Later):
+            if not self._later.schedule(fire, life, outcome):
+                # Not a fire the schedule moves to after all: a stale row. Forgotten rather
+                # than handled, so it is offered again if whoever moves the schedule to it
+                # late (or the next read) finds it.
+                self._book.retry_later(fire, life)
             return
-        if isinstance(prepared, Watch):
-            self._spawn(self._watch(prepared.job, fire), "watch")
-            return
-        if prepared is None:
-            self._book.handled(fire)
-            return
-        self._prepared[fire_key(fire)] = prepared
-        self._timer.add(fire)
+        self._later.forget(fire)
+        if outcome is None:
+            self._book.handled(fire, life)
+        elif outcome.token == life:
+            self._register(outcome)
+        else:  # claimed under a lease that ended meanwhile: not ours to run
+            self._claimer.give_up(outcome)
+            self._book.handled(fire, life)
 
-    async def _claim(self, fire: Fire) -> Prepared | None | _RetryLater | Watch:
-        """Reads the job, decides, claims the fire and moves the schedule on. None when there
-        is nothing to run (stale, paused, claimed elsewhere, skipped as misfired)."""
-        lease = self._keeper.lease(fire.shard)
-        if lease is None:
-            return None  # the shard moved: its new owner reads the fire from the checkpoint
-        try:
-            job = await self._store.get_job(fire.namespace, fire.job_id)
-        except JobNotFound:
-            # A submit writes the fire before the job row: the job is being written right now.
-            # Jobs are never deleted, so look again at the next read (until the cursor passes).
-            self._book.retry_later(fire)
-            return RETRY_LATER
-        plan = plan_fire(job, fire, max(utcnow(), fire.due))
-        if plan.action is Action.DROP:
-            if job.state in (JobState.ACTIVE, JobState.COMPLETED):
-                # Not the job's next fire any more: either a leftover, or a fire a previous
-                # owner claimed (and so moved the schedule on) and then died with.
-                return await self._recover_if_orphaned(job, fire)
-            return None
-        if not await self._store.claim_fire(fire, self.worker_id, lease.token):
-            return await self._after_lost_claim(job, fire, plan.advance, plan.next_fire)
-        if plan.advance:
-            await self._store.advance_schedule(job, plan.next_fire)
-            nxt = plan.next_fire
-            if nxt is not None and nxt.due <= utcnow() + self._settings.lookahead and self._keeper.lease(nxt.shard):
-                self._take(nxt)
-        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
-        if plan.action is Action.SKIP_MISFIRE:
-            self._report_skipped(fire, run_id, plan.reason)
-            return None
-        return Prepared(job, fire, run_id)
-
-    async def _live_workers(self) -> set[str]:
-        at, live = self._live
-        if time.monotonic() - at > LIVE_CACHE_S:
-            live = {w.worker_id for w in await self._membership.live_workers()}
-            self._live = (time.monotonic(), live)
-        return live
-
-    async def _after_lost_claim(
-        self, job: Job, fire: Fire, advance: bool, nxt: Fire | None
-    ) -> Prepared | None | Watch:
-        """Someone claimed this fire before us: most often the shard's previous owner."""
-        if advance:
-            await self._store.advance_schedule(job, nxt)  # no-op unless the claimer died first
-        return await self._recover_if_orphaned(job, fire)
-
-    async def _recover_if_orphaned(self, job: Job, fire: Fire) -> Prepared | None | Watch:
-        """A fire claimed by a worker that is no longer alive, whose run never finished, is
-        taken over (one taker wins the claim): if its run never started, it runs here as the
-        same attempt; if it was cut off mid-run, it is recorded LOST and retried under the
-        job's retry policy. Watch: its claimer is alive and the run unfinished, so look again."""
-        claimer = await self._store.claim_owner(fire)
-        if claimer in (None, self.worker_id):
-            return None
-        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
-        try:
-            run: Run | None = await self._store.get_run(run_id)
-        except RunNotFound:
-            run = None
-        if run is not None and run.status.finished:
-            return None
-        if claimer in await self._live_workers():
-            return Watch(job)
-        lease = self._keeper.lease(fire.shard)
-        if lease is None or not await self._store.steal_claim(fire, claimer, self.worker_id, lease.token):
-            return None
-        if run is None:
-            log.info("fire of job %s at %s claimed by dead worker %s runs here", job.id, fire.due, claimer)
-            return Prepared(job, fire, run_id)
-        log.warning("run %s of job %s was cut off on dead worker %s", run_id, job.id, claimer)
-        now = utcnow()
-        self.link.run_finished(replace(run, status=RunStatus.LOST, ended_at=now, error=f"worker {claimer} died mid-run"))
-        await self._schedule_retry(job, fire, run_id, now)
-        return None
-
-    async def _watch(self, job: Job, fire: Fire) -> None:
-        """Follows a fire another live worker is running until its run finishes or its worker
-        dies (then it is recovered). The fire stays pending, so the checkpoint waits for it."""
-        try:
-            while self._keeper.lease(fire.shard) is not None and self._accepting:
-                await asyncio.sleep(WATCH_INTERVAL_S)
-                outcome = await self._recover_if_orphaned(job, fire)
-                if isinstance(outcome, Watch):
-                    continue
-                if isinstance(outcome, Prepared):
-                    self._prepared[fire_key(fire)] = outcome
-                    self._timer.add(fire, at=utcnow())
-                    return
-                break
-        except Exception as error:  # noqa: BLE001 - the next owner (or read) looks again
-            log.warning("watching fire of job %s at %s: %s", fire.job_id, fire.due, error)
-        self._book.handled(fire)
+    def _register(self, prepared: Prepared) -> None:
+        key = fire_key(prepared.fire)
+        if key in self._claimer.mine:
+            return  # a claim of an earlier life that completed late; the registered one stands
+        self._claimer.mine[key] = prepared.holder
+        self._prepared[key] = prepared
+        self._timer.add(prepared.fire)
 
     # -- running --------------------------------------------------------------------------
-    def _may_run(self, fire: Fire) -> bool | None:
-        """True: run now. None: the lease is not confirmed right now; ask again shortly.
-        False: the lease was lost (a newer owner recovers the fire)."""
-        if fire.shard in self._keeper.held:
-            return True if self._keeper.lease(fire.shard) is not None else None
-        return fire.shard in self._released
+    def _may_run(self, prepared: Prepared) -> bool | None:
+        return self._fence.may_run(prepared.fire.shard, prepared.token)
 
     async def _dispatch(self) -> None:
         while True:
             for fire in await self._timer.next_due():
                 key = fire_key(fire)
-                if key not in self._prepared:
+                prepared = self._prepared.get(key)
+                if prepared is None or prepared.fire != fire:
                     continue  # halted, or its shard was lost
-                verdict = self._may_run(fire)
+                verdict = self._may_run(prepared)
                 if verdict is None:
                     self._timer.add(fire, at=utcnow() + LEASE_WAIT)
                     continue
-                prepared = self._prepared.pop(key)
+                del self._prepared[key]
                 if not verdict:
+                    trace.debug("give up %s at %s: %s", fire.job_id, fire.due, prepared.holder)
+                    self._claimer.give_up(prepared)
                     continue
                 await self._run_slots.acquire()
                 self._spawn(self._run(prepared), f"run-{prepared.run_id}")
 
     async def _run(self, prepared: Prepared) -> None:
+        outcome: asyncio.Future[None] | _Queued | None = None
         try:
-            await self._run_with_overlap(prepared)
+            outcome = await self._run_with_overlap(prepared)
         except Exception:  # noqa: BLE001 - one bad run must not stop the worker
             log.exception("run %s failed unexpectedly", prepared.run_id)
         finally:
             self._run_slots.release()
-            self._book.handled(prepared.fire)
+        if not isinstance(outcome, _Queued):
+            await self._finish(prepared, outcome)
 
-    async def _run_with_overlap(self, prepared: Prepared) -> None:
+    async def _finish(self, prepared: Prepared, durable: asyncio.Future[None] | None) -> None:
+        """The fire is handled once its outcome is durable: until then the checkpoint stays
+        behind it, so if this worker dies now the fire's new owner still sees it."""
+        if durable is not None:
+            await asyncio.shield(durable)
+        key = fire_key(prepared.fire)
+        if self._claimer.mine.get(key) == prepared.holder:
+            del self._claimer.mine[key]
+        trace.debug("finished %s at %s (%s)", prepared.fire.job_id, prepared.fire.due, prepared.holder)
+        self._book.handled(prepared.fire, prepared.token)
+
+    async def _run_with_overlap(self, prepared: Prepared) -> asyncio.Future[None] | _Queued | None:
         job, fire = prepared.job, prepared.fire
         ref = (job.namespace, job.id)
         if self._running.get(ref) and fire.attempt == 1:
             policy = job.options.overlap_policy
             if policy is OverlapPolicy.SKIP:
-                self._report_skipped(fire, prepared.run_id, "previous run still in progress")
-                return
+                return self._report_skipped(fire, prepared.run_id, "previous run still in progress")
             if policy is OverlapPolicy.QUEUE_ONE:
                 if ref in self._queued:
-                    self._report_skipped(fire, prepared.run_id, "a fire is already queued")
-                else:
-                    self._queued[ref] = prepared
-                return
-        await self._execute(prepared)
+                    return self._report_skipped(fire, prepared.run_id, "a fire is already queued")
+                self._queued[ref] = prepared
+                return _Queued.QUEUED
+        durable = await self._execute(prepared)
         queued = self._queued.pop(ref, None)
         if queued is not None:
-            await self._execute(queued)
-            self._book.handled(queued.fire)
+            self._spawn(self._finish(queued, await self._execute(queued)), "finish-queued")
+        return durable
 
-    async def _execute(self, prepared: Prepared) -> None:
+    async def _start(self, prepared: Prepared, run: Run) -> bool:
+        """Makes the run's start durable, then says whether to call the executor. The check
+        after the write matters: a worker frozen between the first check and the write must
+        not act on waking up, and a new owner that read no start record ran the fire itself."""
+        backoff = Backoff(0.1, 2.0)
+        written = False
+        while True:
+            verdict = self._may_run(prepared)
+            if verdict and written:
+                return True
+            if verdict is False:
+                self._claimer.give_up(prepared)
+                return False
+            if verdict is None:
+                await asyncio.sleep(LEASE_WAIT.total_seconds())
+                continue
+            try:
+                await self._store.record_run(run)
+                written = True
+            except Exception as error:  # noqa: BLE001 - the store may be away for a while
+                warn.warning("start", "recording the start of run %s failed: %s", run.run_id, error)
+                await asyncio.sleep(backoff.next_delay())
+
+    async def _execute(self, prepared: Prepared) -> asyncio.Future[None] | None:
         job, fire = prepared.job, prepared.fire
         ref = (job.namespace, job.id)
         run = Run(job.namespace, job.id, prepared.run_id, fire.due, fire.attempt, RunStatus.RUNNING,
                   self.worker_id, utcnow())  # fmt: skip
-        self.link.run_started(run, fire.shard)
+        if not await self._start(prepared, run):
+            return None
+        trace.debug("start %s at %s", fire.job_id, fire.due)
         ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.due, job.params)
         self._running[ref].append(ctx)
         try:
@@ -395,19 +373,11 @@ class Worker:
                 del self._running[ref]
         ended = utcnow()
         if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
-            await self._schedule_retry(job, fire, prepared.run_id, ended)
-        self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
+            await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
+        return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
 
-    async def _schedule_retry(self, job: Job, fire: Fire, run_id: str, now: datetime) -> None:
-        retry = retry_fire(job, fire, now, stable_jitter(run_id) * 0.5 + random.random() * 0.5)
-        if retry is None:
-            return
-        await self._store.put_fire(retry)
-        if self._keeper.lease(retry.shard) is not None:
-            self._take(retry)
-
-    def _report_skipped(self, fire: Fire, run_id: str, reason: str) -> None:
-        self.link.run_finished(
+    def _report_skipped(self, fire: Fire, run_id: str, reason: str) -> asyncio.Future[None]:
+        return self.link.run_finished(
             Run(fire.namespace, fire.job_id, run_id, fire.due, fire.attempt, RunStatus.SKIPPED,
                 self.worker_id, ended_at=utcnow(), error=reason)  # fmt: skip
         )
@@ -416,9 +386,12 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Runs until `stop` is set, then shuts down gracefully: leases released at once (the
         leader moves the shards), fires already claimed here run, results are flushed."""
-        link = asyncio.create_task(self.link.run(), name="link")
+        loops = [
+            asyncio.create_task(self.link.run(), name="link"),
+            asyncio.create_task(self._dispatch(), name="dispatch"),
+            asyncio.create_task(self._later.run(), name="look-again"),
+        ]
         keeper = asyncio.create_task(self._keeper.run(), name="shard-keeper")
-        dispatch = asyncio.create_task(self._dispatch(), name="dispatch")
         try:
             await stop.wait()
         finally:
@@ -428,13 +401,17 @@ class Worker:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)  # releases every lease
             deadline = time.monotonic() + self._settings.lookahead.total_seconds() + 1
-            while (self._prepared or self._tasks) and time.monotonic() < deadline:
+            while (self._prepared or self._running) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            dispatch.cancel()
+            for prepared in list(self._prepared.values()):  # could not run in time: hand over
+                self._claimer.give_up(prepared)
+            self._prepared.clear()
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=30)
+            await self._claimer.drain(timeout=5)
             await self.link.flush(timeout=10)
-            link.cancel()
-            await asyncio.gather(link, dispatch, return_exceptions=True)
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             self._runner.close()
             log.info("worker %s stopped", self.worker_id)

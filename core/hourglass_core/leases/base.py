@@ -32,6 +32,9 @@ class WorkerInfo:
     executors: frozenset[str] = field(default_factory=frozenset)
     capacity: int = 0
     coordinator: str = ""  # id of the coordinator replica holding the worker's stream
+    # Shutting down: still alive (it finishes the fires it claimed, so nobody takes them over)
+    # but assigned no shards.
+    leaving: bool = False
 
 
 @dataclass(frozen=True, slots=True)

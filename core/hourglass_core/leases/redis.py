@@ -272,6 +272,7 @@ def _encode_worker(worker: WorkerInfo) -> str:
             "executors": sorted(worker.executors),
             "capacity": worker.capacity,
             "coordinator": worker.coordinator,
+            "leaving": worker.leaving,
         }
     )
 
@@ -283,6 +284,7 @@ def _decode_worker(text: str) -> WorkerInfo:
         executors=frozenset(data["executors"]),
         capacity=int(data["capacity"]),
         coordinator=data["coordinator"],
+        leaving=bool(data.get("leaving", False)),
     )
 
 

@@ -227,7 +227,12 @@ class CassandraStore:
         or one racing a pause/cancel/resume that already moved the schedule, changes nothing.
         Completion is an LWT so it can never overwrite a concurrent pause or cancel; moving
         the next fire is a plain write (a pause landing in between is harmless: workers drop
-        fires of jobs that are not ACTIVE, and resume rewrites the next fire)."""
+        fires of jobs that are not ACTIVE, and resume rewrites the next fire) whose write
+        timestamp is the time of the read it was decided on: a worker paused between that read
+        and the write (a GC pause, SIGSTOP) thus writes a value older than every later move,
+        and cannot put the schedule back to a fire that already ran (which would end the
+        job's chain of fires)."""
+        decided = codec.now_us()
         stored = await self._find_job(job.namespace, job.id)
         if stored is None or stored.state is not JobState.ACTIVE:
             return
@@ -242,7 +247,7 @@ class CassandraStore:
             return
         await self.put_fire(next_fire)
         await self._cql.execute(
-            self._st.job_set_next, (codec.to_us(next_fire.due), job.namespace, job.id)
+            self._st.job_set_next, (decided, codec.to_us(next_fire.due), job.namespace, job.id)
         )
 
     # -- schedule -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import cassandra
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.connection import ConnectionException
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, dict_factory
 
 from hourglass_core.errors import Unavailable
@@ -55,6 +55,9 @@ async def open_session(
         connect_timeout=5,
         protocol_version=5,  # Cassandra 4+; saves two downgrade round trips and warnings
         control_connection_timeout=5,
+        # The driver's default waits 1, 2, 4 ... up to 600 s between reconnection attempts: a
+        # node back after a minute's outage would then sit unused for up to another minute.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.2, max_delay=2.0, max_attempts=None),
     )
     try:
         return cluster, await asyncio.to_thread(cluster.connect)

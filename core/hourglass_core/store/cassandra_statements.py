@@ -29,7 +29,8 @@ CQL: dict[str, str] = {
     "job_insert": _insert("jobs", JOB_COLUMNS),
     "job_get": "SELECT * FROM jobs WHERE namespace = ? AND id = ?",
     "job_set_state": "UPDATE jobs SET state = ?, next_fire_time = ? WHERE namespace = ? AND id = ?",
-    "job_set_next": "UPDATE jobs SET next_fire_time = ? WHERE namespace = ? AND id = ?",
+    # With the time the move was decided as its write timestamp: see advance_schedule.
+    "job_set_next": "UPDATE jobs USING TIMESTAMP ? SET next_fire_time = ? WHERE namespace = ? AND id = ?",
     # Completing is the one job-state change made by the workers: conditional, so that it can
     # never overwrite a pause or cancel (or a resume that moved the schedule) racing with it.
     "job_complete": (

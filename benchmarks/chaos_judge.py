@@ -1,0 +1,148 @@
+"""Judging a chaos scenario from what the job code saw (the probe's calls) and what Hourglass
+recorded (runs_by_id): lost, duplicated, retried and late fires, and when lateness recovered.
+
+- lost: an expected fire (job, due) whose attempt 1 never called the executor, unless its run
+  was recorded LOST (cut off) and a later attempt of the job ran;
+- duplicated: a call of an attempt (job, due, attempt) beyond its first;
+- documented retries: calls of attempt >= 2 after a run was recorded LOST (a cut-off run is
+  retried under the job's retry policy: the one duplicate the design allows, and the executor
+  is told the attempt so it can be idempotent).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from benchmarks.chaos_probe import Call
+
+US = 1_000_000
+# "Before the fault" ends this long before it: fires due just before it may still be waiting
+# on the worker about to die, and belong to the recovery.
+STEADY_MARGIN_US = 2 * US
+
+
+def pct(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def lateness_summary(values_ms: Sequence[float]) -> dict[str, Any]:
+    return {
+        "count": len(values_ms),
+        "p50_ms": _r(pct(values_ms, 0.5)),
+        "p99_ms": _r(pct(values_ms, 0.99)),
+        "max_ms": _r(max(values_ms) if values_ms else None),
+    }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def recorded_runs(cassandra: str, keyspace: str) -> list[dict[str, Any]]:
+    """Every row of keyspace.runs_by_id: job_id, due, attempt, status, worker_id, started_at."""
+    from cassandra.cluster import Cluster
+    from cassandra.query import SimpleStatement
+
+    host, _, port = cassandra.rpartition(":")
+    cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=20)
+    try:
+        session = cluster.connect()
+        statement = SimpleStatement(
+            f"SELECT job_id, due, attempt, status, worker_id, started_at FROM {keyspace}.runs_by_id", fetch_size=5000
+        )
+        return [row._asdict() for row in session.execute(statement, timeout=120)]
+    finally:
+        cluster.shutdown()
+
+
+def checkpoint_tokens(cassandra: str, keyspace: str) -> dict[int, int]:
+    from cassandra.cluster import Cluster
+
+    host, _, port = cassandra.rpartition(":")
+    cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=20)
+    try:
+        rows = cluster.connect().execute(f"SELECT shard, fencing_token FROM {keyspace}.checkpoints", timeout=30)
+        return {row.shard: row.fencing_token for row in rows}
+    finally:
+        cluster.shutdown()
+
+
+def drop_keyspace(cassandra: str, keyspace: str) -> None:
+    from cassandra.cluster import Cluster
+
+    host, _, port = cassandra.rpartition(":")
+    cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=20)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+    except Exception:  # noqa: BLE001 - a leftover keyspace only costs disk
+        pass
+    finally:
+        cluster.shutdown()
+
+
+def judge(
+    expected: dict[str, set[int]],
+    calls: Iterable[Call],
+    records: list[dict[str, Any]],
+    fault_us: int,
+) -> dict[str, Any]:
+    starts = [c for c in calls if c.kind == "S" and c.job_id in expected]
+    by_attempt: dict[tuple[str, int, int], list[Call]] = defaultdict(list)
+    for c in starts:
+        by_attempt[(c.job_id, c.due_us, c.attempt)].append(c)
+    duplicated = sum(len(v) - 1 for v in by_attempt.values())
+    retries = Counter(c.job_id for c in starts if c.attempt > 1)
+    cut_off = {(r["job_id"], r["due"]) for r in records if r["status"] == "lost" and r["job_id"] in expected}
+    cut_off_jobs = Counter(job for job, _ in cut_off)
+    statuses = Counter(str(r["status"]) for r in records if r["job_id"] in expected)
+
+    lost: list[tuple[str, int]] = []
+    steady: list[float] = []
+    late_by_second: dict[int, list[float]] = defaultdict(list)
+    for job_id, dues in expected.items():
+        for due in dues:
+            first = by_attempt.get((job_id, due, 1))
+            if not first:
+                if (job_id, due) in cut_off and retries[job_id] >= cut_off_jobs[job_id]:
+                    continue  # cut off before its executor was called; retried as the next attempt
+                lost.append((job_id, due))
+                continue
+            late_ms = (min(c.at_us for c in first) - due) / 1000
+            if due < fault_us - STEADY_MARGIN_US:
+                steady.append(late_ms)
+            late_by_second[(due - fault_us) // US].append(late_ms)
+    unexpected = sum(1 for (job, due, attempt) in by_attempt if attempt == 1 and due not in expected[job])
+    return {
+        "expected": sum(len(d) for d in expected.values()),
+        "ran": sum(len(d) for d in expected.values()) - len(lost),
+        "lost": len(lost),
+        "lost_sample": [f"{job}@{due}" for job, due in sorted(lost)[:10]],
+        "duplicated": duplicated,
+        "cut_off_recorded_lost": len(cut_off),
+        "retried_attempts": sum(retries.values()),
+        "unexpected": unexpected,
+        "stuck_running": statuses.get("running", 0),
+        "statuses": dict(statuses),
+        "steady_lateness": lateness_summary(steady),
+        "by_second": {s: v for s, v in sorted(late_by_second.items())},
+    }
+
+
+def recovery(result: dict[str, Any], fault_us: int, until_s: float) -> tuple[float, dict[str, Any]]:
+    """When lateness went back to normal after the fault (seconds after it, by due time: the
+    end of the last second whose worst fire was late by more than 3 x the steady p99, at least
+    1 s and at most 10 s), and the lateness of the fires due from the fault until then."""
+    by_second: dict[int, list[float]] = result.pop("by_second")
+    steady_p99 = result["steady_lateness"]["p99_ms"] or 0.0
+    threshold = min(10_000.0, max(1000.0, 3 * steady_p99))
+    bad = [s for s, v in by_second.items() if 0 <= s <= until_s and max(v) > threshold]
+    recovered_s = float(max(bad) + 1) if bad else 0.0
+    window = [v for s, values in by_second.items() if -STEADY_MARGIN_US // US <= s < max(recovered_s, 1) for v in values]
+    timeline = [{"t": s, "n": len(v), "p50_ms": _r(pct(v, 0.5)), "max_ms": _r(max(v))}
+                for s, v in by_second.items() if -5 <= s <= until_s]  # fmt: skip
+    return recovered_s, {"recovery_lateness": lateness_summary(window), "timeline": timeline}

@@ -1,0 +1,112 @@
+"""The worker's fault-handling parts, without processes: claim holders, shard lives in the book,
+the fence, the lease keeper's fencing floor and forfeit, backoff and rate-limited logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hourglass_core.backoff import Backoff, RateLimitedLog
+from hourglass_core.leases.memory import MemoryLeases
+from hourglass_core.models import Fire
+from hourglass_worker import claims
+from hourglass_worker.book import ShardBook
+from hourglass_worker.claiming import Later
+from hourglass_worker.fencing import Fence
+from hourglass_worker.later import MOVING_TRIES, LookAgain
+from hourglass_worker.shards import ShardKeeper
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_claim_holders_name_worker_and_token_and_parse_back() -> None:
+    holder = claims.holder_id("w#1", 42)  # a worker id may itself contain the separator
+    assert claims.parse(holder) == claims.Holder("w#1", 42)
+    assert claims.parse(claims.abandoned(holder)) == claims.Holder("w#1", 42, abandoned=True)
+    assert claims.parse("legacy-worker") == claims.Holder("legacy-worker", None)
+
+
+def test_a_fire_finished_in_an_earlier_shard_life_does_not_clear_the_new_lifes_entry() -> None:
+    book = ShardBook()
+    fire = Fire(due=T0, namespace="d", job_id="a", shard=3)
+    assert book.take(fire, life=7)
+    book.open(3)  # the shard was lost and taken again
+    assert book.take(fire, life=9)  # read again from the checkpoint
+    book.handled(fire, life=7)  # the earlier life's run finishes now
+    assert book.handled_through(3, T0 + timedelta(seconds=5)) < T0  # still pending in life 9
+    book.handled(fire, life=9)
+    assert book.handled_through(3, T0 + timedelta(seconds=5)) == T0 + timedelta(seconds=5)
+
+
+async def test_a_row_the_schedule_never_moves_to_is_given_up_after_a_few_looks() -> None:
+    again: list[Fire] = []
+    later = LookAgain(lambda fire, life: again.append(fire))
+    fire = Fire(due=T0, namespace="d", job_id="a", shard=0)
+    assert all(later.schedule(fire, 1, Later.MOVING) for _ in range(MOVING_TRIES))
+    assert not later.schedule(fire, 1, Later.MOVING)
+    assert later.schedule(fire, 1, Later.WATCH)  # watching is not limited
+
+
+async def test_fence_runs_claims_of_the_held_lease_only_and_released_ones_while_alive() -> None:
+    leases = MemoryLeases()
+    keeper = ShardKeeper(leases, "w1", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
+    beating_since = [0.0]
+    fence = Fence(keeper, lambda: beating_since[0])
+    keeper.assign({1})
+    await keeper._step()  # noqa: SLF001 - one convergence step, no loop
+    token = keeper.token(1)
+    assert token is not None
+    fence.gained(1, token)
+    assert fence.may_run(1, token) is True
+    assert fence.may_run(1, token - 1) is False  # claimed under an earlier lease of the shard
+    fence.lost(1, graceful=True)
+    released_at = asyncio.get_running_loop().time()
+    assert fence.may_run(1, token) is True  # released on purpose, heartbeats never paused
+    beating_since[0] = released_at + 1  # a pause in the heartbeats after the release
+    assert fence.may_run(1, token) is False
+    fence.gained(1, token + 5)
+    fence.lost(1, graceful=False)
+    assert fence.may_run(1, token + 5) is False
+
+
+async def test_keeper_raises_the_fencing_counter_above_the_store_after_a_lost_lease() -> None:
+    leases = MemoryLeases()
+    lost: list[tuple[int, bool]] = []
+    keeper = ShardKeeper(
+        leases, "w1", timedelta(seconds=3), lambda s, lease: None, lambda s, g: lost.append((s, g)),
+        fencing_floor=lambda: _value(1000),
+    )  # fmt: skip
+    keeper.assign({0})
+    await keeper._step()  # noqa: SLF001
+    first = keeper.token(0)
+    assert first is not None and first > 1000  # seeded before the very first lease
+    keeper.forfeit(0)  # the store said our token is stale
+    assert lost == [(0, False)] and keeper.token(0) is None
+    await keeper._step()  # noqa: SLF001 - releases the forfeited lease, takes the shard again
+    second = keeper.token(0)
+    assert second is not None and second > first
+
+
+async def _value(n: int) -> int:
+    return n
+
+
+def test_backoff_grows_exponentially_with_equal_jitter_up_to_its_cap() -> None:
+    backoff = Backoff(initial=0.1, cap=1.0)
+    delays = [backoff.next_delay() for _ in range(8)]
+    for i, delay in enumerate(delays):
+        base = min(1.0, 0.1 * 2**i)
+        assert base / 2 <= delay <= base
+    backoff.reset()
+    assert backoff.next_delay() <= 0.1
+
+
+def test_recurring_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    warn = RateLimitedLog(logging.getLogger("test.rate"), every=60)
+    with caplog.at_level(logging.WARNING):
+        for i in range(100):
+            warn.warning("k", "store down: %d", i)
+    assert len(caplog.records) == 1

@@ -1,0 +1,269 @@
+"""Claiming fires before they are due, and deciding about fires someone else claimed.
+
+One claim per fire, ever (a lightweight transaction); the claim row names its holder as
+"worker#token" (see `claims`). A fire found claimed by another holder is:
+- left alone once its run finished;
+- watched (kept pending, so the shard's checkpoint waits for it) while its holder is a live
+  worker, which runs it or is running it;
+- taken over when its holder died, gave the claim up, or is an earlier life of this worker:
+  run here as the same attempt if its run never started, else recorded LOST and retried as the
+  next attempt. A run's start is made durable before its executor is called (see the worker),
+  so "never started" is known, not guessed, and an attempt never runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
+from hourglass_core.errors import JobNotFound, RunNotFound
+from hourglass_core.firing import Action, plan_fire, retry_fire, run_id_for, stable_jitter
+from hourglass_core.leases.base import Membership
+from hourglass_core.models import Fire, FireKind, Job, JobState, Run, RunStatus
+from hourglass_core.store.base import Store
+from hourglass_worker import claims
+from hourglass_worker.link import CoordinatorLink
+from hourglass_worker.shards import ShardKeeper
+from hourglass_worker.timer import FireKey, fire_key
+
+log = logging.getLogger(__name__)
+warn = RateLimitedLog(log)
+# Short: a claimer that just died must not look alive to its shard's new owner for long.
+LIVE_CACHE_S = 0.25
+LOST_ACK_WAIT_S = 10.0
+# A fire row whose job row is still missing this long after its due time belongs to a submit
+# that never completed (a job row is written last): it is dropped.
+ORPHAN_ROW = timedelta(seconds=30)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A fire this worker claimed, waiting in the timer for its due time."""
+
+    job: Job
+    fire: Fire
+    run_id: str
+    holder: str  # the claim row's holder: this worker and `token`
+    token: int  # the shard lease (and shard life) the claim was taken under
+
+
+class Later(enum.Enum):
+    """Look at the fire again shortly: WATCH while another holder runs it, RETRY after an
+    error or while the shard's lease is not confirmed, MOVING (a few times, then drop it) while
+    the job's schedule may be moving to this fire right now."""
+
+    WATCH = enum.auto()
+    RETRY = enum.auto()
+    MOVING = enum.auto()
+
+
+Outcome = Prepared | Later | None  # None: nothing (more) to do here
+
+
+def _ahead_of_schedule(job: Job, fire: Fire) -> bool:
+    return (
+        fire.kind is FireKind.SCHEDULED
+        and job.state in (JobState.ACTIVE, JobState.PAUSED)  # a resume moves it too
+        and (job.next_fire_time is None or fire.due > job.next_fire_time)
+    )
+
+
+class Claimer:
+    def __init__(
+        self,
+        worker_id: str,
+        store: Store,
+        membership: Membership,
+        keeper: ShardKeeper,
+        link: CoordinatorLink,
+        *,
+        take: Callable[[Fire], None],
+        skipped: Callable[[Fire, str, str], object],
+        lookahead: timedelta,
+    ) -> None:
+        self._worker_id = worker_id
+        self._store = store
+        self._membership = membership
+        self._keeper = keeper
+        self._link = link
+        self._take = take
+        self._skipped = skipped
+        self._lookahead = lookahead
+        # Claims this process will run, is running, or ran without the result acknowledged yet.
+        self.mine: dict[FireKey, str] = {}
+        # Claims being given up right now (their fire is watched until that is durable).
+        self.abandoning: dict[FireKey, str] = {}
+        self._live: tuple[float, set[str]] = (float("-inf"), set())
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
+        """Reads the job, decides, claims the fire and moves the schedule on. `backlog`: the
+        fire was due before this worker took its shard over, so its previous owner most likely
+        claimed it, and ran it or died with it: its claim and run are read along with the job,
+        in one round trip (a shard taken over from a dead worker comes with seconds of such
+        fires, and the lateness of those it left undone is the time it takes to find them)."""
+        lease = self._keeper.lease(fire.shard)
+        if lease is None:
+            return Later.RETRY  # not confirmed right now; if the shard is lost, so is the fire here
+        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+        known: tuple[str | None, Run | None] | None = None
+        try:
+            if backlog:
+                job, holder, run = await asyncio.gather(
+                    self._store.get_job(fire.namespace, fire.job_id), self._store.claim_owner(fire), self._find_run(run_id)
+                )
+                if run is not None and run.status.finished:
+                    return None
+                known = (holder, run)
+            else:
+                job = await self._store.get_job(fire.namespace, fire.job_id)
+        except JobNotFound:
+            # A submit writes the fire before the job row: the job is being written right now.
+            return Later.RETRY if utcnow() - fire.due < ORPHAN_ROW else None
+        plan = plan_fire(job, fire, max(utcnow(), fire.due))
+        if plan.action is Action.DROP and _ahead_of_schedule(job, fire):
+            # The schedule moves by writing the next fire's row first and pointing the job at
+            # it second (so the job never points at a missing row): a row just ahead of the
+            # job's next fire may be one the job is about to point at, not a stale one.
+            return Later.MOVING
+        if plan.action is Action.DROP:
+            # Stale, or a fire a previous owner claimed (and so moved the schedule on): a paused
+            # or cancelled job's fire is not run, but a run of it that was cut off is closed.
+            may_run = job.state in (JobState.ACTIVE, JobState.COMPLETED)
+            return await self.settle_claimed(job, fire, may_run=may_run, known=known)
+        holder = claims.holder_id(self._worker_id, lease.token)
+        claimed = await self._store.claim_fire(fire, holder, lease.token)
+        if plan.advance:
+            # After a lost claim this is a no-op unless the claimer died before moving on.
+            await self._store.advance_schedule(job, plan.next_fire)
+            nxt = plan.next_fire
+            if nxt is not None and nxt.due <= utcnow() + self._lookahead:
+                self._take(nxt)  # at once: when catching up, its due time is behind the read cursor
+        if not claimed:
+            return await self.settle_claimed(job, fire, may_run=True)
+        if plan.action is Action.SKIP_MISFIRE:
+            self._skipped(fire, run_id, plan.reason)
+            return None
+        return Prepared(job, fire, run_id, holder, lease.token)
+
+    async def settle_claimed(
+        self, job: Job, fire: Fire, *, may_run: bool, known: tuple[str | None, Run | None] | None = None
+    ) -> Outcome:
+        """For a fire someone (perhaps an earlier life of this worker) claimed; see the module.
+        `known`: its claim holder and run, if just read."""
+        key = fire_key(fire)
+        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+        if known is None:
+            # Both at once: taking over a dead worker's fires is on the path of their lateness.
+            holder, run = await asyncio.gather(self._store.claim_owner(fire), self._find_run(run_id))
+        else:
+            holder, run = known
+        if holder is None:
+            return None  # never claimed: a leftover row
+        if holder == self.mine.get(key) or key in self.abandoning:
+            return Later.WATCH  # ours: running here, or being given up right now
+        if run is not None and run.status.finished:
+            return None
+        claimer = claims.parse(holder)
+        if not claimer.abandoned and claimer.worker_id != self._worker_id:
+            if claimer.worker_id in await self._live_workers():
+                return Later.WATCH
+        lease = self._keeper.lease(fire.shard)
+        if lease is None:
+            return Later.RETRY
+        mine = claims.holder_id(self._worker_id, lease.token)
+        if not await self._store.steal_claim(fire, holder, mine, lease.token):
+            return Later.WATCH  # the claim moved meanwhile: look again
+        if run is None:
+            if not may_run:
+                return None
+            log.info("fire of job %s at %s claimed by %s runs here", job.id, fire.due, holder)
+            return Prepared(job, fire, run_id, mine, lease.token)
+        log.warning("run %s of job %s was cut off (claimed by %s)", run_id, job.id, holder)
+        await self._close_cut_off(job, fire, run, f"cut off: {claimer.worker_id} died or lost the shard mid-run")
+        return None
+
+    async def _close_cut_off(self, job: Job, fire: Fire, run: Run, why: str) -> None:
+        """Retry first, then LOST: dying in between leaves the run RUNNING, and whoever
+        recovers it next writes the very same retry (its due time is derived from the fire
+        and the run id, not from the clock), so the retry exists once."""
+        retry = retry_fire(job, fire, fire.due, stable_jitter(run.run_id))
+        if retry is not None:
+            await self._store.put_fire(retry)
+            self._take(retry)  # at once: its due time may be behind the shard's read cursor
+        durable = self._link.run_finished(replace(run, status=RunStatus.LOST, ended_at=utcnow(), error=why))
+        # The fire counts as handled (and the checkpoint may pass it) once LOST is recorded;
+        # if no replica acknowledges it for long, the retry goes on regardless.
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(durable), LOST_ACK_WAIT_S)
+
+    async def schedule_retry(self, job: Job, fire: Fire, run_id: str, now: datetime) -> None:
+        """After a run failed or timed out: the next attempt, after an exponential backoff
+        with jitter. Written before the failure is reported (see `_close_cut_off`)."""
+        retry = retry_fire(job, fire, now, stable_jitter(run_id) * 0.5 + random.random() * 0.5)
+        if retry is None:
+            return
+        await until_done(lambda: self._store.put_fire(retry), warn, "retry", f"writing the retry of run {run_id}", cap=2.0)
+        self._take(retry)
+
+    def give_up(self, prepared: Prepared) -> None:
+        """This worker will not run a fire it claimed (it lost the shard's lease): marks the
+        claim abandoned, so the shard's owner takes it over without waiting for us to die."""
+        key = fire_key(prepared.fire)
+        if self.mine.get(key) == prepared.holder:
+            del self.mine[key]
+        self.abandoning[key] = prepared.holder
+        task = asyncio.create_task(self._abandon(key, prepared), name=f"abandon-{prepared.run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _abandon(self, key: FireKey, prepared: Prepared) -> None:
+        backoff = Backoff(0.1, 2.0)
+        try:
+            for _ in range(100):
+                try:
+                    # Moves only the claim this holder has: no-op if the new owner took it.
+                    await self._store.steal_claim(
+                        prepared.fire, prepared.holder, claims.abandoned(prepared.holder), prepared.token
+                    )
+                    return
+                except Exception as error:  # noqa: BLE001
+                    warn.warning("abandon", "giving up the claim of run %s failed: %s", prepared.run_id, error)
+                    await asyncio.sleep(backoff.next_delay())
+        finally:
+            if self.abandoning.get(key) == prepared.holder:
+                del self.abandoning[key]
+
+    def forget_live_workers(self) -> None:
+        """The shard map just changed, perhaps because a worker died: look again before
+        trusting that any worker is alive."""
+        self._live = (float("-inf"), set())
+
+    async def drain(self, timeout: float) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def _find_run(self, run_id: str) -> Run | None:
+        try:
+            return await self._store.get_run(run_id)
+        except RunNotFound:
+            return None
+
+    async def _live_workers(self) -> set[str]:
+        at, live = self._live
+        if time.monotonic() - at > LIVE_CACHE_S:
+            live = {w.worker_id for w in await self._membership.live_workers()}
+            self._live = (time.monotonic(), live)
+        return live
