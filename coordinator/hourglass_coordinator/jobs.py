@@ -60,6 +60,7 @@ class JobsApi:
         hint: Hinter,
         halt: Halter = _no_halt,
         clock: Clock = utcnow,
+        hint_within: timedelta = timedelta(seconds=3),
     ) -> None:
         self._store = store
         self._num_shards = num_shards
@@ -67,6 +68,10 @@ class JobsApi:
         self._hint = hint
         self._halt = halt
         self._clock = clock
+        # Workers read `lookahead` ahead of time; only a fire due sooner than that could be
+        # missed by their next read, so only those are hinted (a far-future hint would be
+        # claimed and held in memory until it is due).
+        self._hint_within = hint_within
         self._executors: set[str] = set()
         self._executors_at = 0.0
 
@@ -102,7 +107,7 @@ class JobsApi:
                 priority=c.job.priority,
             )
             for c in created
-            if c.created and c.job.next_fire_time is not None
+            if c.created and c.job.next_fire_time is not None and c.job.next_fire_time <= now + self._hint_within
         ]
         if fires:
             await self._hint(fires)
@@ -178,7 +183,8 @@ class JobsApi:
             priority=job.priority,
         )
         resumed = await self._store.set_job_state(namespace, job_id, JobState.ACTIVE, fire)
-        await self._hint([fire])
+        if fire.due <= now + self._hint_within:
+            await self._hint([fire])
         return resumed
 
     async def get_run(self, run_id: str) -> Run:

@@ -54,6 +54,7 @@ async def serve(
         max_params_bytes=settings.max_params_bytes,
         hint=streams.hint,
         halt=streams.halt,
+        hint_within=settings.lookahead,
     )
     leader = Leader(
         rid, leases, membership, store,

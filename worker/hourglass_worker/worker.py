@@ -121,7 +121,9 @@ class Worker:
             self._keeper.assign(set(message.assignment.shards))
         elif kind == "fire_hint":
             fire = wire.fire_from_hint(message.fire_hint)
-            if self._keeper.lease(fire.shard) is not None:
+            # A fire further ahead than the reads reach is read in time; taking it now would
+            # claim it early and hold it in memory until it is due.
+            if fire.due <= utcnow() + self._settings.lookahead and self._keeper.lease(fire.shard) is not None:
                 self._take(fire)
         elif kind == "job_halted":
             self._halt(message.job_halted.namespace, message.job_halted.job_id)

@@ -1,0 +1,43 @@
+"""The client API's logic (JobsApi) on the embedded store: which fires it hints to workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest_asyncio
+
+from hourglass_coordinator.jobs import JobsApi
+from hourglass_core.models import Fire, JobSpec, OnceTrigger
+from hourglass_core.store.base import Store
+from hourglass_core.store.factory import open_store
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest_asyncio.fixture
+async def sqlite_store() -> AsyncIterator[Store]:
+    store = await open_store("sqlite://:memory:", migrate=True)
+    await store.register_executors(frozenset({"echo"}))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_only_fires_due_within_the_workers_lookahead_are_hinted(sqlite_store: Store) -> None:
+    hinted: list[Fire] = []
+
+    async def hint(fires: Sequence[Fire]) -> None:
+        hinted.extend(fires)
+
+    api = JobsApi(sqlite_store, num_shards=4, max_params_bytes=1024, hint=hint,
+                  clock=lambda: NOW, hint_within=timedelta(seconds=3))  # fmt: skip
+    soon, later = NOW + timedelta(seconds=2), NOW + timedelta(hours=1)
+    created = await api.submit(
+        [JobSpec(name="soon", executor="echo", trigger=OnceTrigger(at=soon)),
+         JobSpec(name="later", executor="echo", trigger=OnceTrigger(at=later))]  # fmt: skip
+    )
+    assert [c.job.next_fire_time for c in created] == [soon, later]
+    # The far one is read by its shard's owner in time; hinted, it would be claimed an hour early.
+    assert [(f.job_id, f.due) for f in hinted] == [(created[0].job.id, soon)]
