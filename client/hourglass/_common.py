@@ -109,10 +109,11 @@ def _ip_address(hostport: str) -> tuple[int, str] | None:
 # -- retries -------------------------------------------------------------------------------
 
 # Which failures each kind of call retries. UNAVAILABLE means the request was not processed or
-# the backend could not be reached; DEADLINE_EXCEEDED means nothing is known, so only reads
+# the backend could not be reached; RESOURCE_EXHAUSTED that the coordinator refused it unread,
+# being at its limit of calls at once; DEADLINE_EXCEEDED means nothing is known, so only reads
 # (which change nothing) retry it.
-READ = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-IDEMPOTENT_WRITE = frozenset({grpc.StatusCode.UNAVAILABLE})
+READ = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED})
+IDEMPOTENT_WRITE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 NO_RETRY: frozenset[grpc.StatusCode] = frozenset()
 
 
@@ -205,8 +206,8 @@ def error_from_status(
 
     INVALID_ARGUMENT -> InvalidArgument, with `field` parsed from "field: message" ("" if the
     message names none); NOT_FOUND -> `not_found()` (JobNotFound / RunNotFound for calls about
-    one job or run) or NotFound; FAILED_PRECONDITION -> FailedPrecondition; UNAVAILABLE ->
-    Unavailable; DEADLINE_EXCEEDED -> DeadlineExceeded (an Unavailable); anything else ->
+    one job or run) or NotFound; FAILED_PRECONDITION -> FailedPrecondition; UNAVAILABLE and
+    RESOURCE_EXHAUSTED (overloaded) -> Unavailable; DEADLINE_EXCEEDED -> DeadlineExceeded (an Unavailable); anything else ->
     HourglassError whose message starts with the code's name.
     """
     if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -222,6 +223,8 @@ def error_from_status(
         return FailedPrecondition(details)
     if code == grpc.StatusCode.UNAVAILABLE:
         return Unavailable(details or "coordinator unavailable")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return Unavailable(f"coordinator overloaded: {details}" if details else "coordinator overloaded")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(details or "deadline exceeded")
     name = code.name if code is not None else "UNKNOWN"

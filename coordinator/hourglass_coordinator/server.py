@@ -69,7 +69,8 @@ async def serve(
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
-        ]
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)

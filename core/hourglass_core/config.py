@@ -37,6 +37,10 @@ class Settings:
     # How far behind real time the read cursor trails, to catch rows written just late.
     read_margin: timedelta = timedelta(seconds=2)
     max_params_bytes: int = 1024 * 1024
+    # Coordinator: calls served at once (worker streams included); beyond it a call is refused
+    # at once with RESOURCE_EXHAUSTED, which the SDK retries with backoff, instead of queueing
+    # until every caller's deadline has passed.
+    max_concurrent_rpcs: int = 1000
     # Worker: runs at once, and extra executors ("name=package.module:function,...").
     capacity: int = 64
     executors: str = ""

@@ -145,6 +145,8 @@ def _spec(key: str = "") -> JobSpec:
         (Code.FAILED_PRECONDITION, "job j is cancelled", hourglass.FailedPrecondition, "job j is cancelled"),
         (Code.UNAVAILABLE, "cassandra down", hourglass.Unavailable, "cassandra down"),
         (Code.DEADLINE_EXCEEDED, "too slow", hourglass.DeadlineExceeded, "too slow"),
+        (Code.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!", hourglass.Unavailable,
+         "coordinator overloaded: Concurrent RPC limit exceeded!"),
         (Code.INTERNAL, "boom", hourglass.HourglassError, "INTERNAL: boom"),
     ],
 )
@@ -240,6 +242,15 @@ def test_submit_without_key_gets_one_and_every_retry_carries_it(client: hourglas
     job = client.submit(_spec())
     keys = [r.job.idempotency_key for r in fake.calls["SubmitJob"]]  # type: ignore[attr-defined]
     assert len(keys) == 2 and keys[0] and keys[0] == keys[1] == job.idempotency_key
+
+
+def test_submit_refused_by_an_overloaded_coordinator_is_retried_with_its_key(
+    client: hourglass.Client, fake: FakeJobService
+) -> None:
+    fake.fail("SubmitJob", Code.RESOURCE_EXHAUSTED)
+    job = client.submit(_spec())
+    keys = [r.job.idempotency_key for r in fake.calls["SubmitJob"]]  # type: ignore[attr-defined]
+    assert len(keys) == 2 and keys[0] == keys[1] == job.idempotency_key
 
 
 def test_each_submit_call_gets_its_own_key(client: hourglass.Client, fake: FakeJobService) -> None:
