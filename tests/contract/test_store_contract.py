@@ -337,6 +337,26 @@ async def test_advance_schedule_after_resume_moved_the_schedule_changes_nothing(
     assert stored.state is JobState.ACTIVE and stored.next_fire_time == resumed.due
 
 
+async def test_advance_schedule_by_the_claim_winner_moves_on_without_undoing_a_later_move(
+    store: Store, ns: str, shard: int
+) -> None:
+    job, fire = await create(store, ns, shard, trigger=TRIGGERS["interval"])
+    read_at = datetime.now(UTC)  # when the claim winner's read of the job returned
+    nxt = Fire(fire.due + timedelta(minutes=90), ns, job.id, shard)
+    await store.advance_schedule(job, nxt, read_at=read_at)
+    assert (await store.get_job(ns, job.id)).next_fire_time == nxt.due
+    assert await fires_at(store, nxt) == [nxt]
+    # A pause and resume after that read move the schedule; the winner's move, written late
+    # (it was frozen in between), must not put it back.
+    await asyncio.sleep(0.01)
+    await store.set_job_state(ns, job.id, JobState.PAUSED, None)
+    resumed = Fire(fire.due + timedelta(minutes=5), ns, job.id, shard)
+    await store.set_job_state(ns, job.id, JobState.ACTIVE, resumed)
+    await store.advance_schedule(job, replace(nxt, due=nxt.due + timedelta(hours=1)), read_at=read_at)
+    stored = await store.get_job(ns, job.id)
+    assert stored.state is JobState.ACTIVE and stored.next_fire_time == resumed.due
+
+
 # -- schedule -----------------------------------------------------------------------------
 async def test_due_fires_are_ordered_bounded_and_limited_across_buckets(
     store: Store, ns: str, shard: int

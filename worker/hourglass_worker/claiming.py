@@ -132,7 +132,11 @@ class Claimer:
         except JobNotFound:
             # A submit writes the fire before the job row: the job is being written right now.
             return Later.RETRY if utcnow() - fire.due < ORPHAN_ROW else None
-        plan = plan_fire(job, fire, max(utcnow(), fire.due))
+        # After the read: every write it saw is older, so a schedule move decided on it wins
+        # over them, and loses to any move made later (a worker frozen from here on cannot
+        # put the schedule back).
+        read_at = utcnow()
+        plan = plan_fire(job, fire, max(read_at, fire.due))
         if plan.action is Action.DROP and _ahead_of_schedule(job, fire):
             # The schedule moves by writing the next fire's row first and pointing the job at
             # it second (so the job never points at a missing row): a row just ahead of the
@@ -146,8 +150,9 @@ class Claimer:
         holder = claims.holder_id(self._worker_id, lease.token)
         claimed = await self._store.claim_fire(fire, holder, lease.token)
         if plan.advance:
-            # After a lost claim this is a no-op unless the claimer died before moving on.
-            await self._store.advance_schedule(job, plan.next_fire)
+            # After a lost claim this is a no-op unless the claimer died before moving on (the
+            # store reads the job again then); after a won one it is ours alone to move.
+            await self._store.advance_schedule(job, plan.next_fire, read_at=read_at if claimed else None)
             nxt = plan.next_fire
             if nxt is not None and nxt.due <= utcnow() + self._lookahead:
                 self._take(nxt)  # at once: when catching up, its due time is behind the read cursor

@@ -70,10 +70,15 @@ class Store(Protocol):
         Returns the job as stored afterwards. Raises JobNotFound."""
         ...
 
-    async def advance_schedule(self, job: Job, next_fire: Fire | None) -> None:
+    async def advance_schedule(self, job: Job, next_fire: Fire | None, *, read_at: datetime | None = None) -> None:
         """After a scheduled fire of `job` was claimed: records `next_fire` as the job's next
         fire and writes its row, or (None) marks an ACTIVE job COMPLETED. Idempotent. Never
-        turns a PAUSED or CANCELLED job back to ACTIVE, nor one not ACTIVE to COMPLETED."""
+        turns a PAUSED or CANCELLED job back to ACTIVE, nor one not ACTIVE to COMPLETED, and
+        never undoes a move of the schedule made after `job` was read.
+
+        `read_at`: when the read of `job` returned, to a caller that then won the claim of the
+        fire. The store may then skip reading the job again: the claim makes the caller the
+        only one moving the schedule on from that fire, and a move made later wins."""
         ...
 
     # -- schedule -------------------------------------------------------------------------

@@ -221,7 +221,7 @@ class CassandraStore:
         await self._cql.execute(self._st.job_set_state, (state.value, due, namespace, job_id))
         return await self.get_job(namespace, job_id)
 
-    async def advance_schedule(self, job: Job, next_fire: Fire | None) -> None:
+    async def advance_schedule(self, job: Job, next_fire: Fire | None, *, read_at: datetime | None = None) -> None:
         """Moves the stored job's next fire from `job.next_fire_time` (the fire just claimed)
         on to `next_fire` only while the job is ACTIVE and still at that fire: a repeated call,
         or one racing a pause/cancel/resume that already moved the schedule, changes nothing.
@@ -231,13 +231,17 @@ class CassandraStore:
         timestamp is the time of the read it was decided on: a worker paused between that read
         and the write (a GC pause, SIGSTOP) thus writes a value older than every later move,
         and cannot put the schedule back to a fire that already ran (which would end the
-        job's chain of fires)."""
-        decided = codec.now_us()
-        stored = await self._find_job(job.namespace, job.id)
-        if stored is None or stored.state is not JobState.ACTIVE:
-            return
-        if stored.next_fire_time != job.next_fire_time:
-            return
+        job's chain of fires). With `read_at` (the claim was won) the job is not read again:
+        one read less per fire; the time of the caller's read is the write timestamp."""
+        if read_at is None:
+            decided = codec.now_us()
+            stored = await self._find_job(job.namespace, job.id)
+            if stored is None or stored.state is not JobState.ACTIVE:
+                return
+            if stored.next_fire_time != job.next_fire_time:
+                return
+        else:
+            decided = codec.to_us(read_at)
         expected = codec.opt_us(job.next_fire_time)
         if next_fire is None:
             await self._cql.applied(

@@ -202,9 +202,10 @@ class SqliteStore:
                 "next": None if next_fire is None else codec.to_us(next_fire.due)})  # fmt: skip
             return _require_job(db, namespace, job_id)
 
-    async def advance_schedule(self, job: Job, next_fire: Fire | None) -> None:
+    async def advance_schedule(self, job: Job, next_fire: Fire | None, *, read_at: datetime | None = None) -> None:
         """As CassandraStore.advance_schedule (acts only while the stored job is ACTIVE and
-        still at job.next_fire_time), here atomically in one transaction."""
+        still at job.next_fire_time), here atomically in one transaction; the check is cheap
+        here, so it is made whether or not `read_at` is given."""
         await self._call(self._advance_schedule, job, next_fire)
 
     def _advance_schedule(self, job: Job, next_fire: Fire | None) -> None:
