@@ -191,7 +191,9 @@ class Claimer:
         mine = claims.holder_id(self._worker_id, lease.token)
         if not await self._store.steal_claim(fire, holder, mine, lease.token):
             return Later.WATCH  # the claim moved meanwhile: look again
-        if run is None:
+        # A holder that gave its claim up never called the executor (it gives up only fires
+        # it did not run): a start record of its is a leftover of a start it then withheld.
+        if run is None or claimer.abandoned:
             if not may_run:
                 return None
             log.info("fire of job %s at %s claimed by %s runs here", job.id, fire.due, holder)

@@ -1,0 +1,98 @@
+"""Taking over claims (worker `Claimer`) on the embedded store and in-process leases: what the
+shard's new owner does with a fire an earlier holder claimed, by what that holder left behind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from hourglass_core.firing import run_id_for
+from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
+from hourglass_core.models import Fire, JobSpec, OnceTrigger, Run, RunStatus
+from hourglass_core.store.base import Store
+from hourglass_core.store.factory import open_store
+from hourglass_coordinator.jobs import JobsApi
+from hourglass_worker import claims
+from hourglass_worker.claiming import Claimer, Prepared
+from hourglass_worker.shards import ShardKeeper
+
+
+class _Link:
+    """Stands in for the coordinator stream: records what would be reported."""
+
+    def __init__(self) -> None:
+        self.reported: list[Run] = []
+
+    def run_finished(self, run: Run) -> asyncio.Future[None]:
+        self.reported.append(run)
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
+
+
+@pytest_asyncio.fixture
+async def sqlite_store() -> AsyncIterator[Store]:
+    store = await open_store("sqlite://:memory:", migrate=True)
+    await store.register_executors(frozenset({"echo"}))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _claimed_fire(store: Store, holder: str) -> Fire:
+    """A once-job due a second ago whose fire `holder` claimed (moving its schedule on)."""
+
+    async def no_hint(fires: Any) -> None:
+        return None
+
+    api = JobsApi(store, num_shards=1, max_params_bytes=1024, hint=no_hint)
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    [created] = await api.submit([JobSpec(name="j", executor="echo", trigger=OnceTrigger(at=due))])
+    job = created.job
+    assert job.next_fire_time is not None
+    fire = Fire(due=job.next_fire_time, namespace=job.namespace, job_id=job.id, shard=job.shard)
+    assert await store.claim_fire(fire, holder, 5)
+    await store.advance_schedule(job, None)
+    return fire
+
+
+async def _new_owner(store: Store, link: _Link) -> Claimer:
+    keeper = ShardKeeper(MemoryLeases(), "w2", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
+    keeper.assign({0})
+    await keeper._step()  # noqa: SLF001 - one convergence step: the lease of shard 0 is held
+    return Claimer("w2", store, MemoryMembership(), keeper, link,  # type: ignore[arg-type]
+                   take=lambda fire: None, skipped=lambda *a: None, lookahead=timedelta(seconds=3))  # fmt: skip
+
+
+@pytest.mark.parametrize("gave_up", [True, False], ids=["abandoned", "died"])
+async def test_a_start_record_left_by_a_holder_decides_between_running_again_and_lost(
+    sqlite_store: Store, gave_up: bool
+) -> None:
+    """w1 wrote its run's start, then lost the shard's lease. If it gave the claim up it never
+    called the executor: the new owner runs the same attempt. If it died instead, the run may
+    have been under way: it is recorded LOST (and retried under the job's policy)."""
+    w1 = claims.holder_id("w1", 5)
+    fire = await _claimed_fire(sqlite_store, w1)
+    run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+    started = datetime.now(UTC)
+    await sqlite_store.record_run(Run(fire.namespace, fire.job_id, run_id, fire.due, 1, RunStatus.RUNNING, "w1", started))
+    if gave_up:
+        assert await sqlite_store.steal_claim(fire, w1, claims.abandoned(w1), 5)
+    link = _Link()
+    claimer = await _new_owner(sqlite_store, link)
+
+    outcome = await claimer.claim(fire, backlog=True)
+
+    if gave_up:
+        assert isinstance(outcome, Prepared) and outcome.run_id == run_id and outcome.fire.attempt == 1
+        assert link.reported == []
+        assert claims.parse(await sqlite_store.claim_owner(fire) or "").worker_id == "w2"
+    else:
+        assert outcome is None
+        assert [(r.run_id, r.status) for r in link.reported] == [(run_id, RunStatus.LOST)]
