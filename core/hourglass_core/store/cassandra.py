@@ -32,7 +32,9 @@ LIST_BUCKETS = 16  # fixed for a keyspace's life: a job's listing bucket is crc3
 _MAX_TTL = 630_720_000  # Cassandra's limit (20 years)
 _CLAIM_TTL_SLACK = 3600  # claims outlive their fire row, so an expiring row is never re-claimed
 _BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
-_BATCH_MAX_PAYLOAD = 2048  # beyond this a run is not batched (see record_run)
+# Beyond this many bytes of params or result a job or run is not written as a batch (batches
+# are refused over batch_size_fail_threshold, 50 KiB by default, and warned about over 5 KiB).
+_BATCH_MAX_PAYLOAD = 2048
 
 
 class CassandraStore:
@@ -113,11 +115,11 @@ class CassandraStore:
 
     # -- jobs -----------------------------------------------------------------------------
     async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
-        """Writes, per job: [idempotency key] -> first fire + listing row -> job row.
+        """Writes, per job: [idempotency key] -> first fire + listing row + job row.
 
-        Why this order: the job row is written last, so a job row that exists always has its
-        fire and listing rows (a crash part-way leaves at most rows that point at no job, which
-        readers skip). The key is claimed first (LWT, one winner) and maps to the job id and
+        The three rows are one logged batch (or, too large for one, written with the job row
+        last), so a job row never exists without its fire and listing rows for good (a crash
+        part-way leaves at most rows that point at no job, which readers skip). The key is claimed first (LWT, one winner) and maps to the job id and
         shard. If a later submit with that key finds the key but no job row, the first submit
         never returned success (it returns only after the job row is written), so the client is
         retrying it: the job is then written under the stored id and shard and reported as
@@ -155,15 +157,21 @@ class CassandraStore:
         return (job.id, job.shard) if applied else (row["job_id"], row["shard"])
 
     async def _write_job(self, job: Job, fire: Fire | None) -> None:
-        listing = (job.namespace, codec.list_bucket(job.id, LIST_BUCKETS), job.id)
-        first: list[Any] = [self._cql.execute(self._st.listing_insert, listing)]
-        if fire is not None:
-            first.append(self.put_fire(fire))
-        await asyncio.gather(*first)
+        """The listing row, the first fire and the job row: as one LOGGED batch (all three or,
+        after a failure, all three eventually; one request instead of three), or, for params
+        too large for a batch, as separate writes with the job row last."""
+        listing = (self._st.listing_insert, (job.namespace, codec.list_bucket(job.id, LIST_BUCKETS), job.id))
         cols = codec.job_columns(job)
-        await self._cql.execute(
-            self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS])
-        )
+        row = (self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS]))
+        first = [listing] if fire is None else [listing, (self._st.fire_put, self._fire_values(fire))]
+        if len(job.params.data) <= _BATCH_MAX_PAYLOAD:
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            for statement, values in [*first, row]:
+                batch.add(statement, values)
+            await self._cql.execute(batch)
+            return
+        await asyncio.gather(*(self._cql.execute(*write) for write in first))
+        await self._cql.execute(*row)
 
     async def _find_job(self, namespace: str, job_id: str) -> Job | None:
         rows = await self._cql.execute(self._st.job_get, (namespace, job_id))
@@ -262,15 +270,15 @@ class CassandraStore:
         ttl = math.ceil((due_us - codec.now_us()) / 1e6) + self._retention_s + slack_s
         return 0 if ttl > _MAX_TTL else max(1, ttl)
 
-    async def put_fire(self, fire: Fire) -> None:
+    def _fire_values(self, fire: Fire) -> tuple[Any, ...]:
         due = codec.to_us(fire.due)
-        await self._cql.execute(
-            self._st.fire_put,
-            (
-                fire.shard, due - due % self._bucket_us, due, fire.namespace, fire.job_id,
-                fire.attempt, fire.kind.value, fire.priority, self._ttl_from_due(due),
-            ),
+        return (
+            fire.shard, due - due % self._bucket_us, due, fire.namespace, fire.job_id,
+            fire.attempt, fire.kind.value, fire.priority, self._ttl_from_due(due),
         )  # fmt: skip
+
+    async def put_fire(self, fire: Fire) -> None:
+        await self._cql.execute(self._st.fire_put, self._fire_values(fire))
 
     async def due_fires(
         self, shard: int, after: datetime, until: datetime, limit: int
