@@ -257,10 +257,11 @@ class CassandraStore:
                 (JobState.COMPLETED.value, job.namespace, job.id, JobState.ACTIVE.value, expected),
             )
             return
-        await self.put_fire(next_fire)
-        await self._cql.execute(
-            self._st.job_set_next, (decided, codec.to_us(next_fire.due), job.namespace, job.id)
-        )
+        # One logged batch: the next fire's row and the job's pointer to it land together.
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._st.fire_put, self._fire_values(next_fire))
+        batch.add(self._st.job_set_next, (decided, codec.to_us(next_fire.due), job.namespace, job.id))
+        await self._cql.execute(batch)
 
     # -- schedule -------------------------------------------------------------------------
     def _ttl_from_due(self, due_us: int, slack_s: int = 0) -> int:
