@@ -106,6 +106,11 @@ def _in_flight(run: Run, worker: str, at_us: int) -> list[chaos_probe.Call]:
             and c.job_id in run.workload.long and c.run_id not in ended]  # fmt: skip
 
 
+def _slack(run: Run) -> str:
+    slack = run.profile.timing_slack_s
+    return f" + {slack:g} s CI slack" if slack else ""
+
+
 def _s(t_us: int | None, since_us: int) -> float | None:
     return None if t_us is None else round((t_us - since_us) / US, 3)
 
@@ -143,10 +148,10 @@ def sigkill_checks(run: Run, fault: int, facts: dict[str, Any], records: list[di
     retried = {c.job_id for c in run.calls() if c.kind == "S" and c.attempt == 2}
     cut_jobs = {c.job_id for c in run.calls() if c.run_id in cut}
     facts["mid_run_retried_as_attempt_2"] = len(cut_jobs & retried & set(lost_ids))
-    limit = WORKER_TIMEOUT_S + 1
+    limit = WORKER_TIMEOUT_S + 1 + run.profile.timing_slack_s
     moved = facts["shards_running_elsewhere_s"]
     return {
-        f"dead worker's shards running elsewhere <= heartbeat timeout + 1 s ({limit:g} s)": moved is not None and moved <= limit,
+        f"dead worker's shards running elsewhere <= heartbeat timeout + 1 s{_slack(run)} ({limit:g} s)": moved is not None and moved <= limit,
         "every run cut off mid-execution recorded LOST and retried as attempt 2": facts["mid_run_retried_as_attempt_2"] == len(cut_jobs),
     }
 
@@ -183,7 +188,7 @@ def sigstop_checks(run: Run, fault: int, facts: dict[str, Any], records: list[di
     regained = run.watch.first(resumed, lambda s: any(o == victim for o, _ in s.shards.values()))
     facts["rejoined_with_shards_s"] = _s(regained, resumed)
     facts["runs_after_resume"] = len(mine_after)
-    limit = WORKER_TIMEOUT_S + 1
+    limit = WORKER_TIMEOUT_S + 1 + run.profile.timing_slack_s
     moved = facts["shards_running_elsewhere_s"]
     return {
         "the resumed worker ran nothing it no longer owned": violations == 0,
@@ -208,9 +213,9 @@ def kill_leader(run: Run) -> Outcome:
 
 
 def leader_checks(run: Run, fault: int, facts: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, bool]:
-    limit = LEADER_TTL_S + 1
+    limit = LEADER_TTL_S + 1 + run.profile.timing_slack_s
     return {
-        f"new leader within lease TTL + 1 s ({limit:g} s)": facts["failover_s"] is not None and facts["failover_s"] <= limit,
+        f"new leader within lease TTL + 1 s{_slack(run)} ({limit:g} s)": facts["failover_s"] is not None and facts["failover_s"] <= limit,
         "no lost submit (every batch accepted after retries)": run.workload.stats.gave_up == 0,
     }
 
@@ -300,7 +305,7 @@ def sigterm_checks(run: Run, fault: int, facts: dict[str, Any], records: list[di
     moved = facts["shards_owned_elsewhere_s"]
     return {
         "its running jobs finished": in_flight <= ended,
-        "its shards owned elsewhere within 1 s": moved is not None and moved <= 1.0,
+        f"its shards owned elsewhere within 1 s{_slack(run)}": moved is not None and moved <= 1.0 + run.profile.timing_slack_s,
     }
 
 
