@@ -100,7 +100,8 @@ class Leader:
             log.info("replica %s is leader (token %d)", self._replica_id, self.lease.token)
 
     async def rebalance(self) -> ShardMap | None:
-        """Publishes a new shard map when the live workers changed; returns it."""
+        """Publishes a new shard map when the live workers changed (never one with no worker
+        at all); returns it."""
         loop = asyncio.get_running_loop()
         current = await self._membership.shard_map()
         known = self._known_map()
@@ -114,6 +115,11 @@ class Leader:
         if loop.time() < self._hold_until:
             return None
         workers = [w.worker_id for w in await self._membership.live_workers() if not w.leaving]
+        if not workers and current.owners:
+            # Nobody could run a shard moved now, and every worker vanishing at once is more
+            # often heartbeats stuck behind a saturated CPU than all of them dying: the map
+            # stays as it is, so workers that come back find their shards still theirs.
+            return None
         owners = assign_shards(workers, self._num_shards, current.owners)
         if owners == current.owners:
             return None

@@ -42,8 +42,8 @@ class Settings:
     max_params_bytes: int = 1024 * 1024
     # Coordinator: calls served at once (worker streams included); beyond it a call is refused
     # at once with RESOURCE_EXHAUSTED, which the SDK retries with backoff, instead of queueing
-    # until every caller's deadline has passed.
-    max_concurrent_rpcs: int = 1000
+    # until every caller's deadline has passed and starving heartbeats meanwhile.
+    max_concurrent_rpcs: int = 512
     # Worker: runs at once, and extra executors ("name=package.module:function,...").
     capacity: int = 64
     executors: str = ""
