@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 trace = logging.getLogger("hourglass_worker.trace")
 warn = RateLimitedLog(log)
 READ_LIMIT = 10_000
+READS_AT_ONCE = 4
 CHECKPOINT_EVERY_S = 2.0
 PREPARE_CONCURRENCY = 64
 # A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
@@ -57,6 +58,19 @@ class _Queued(enum.Enum):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def reread_from(cursor: datetime, read_through: datetime | None, overlap: timedelta) -> datetime:
+    """Where a read of a shard starts: at its cursor the first time in a life (the checkpoint:
+    a dead owner's backlog is there), then no further back than `overlap` (lookahead + read
+    margin) before what this life already read, which in steady state is the cursor itself.
+    Rows written later than the margin behind their due time are thus never looked for, as in
+    steady state; whoever writes them takes them directly (hints, retries, next fires).
+    Without this bound a cursor held back by unfinished fires made every read re-read (and
+    hold in memory) every row since."""
+    if read_through is None:
+        return cursor
+    return max(cursor, read_through - overlap)
 
 
 class Worker:
@@ -76,6 +90,8 @@ class Worker:
         self._runner = Runner(settings.capacity)
         self._run_slots = asyncio.Semaphore(settings.capacity)
         self._prepare_slots = asyncio.Semaphore(PREPARE_CONCURRENCY)
+        # Shard reads at once: each may hold up to READ_LIMIT rows.
+        self._read_slots = asyncio.Semaphore(READS_AT_ONCE)
         self._timer = FireTimer()
         self._later = LookAgain(lambda fire, life: self._spawn(self._prepare(fire, life), "prepare-again"))
         self._book = ShardBook()
@@ -180,6 +196,7 @@ class Worker:
         Store errors back off and retry; a stale token gives the shard up (and it is taken
         again with a newer token)."""
         cursor: datetime | None = None
+        read_through: datetime | None = None  # this life has read every row due up to here
         saved_at = 0.0
         backoff = Backoff(0.2, BACKOFF_CAP_S)
         loop = asyncio.get_running_loop()
@@ -192,7 +209,11 @@ class Worker:
                 lease = self._keeper.lease(shard)
                 if lease is not None and lease.token == life:
                     now = utcnow()
-                    await self._read_range(shard, cursor, now + self._settings.lookahead)
+                    until = now + self._settings.lookahead
+                    async with self._read_slots:
+                        start = reread_from(cursor, read_through, self._settings.lookahead + self._settings.read_margin)
+                        await self._read_range(shard, start, until)
+                    read_through = until
                     cursor = max(cursor, self._book.handled_through(shard, now - self._settings.read_margin))
                     self._book.passed(shard, cursor)
                     if loop.time() - saved_at >= CHECKPOINT_EVERY_S:
