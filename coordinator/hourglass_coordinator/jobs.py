@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from hourglass_core.errors import FailedPrecondition, InvalidArgument
-from hourglass_core.firing import first_fire_time, schedule_row_due
+from hourglass_core.firing import first_fire_time, job_id_for_key, schedule_row_due
 from hourglass_core.models import (
     Fire,
     Job,
@@ -114,7 +114,8 @@ class JobsApi:
         return created
 
     def _new_job(self, spec: JobSpec, now: datetime) -> tuple[Job, Fire | None]:
-        job_id = str(uuid.uuid4())
+        key = spec.idempotency_key
+        job_id = job_id_for_key(spec.namespace, key) if key else str(uuid.uuid4())
         shard = shard_of(job_id, self._num_shards)
         due = first_fire_time(spec.trigger, now)
         row_due = None if due is None else schedule_row_due(due, now)

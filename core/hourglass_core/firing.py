@@ -32,6 +32,15 @@ def run_id_for(namespace: str, job_id: str, due: datetime, attempt: int) -> str:
     return str(uuid.uuid5(_RUN_NAMESPACE, f"{namespace}/{job_id}/{micros}/{attempt}"))
 
 
+_JOB_NAMESPACE = uuid.UUID("0b5e2c7e-3f4a-4d21-9a0e-6c1f7d2b8e54")
+
+
+def job_id_for_key(namespace: str, idempotency_key: str) -> str:
+    """The id of the job submitted with an idempotency key: the same on every replica, so
+    submits racing on one key (a client retrying a call whose answer it lost) write one job."""
+    return str(uuid.uuid5(_JOB_NAMESPACE, f"{namespace}/{idempotency_key}"))
+
+
 def first_fire_time(trigger: Trigger, now: datetime) -> datetime | None:
     """When a job submitted at `now` first fires. A once-trigger in the past fires now (its
     lateness is then judged against `at` by the misfire policy)."""

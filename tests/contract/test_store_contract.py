@@ -42,6 +42,7 @@ from hourglass_core.models import (
     RunStatus,
     Trigger,
 )
+from hourglass_core.firing import job_id_for_key
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_core.store.factory import open_store
 
@@ -207,6 +208,18 @@ async def test_same_idempotency_key_twice_in_one_batch_creates_one_job(
     assert len(await all_jobs(store, ns, JobFilter(), 10)) == 1
 
 
+async def test_submits_racing_on_one_key_store_one_job(store: Store, ns: str, shard: int) -> None:
+    job_id = job_id_for_key(ns, "raced")
+    racers = [make_job(ns, shard, idempotency_key="raced", name=f"racer-{i}") for i in range(4)]
+    racers = [(replace(job, id=job_id), replace(fire, job_id=job_id) if fire else None) for job, fire in racers]
+    results = await asyncio.gather(*(store.create_jobs([racer]) for racer in racers))
+    assert {r.job.id for [r] in results} == {job_id}
+    stored = await all_jobs(store, ns, JobFilter(), 10)
+    assert [j.id for j in stored] == [job_id] and stored[0].name.startswith("racer-")
+    [again] = await store.create_jobs([make_job(ns, shard, idempotency_key="raced")])
+    assert not again.created and again.job == stored[0]
+
+
 async def test_idempotency_keys_are_per_namespace(store: Store, ns: str, shard: int) -> None:
     await create(store, ns, shard, idempotency_key="shared")
     await create(store, ns + "x", shard, idempotency_key="shared")  # create() asserts created
@@ -355,6 +368,20 @@ async def test_advance_schedule_by_the_claim_winner_moves_on_without_undoing_a_l
     await store.advance_schedule(job, replace(nxt, due=nxt.due + timedelta(hours=1)), read_at=read_at)
     stored = await store.get_job(ns, job.id)
     assert stored.state is JobState.ACTIVE and stored.next_fire_time == resumed.due
+
+
+async def test_completion_by_the_claim_winner_loses_to_a_later_cancel(store: Store, ns: str, shard: int) -> None:
+    job, _ = await create(store, ns, shard)
+    other, _ = await create(store, ns, shard)
+    read_at = datetime.now(UTC)
+    await store.advance_schedule(job, None, read_at=read_at)
+    completed = await store.get_job(ns, job.id)
+    assert completed.state is JobState.COMPLETED and completed.next_fire_time is None
+    # The winner, frozen after its read, completes only after a cancel: the cancel stands.
+    await asyncio.sleep(0.01)
+    await store.set_job_state(ns, other.id, JobState.CANCELLED, None)
+    await store.advance_schedule(other, None, read_at=read_at)
+    assert (await store.get_job(ns, other.id)).state is JobState.CANCELLED
 
 
 # -- schedule -----------------------------------------------------------------------------

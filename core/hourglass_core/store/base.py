@@ -48,7 +48,9 @@ class Store(Protocol):
 
         A job with an idempotency key already used in its namespace is not written: the result
         holds the job stored then, with created=False. Results are in input order. When this
-        returns, every created job and its first fire are durable.
+        returns, every created job and its first fire are durable. A keyed job must have the
+        id `firing.job_id_for_key(namespace, key)`: submits racing on one key then store one
+        job even where the store does not serialise them.
         """
         ...
 

@@ -115,22 +115,35 @@ class CassandraStore:
 
     # -- jobs -----------------------------------------------------------------------------
     async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
-        """Writes, per job: [idempotency key] -> first fire + listing row + job row.
+        """Writes, per job: [idempotency key row] + first fire + listing row + job row.
 
-        The three rows are one logged batch (or, too large for one, written with the job row
-        last), so a job row never exists without its fire and listing rows for good (a crash
-        part-way leaves at most rows that point at no job, which readers skip). The key is claimed first (LWT, one winner) and maps to the job id and
-        shard. If a later submit with that key finds the key but no job row, the first submit
-        never returned success (it returns only after the job row is written), so the client is
-        retrying it: the job is then written under the stored id and shard and reported as
-        created. Hence a key never yields two jobs (one id, ever) and an accepted job is never
-        lost. Two submits racing on one key both write that single id; the job's next fire
-        decides which of their fire rows is live (the other is dropped as stale).
+        The rows are one logged batch (or, too large for one, written with the job row last),
+        so a job row never exists without its fire and listing rows for good (a crash part-way
+        leaves at most rows that point at no job, which readers skip).
+
+        A key is looked up first (a plain read, no lightweight transaction): if it is stored,
+        its job is returned and nothing is written; if its job row is missing, an earlier
+        attempt of this submit never returned success, so the job is written now under the
+        stored id and shard. Two submits racing on one key both miss it and both write: the
+        caller gives a keyed job the id `job_id_for_key(namespace, key)`, so they write the
+        one job (the later write wins, cell by cell), and the job's next fire decides which
+        of their fire rows is live (the other is dropped as stale). A key never yields two
+        jobs, and an accepted job is never lost.
         """
         results: list[Created | None] = [None] * len(jobs)
         keyed = [i for i, (job, _) in enumerate(jobs) if job.idempotency_key]
-        owners = await asyncio.gather(*(self._claim_key(jobs[i][0]) for i in keyed))
-        taken = {i: owner for i, owner in zip(keyed, owners) if owner[0] != jobs[i][0].id}
+        owners = await asyncio.gather(*(self._key_owner(jobs[i][0]) for i in keyed))
+        taken: dict[int, tuple[str, int]] = {}
+        first: dict[tuple[str, str], int] = {}
+        for i, owner in zip(keyed, owners):
+            job = jobs[i][0]
+            key = (job.namespace, job.idempotency_key)
+            if owner is not None:
+                taken[i] = owner
+            elif key in first:  # the same key earlier in this batch
+                taken[i] = (jobs[first[key]][0].id, jobs[first[key]][0].shard)
+            else:
+                first[key] = i
         fresh = [i for i in range(len(jobs)) if i not in taken]
         await asyncio.gather(*(self._write_job(*jobs[i]) for i in fresh))
         for i in fresh:
@@ -148,22 +161,23 @@ class CassandraStore:
             results[i] = Created(job, True)
         return [r for r in results if r is not None]
 
-    async def _claim_key(self, job: Job) -> tuple[str, int]:
-        """The (job id, shard) owning job's idempotency key: job's own if this call (or an
-        earlier attempt of it whose answer was lost) claimed it."""
-        applied, row = await self._cql.applied(
-            self._st.key_claim, (job.namespace, job.idempotency_key, job.id, job.shard)
-        )
-        return (job.id, job.shard) if applied else (row["job_id"], row["shard"])
+    async def _key_owner(self, job: Job) -> tuple[str, int] | None:
+        """The (job id, shard) job's idempotency key is stored with, if it is."""
+        rows = await self._cql.execute(self._st.key_get, (job.namespace, job.idempotency_key))
+        return (rows[0]["job_id"], rows[0]["shard"]) if rows else None
 
     async def _write_job(self, job: Job, fire: Fire | None) -> None:
-        """The listing row, the first fire and the job row: as one LOGGED batch (all three or,
-        after a failure, all three eventually; one request instead of three), or, for params
+        """The listing row, the key row, the first fire and the job row: as one LOGGED batch
+        (all or, after a failure, all eventually; one request instead of four), or, for params
         too large for a batch, as separate writes with the job row last."""
         listing = (self._st.listing_insert, (job.namespace, codec.list_bucket(job.id, LIST_BUCKETS), job.id))
         cols = codec.job_columns(job)
         row = (self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS]))
-        first = [listing] if fire is None else [listing, (self._st.fire_put, self._fire_values(fire))]
+        first: list[tuple[Any, Sequence[Any]]] = [listing]
+        if job.idempotency_key:
+            first.append((self._st.key_put, (job.namespace, job.idempotency_key, job.id, job.shard)))
+        if fire is not None:
+            first.append((self._st.fire_put, self._fire_values(fire)))
         if len(job.params.data) <= _BATCH_MAX_PAYLOAD:
             batch = BatchStatement(batch_type=BatchType.LOGGED)
             for statement, values in [*first, row]:
@@ -233,14 +247,18 @@ class CassandraStore:
         """Moves the stored job's next fire from `job.next_fire_time` (the fire just claimed)
         on to `next_fire` only while the job is ACTIVE and still at that fire: a repeated call,
         or one racing a pause/cancel/resume that already moved the schedule, changes nothing.
-        Completion is an LWT so it can never overwrite a concurrent pause or cancel; moving
+        Completion (without `read_at`) is an LWT so it never overwrites a pause or cancel; moving
         the next fire is a plain write (a pause landing in between is harmless: workers drop
         fires of jobs that are not ACTIVE, and resume rewrites the next fire) whose write
         timestamp is the time of the read it was decided on: a worker paused between that read
         and the write (a GC pause, SIGSTOP) thus writes a value older than every later move,
         and cannot put the schedule back to a fire that already ran (which would end the
         job's chain of fires). With `read_at` (the claim was won) the job is not read again:
-        one read less per fire; the time of the caller's read is the write timestamp."""
+        one read less per fire; the time of the caller's read is the write timestamp, and
+        completing is a plain write with it too (a lightweight transaction less per once-job):
+        a pause, cancel or resume after the read wins; one before it was seen by the read (the
+        fire was then not claimed); one racing the read itself, unseen and stamped earlier, is
+        overwritten: the job's last fire runs and the job says COMPLETED."""
         if read_at is None:
             decided = codec.now_us()
             stored = await self._find_job(job.namespace, job.id)
@@ -251,6 +269,9 @@ class CassandraStore:
         else:
             decided = codec.to_us(read_at)
         expected = codec.opt_us(job.next_fire_time)
+        if next_fire is None and read_at is not None:
+            await self._cql.execute(self._st.job_complete_at, (decided, JobState.COMPLETED.value, job.namespace, job.id))
+            return
         if next_fire is None:
             await self._cql.applied(
                 self._st.job_complete,

@@ -37,6 +37,11 @@ CQL: dict[str, str] = {
         "UPDATE jobs SET state = ?, next_fire_time = null WHERE namespace = ? AND id = ?"
         " IF state = ? AND next_fire_time = ?"
     ),
+    # Completing by the winner of the last fire's claim: ordered by time against pause,
+    # cancel and resume instead (see CassandraStore.advance_schedule).
+    "job_complete_at": (
+        "UPDATE jobs USING TIMESTAMP ? SET state = ?, next_fire_time = null WHERE namespace = ? AND id = ?"
+    ),
     "job_run_started": (
         "UPDATE jobs USING TIMESTAMP ? SET running = true, last_start_time = ?,"
         " last_executor = ? WHERE namespace = ? AND id = ?"
@@ -49,10 +54,8 @@ CQL: dict[str, str] = {
     "listing_slice": (
         "SELECT id FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id > ? LIMIT ?"
     ),
-    "key_claim": (
-        "INSERT INTO idempotency_keys (namespace, key, job_id, shard) VALUES (?, ?, ?, ?)"
-        " IF NOT EXISTS"
-    ),
+    "key_put": "INSERT INTO idempotency_keys (namespace, key, job_id, shard) VALUES (?, ?, ?, ?)",
+    "key_get": "SELECT job_id, shard FROM idempotency_keys WHERE namespace = ? AND key = ?",
     # schedule
     "fire_put": _insert("fires", ("shard", "bucket_start") + _FIRE_COLUMNS, " USING TTL ?"),
     "fire_slice": (
@@ -100,11 +103,13 @@ class Statements:
     job_set_state: Any
     job_set_next: Any
     job_complete: Any
+    job_complete_at: Any
     job_run_started: Any
     job_run_finished: Any
     listing_insert: Any
     listing_slice: Any
-    key_claim: Any
+    key_put: Any
+    key_get: Any
     fire_put: Any
     fire_slice: Any
     claim: Any
