@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from hourglass_core.firing import run_id_for
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
-from hourglass_core.models import Fire, JobSpec, OnceTrigger, Run, RunStatus
+from hourglass_core.models import Fire, JobSpec, JobState, OnceTrigger, Run, RunStatus
 from hourglass_core.store.base import Store
 from hourglass_core.store.factory import open_store
 from hourglass_coordinator.jobs import JobsApi
@@ -62,12 +62,29 @@ async def _claimed_fire(store: Store, holder: str) -> Fire:
     return fire
 
 
-async def _new_owner(store: Store, link: _Link) -> Claimer:
+async def _new_owner(store: Store, link: _Link, taken: list[Fire] | None = None) -> Claimer:
     keeper = ShardKeeper(MemoryLeases(), "w2", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
     keeper.assign({0})
     await keeper._step()  # noqa: SLF001 - one convergence step: the lease of shard 0 is held
+    take = (taken if taken is not None else []).append
     return Claimer("w2", store, MemoryMembership(), keeper, link,  # type: ignore[arg-type]
-                   take=lambda fire: None, skipped=lambda *a: None, lookahead=timedelta(seconds=3))  # fmt: skip
+                   take=take, skipped=lambda *a: None, lookahead=timedelta(seconds=3))  # fmt: skip
+
+
+async def test_reading_a_job_takes_its_next_fire_whoever_moved_the_schedule(sqlite_store: Store) -> None:
+    """w1 claimed a fire and moved the schedule on, but never took the next fire (its write
+    timed out, or it died): the shard's owner, reading the job for the claimed fire, takes it."""
+    w1 = claims.holder_id("w1", 5)
+    fire = await _claimed_fire(sqlite_store, w1)  # a once-job: give it a next fire by hand
+    job = await sqlite_store.get_job(fire.namespace, fire.job_id)
+    nxt = Fire(due=datetime.now(UTC) + timedelta(seconds=1), namespace=job.namespace, job_id=job.id, shard=job.shard)
+    await sqlite_store.set_job_state(job.namespace, job.id, JobState.ACTIVE, nxt)
+    taken: list[Fire] = []
+    claimer = await _new_owner(sqlite_store, _Link(), taken)
+
+    await claimer.claim(fire, backlog=True)
+
+    assert [(f.job_id, f.due, f.attempt) for f in taken] == [(job.id, nxt.due, 1)]
 
 
 @pytest.mark.parametrize("gave_up", [True, False], ids=["abandoned", "died"])

@@ -136,6 +136,7 @@ class Claimer:
         # over them, and loses to any move made later (a worker frozen from here on cannot
         # put the schedule back).
         read_at = utcnow()
+        self._take_next_of(job, fire, read_at)
         plan = plan_fire(job, fire, max(read_at, fire.due))
         if plan.action is Action.DROP and _ahead_of_schedule(job, fire):
             # The schedule moves by writing the next fire's row first and pointing the job at
@@ -162,6 +163,16 @@ class Claimer:
             self._skipped(fire, run_id, plan.reason)
             return None
         return Prepared(job, fire, run_id, holder, lease.token)
+
+    def _take_next_of(self, job: Job, fire: Fire, now: datetime) -> None:
+        """Takes the job's current next fire when it is due within the lookahead. Whoever moves
+        a schedule takes the new fire at once, but a move whose write timed out (it may land
+        later: the worker tries the fire again, finds the job moved on, and never takes the
+        new one) or whose mover died leaves the new fire to the shard's reads, which do not
+        look far behind real time: every read of the job repairs that."""
+        nxt = job.next_fire_time
+        if job.state is JobState.ACTIVE and nxt is not None and nxt != fire.due and nxt <= now + self._lookahead:
+            self._take(Fire(due=nxt, namespace=job.namespace, job_id=job.id, shard=job.shard, priority=job.priority))
 
     async def settle_claimed(
         self, job: Job, fire: Fire, *, may_run: bool, known: tuple[str | None, Run | None] | None = None

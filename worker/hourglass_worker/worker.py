@@ -44,6 +44,9 @@ trace = logging.getLogger("hourglass_worker.trace")
 warn = RateLimitedLog(log)
 READ_LIMIT = 10_000
 READS_AT_ONCE = 4
+# Reads look this much further back than lookahead + read margin, for rows whose write was
+# slow to land (a saturated store) and that nobody took directly.
+REREAD_SLACK = timedelta(seconds=10)
 CHECKPOINT_EVERY_S = 2.0
 PREPARE_CONCURRENCY = 64
 # A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
@@ -63,9 +66,10 @@ def utcnow() -> datetime:
 def reread_from(cursor: datetime, read_through: datetime | None, overlap: timedelta) -> datetime:
     """Where a read of a shard starts: at its cursor the first time in a life (the checkpoint:
     a dead owner's backlog is there), then no further back than `overlap` (lookahead + read
-    margin) before what this life already read, which in steady state is the cursor itself.
-    Rows written later than the margin behind their due time are thus never looked for, as in
-    steady state; whoever writes them takes them directly (hints, retries, next fires).
+    margin + slack) before what this life already read, which in steady state is the cursor
+    itself. Rows written later than that behind their due time are not looked for; whoever
+    writes them takes them directly (hints, retries, next fires), and every read of a job
+    takes its next fire.
     Without this bound a cursor held back by unfinished fires made every read re-read (and
     hold in memory) every row since."""
     if read_through is None:
@@ -211,7 +215,8 @@ class Worker:
                     now = utcnow()
                     until = now + self._settings.lookahead
                     async with self._read_slots:
-                        start = reread_from(cursor, read_through, self._settings.lookahead + self._settings.read_margin)
+                        overlap = self._settings.lookahead + self._settings.read_margin + REREAD_SLACK
+                        start = reread_from(cursor, read_through, overlap)
                         await self._read_range(shard, start, until)
                     read_through = until
                     cursor = max(cursor, self._book.handled_through(shard, now - self._settings.read_margin))
