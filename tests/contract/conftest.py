@@ -67,6 +67,19 @@ async def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     await store.close()
 
 
+@pytest_asyncio.fixture
+async def fresh_sqlite_store() -> AsyncIterator[Store]:
+    """An empty in-memory embedded store of one test's own, offering the `echo` executor."""
+    from hourglass_core.store.factory import open_store
+
+    store = await open_store("sqlite://:memory:", migrate=True)
+    await store.register_executors(frozenset({"echo"}))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 @pytest.fixture(scope="session")
 def cassandra_keyspace() -> str:
     return f"hg_contract_{uuid.uuid4().hex[:12]}"

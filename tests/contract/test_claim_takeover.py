@@ -4,18 +4,15 @@ shard's new owner does with a fire an earlier holder claimed, by what that holde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from hourglass_core.firing import run_id_for
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.models import Fire, JobSpec, JobState, OnceTrigger, Run, RunStatus
 from hourglass_core.store.base import Store
-from hourglass_core.store.factory import open_store
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_worker import claims
 from hourglass_worker.claiming import Claimer, Prepared
@@ -33,16 +30,6 @@ class _Link:
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(None)
         return acknowledged
-
-
-@pytest_asyncio.fixture
-async def sqlite_store() -> AsyncIterator[Store]:
-    store = await open_store("sqlite://:memory:", migrate=True)
-    await store.register_executors(frozenset({"echo"}))
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def _claimed_fire(store: Store, holder: str) -> Fire:
@@ -71,16 +58,16 @@ async def _new_owner(store: Store, link: _Link, taken: list[Fire] | None = None)
                    take=take, skipped=lambda *a: None, lookahead=timedelta(seconds=3))  # fmt: skip
 
 
-async def test_reading_a_job_takes_its_next_fire_whoever_moved_the_schedule(sqlite_store: Store) -> None:
+async def test_reading_a_job_takes_its_next_fire_whoever_moved_the_schedule(fresh_sqlite_store: Store) -> None:
     """w1 claimed a fire and moved the schedule on, but never took the next fire (its write
     timed out, or it died): the shard's owner, reading the job for the claimed fire, takes it."""
     w1 = claims.holder_id("w1", 5)
-    fire = await _claimed_fire(sqlite_store, w1)  # a once-job: give it a next fire by hand
-    job = await sqlite_store.get_job(fire.namespace, fire.job_id)
+    fire = await _claimed_fire(fresh_sqlite_store, w1)  # a once-job: give it a next fire by hand
+    job = await fresh_sqlite_store.get_job(fire.namespace, fire.job_id)
     nxt = Fire(due=datetime.now(UTC) + timedelta(seconds=1), namespace=job.namespace, job_id=job.id, shard=job.shard)
-    await sqlite_store.set_job_state(job.namespace, job.id, JobState.ACTIVE, nxt)
+    await fresh_sqlite_store.set_job_state(job.namespace, job.id, JobState.ACTIVE, nxt)
     taken: list[Fire] = []
-    claimer = await _new_owner(sqlite_store, _Link(), taken)
+    claimer = await _new_owner(fresh_sqlite_store, _Link(), taken)
 
     await claimer.claim(fire, backlog=True)
 
@@ -89,27 +76,27 @@ async def test_reading_a_job_takes_its_next_fire_whoever_moved_the_schedule(sqli
 
 @pytest.mark.parametrize("gave_up", [True, False], ids=["abandoned", "died"])
 async def test_a_start_record_left_by_a_holder_decides_between_running_again_and_lost(
-    sqlite_store: Store, gave_up: bool
+    fresh_sqlite_store: Store, gave_up: bool
 ) -> None:
     """w1 wrote its run's start, then lost the shard's lease. If it gave the claim up it never
     called the executor: the new owner runs the same attempt. If it died instead, the run may
     have been under way: it is recorded LOST (and retried under the job's policy)."""
     w1 = claims.holder_id("w1", 5)
-    fire = await _claimed_fire(sqlite_store, w1)
+    fire = await _claimed_fire(fresh_sqlite_store, w1)
     run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
     started = datetime.now(UTC)
-    await sqlite_store.record_run(Run(fire.namespace, fire.job_id, run_id, fire.due, 1, RunStatus.RUNNING, "w1", started))
+    await fresh_sqlite_store.record_run(Run(fire.namespace, fire.job_id, run_id, fire.due, 1, RunStatus.RUNNING, "w1", started))
     if gave_up:
-        assert await sqlite_store.steal_claim(fire, w1, claims.abandoned(w1), 5)
+        assert await fresh_sqlite_store.steal_claim(fire, w1, claims.abandoned(w1), 5)
     link = _Link()
-    claimer = await _new_owner(sqlite_store, link)
+    claimer = await _new_owner(fresh_sqlite_store, link)
 
     outcome = await claimer.claim(fire, backlog=True)
 
     if gave_up:
         assert isinstance(outcome, Prepared) and outcome.run_id == run_id and outcome.fire.attempt == 1
         assert link.reported == []
-        assert claims.parse(await sqlite_store.claim_owner(fire) or "").worker_id == "w2"
+        assert claims.parse(await fresh_sqlite_store.claim_owner(fire) or "").worker_id == "w2"
     else:
         assert outcome is None
         assert [(r.run_id, r.status) for r in link.reported] == [(run_id, RunStatus.LOST)]

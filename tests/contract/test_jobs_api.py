@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest_asyncio
 
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.models import Fire, JobSpec, OnceTrigger
 from hourglass_core.store.base import Store
-from hourglass_core.store.factory import open_store
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-@pytest_asyncio.fixture
-async def sqlite_store() -> AsyncIterator[Store]:
-    store = await open_store("sqlite://:memory:", migrate=True)
-    await store.register_executors(frozenset({"echo"}))
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-async def test_only_fires_due_within_the_workers_lookahead_are_hinted(sqlite_store: Store) -> None:
+async def test_only_fires_due_within_the_workers_lookahead_are_hinted(fresh_sqlite_store: Store) -> None:
     hinted: list[Fire] = []
 
     async def hint(fires: Sequence[Fire]) -> None:
         hinted.extend(fires)
 
-    api = JobsApi(sqlite_store, num_shards=4, max_params_bytes=1024, hint=hint,
+    api = JobsApi(fresh_sqlite_store, num_shards=4, max_params_bytes=1024, hint=hint,
                   clock=lambda: NOW, hint_within=timedelta(seconds=3))  # fmt: skip
     soon, later = NOW + timedelta(seconds=2), NOW + timedelta(hours=1)
     created = await api.submit(
