@@ -18,7 +18,6 @@ from hourglass_worker.claiming import Later
 from hourglass_worker.fencing import Fence
 from hourglass_worker.later import MOVING_TRIES, LookAgain
 from hourglass_worker.shards import ShardKeeper
-from hourglass_worker.worker import reread_from
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -112,15 +111,3 @@ def test_recurring_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -
             warn.warning("k", "store down: %d", i)
     assert len(caplog.records) == 1
 
-
-def test_a_shard_is_read_from_its_checkpoint_once_then_from_a_bounded_overlap() -> None:
-    overlap = timedelta(seconds=5)  # lookahead 3 s + read margin 2 s
-    checkpoint = T0 - timedelta(minutes=10)  # a dead owner's backlog starts here
-    assert reread_from(checkpoint, None, overlap) == checkpoint
-    # Steady state: the cursor trails real time by the margin, inside the overlap.
-    now = T0
-    cursor = now - timedelta(seconds=2)
-    assert reread_from(cursor, now - timedelta(seconds=1) + timedelta(seconds=3), overlap) == cursor
-    # Overloaded: one unfinished fire holds the cursor back; reads do not go back to it.
-    read_through = now + timedelta(seconds=3)
-    assert reread_from(checkpoint, read_through, overlap) == read_through - overlap

@@ -44,9 +44,6 @@ trace = logging.getLogger("hourglass_worker.trace")
 warn = RateLimitedLog(log)
 READ_LIMIT = 10_000
 READS_AT_ONCE = 4
-# Reads look this much further back than lookahead + read margin, for rows whose write was
-# slow to land (a saturated store) and that nobody took directly.
-REREAD_SLACK = timedelta(seconds=10)
 CHECKPOINT_EVERY_S = 2.0
 PREPARE_CONCURRENCY = 64
 # A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
@@ -61,20 +58,6 @@ class _Queued(enum.Enum):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def reread_from(cursor: datetime, read_through: datetime | None, overlap: timedelta) -> datetime:
-    """Where a read of a shard starts: at its cursor the first time in a life (the checkpoint:
-    a dead owner's backlog is there), then no further back than `overlap` (lookahead + read
-    margin + slack) before what this life already read, which in steady state is the cursor
-    itself. Rows written later than that behind their due time are not looked for; whoever
-    writes them takes them directly (hints, retries, next fires), and every read of a job
-    takes its next fire.
-    Without this bound a cursor held back by unfinished fires made every read re-read (and
-    hold in memory) every row since."""
-    if read_through is None:
-        return cursor
-    return max(cursor, read_through - overlap)
 
 
 class Worker:
@@ -200,7 +183,6 @@ class Worker:
         Store errors back off and retry; a stale token gives the shard up (and it is taken
         again with a newer token)."""
         cursor: datetime | None = None
-        read_through: datetime | None = None  # this life has read every row due up to here
         saved_at = 0.0
         backoff = Backoff(0.2, BACKOFF_CAP_S)
         loop = asyncio.get_running_loop()
@@ -213,12 +195,10 @@ class Worker:
                 lease = self._keeper.lease(shard)
                 if lease is not None and lease.token == life:
                     now = utcnow()
-                    until = now + self._settings.lookahead
+                    # From the cursor each time: rows that landed late behind real time (a slow
+                    # store) are found as long as an unfinished fire holds the cursor back.
                     async with self._read_slots:
-                        overlap = self._settings.lookahead + self._settings.read_margin + REREAD_SLACK
-                        start = reread_from(cursor, read_through, overlap)
-                        await self._read_range(shard, start, until)
-                    read_through = until
+                        await self._read_range(shard, cursor, now + self._settings.lookahead)
                     cursor = max(cursor, self._book.handled_through(shard, now - self._settings.read_margin))
                     self._book.passed(shard, cursor)
                     if loop.time() - saved_at >= CHECKPOINT_EVERY_S:
