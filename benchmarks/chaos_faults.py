@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import cast
 from pathlib import Path
 
 import redis
@@ -184,7 +185,7 @@ class LeaseWatch:
         last: tuple[object, ...] | None = None
         while not self._stop.wait(self.period):
             try:
-                values = client.mget(keys)
+                values = cast(list[str | None], client.mget(keys))  # decode_responses: str
             except redis.exceptions.RedisError:
                 continue  # Redis is down: nothing is owned that we can see
             shards = {s: _parse(v) for s, v in enumerate(values[:-1]) if v is not None}
@@ -210,7 +211,6 @@ class LeaseWatch:
         return set() if snapshot is None else {s for s, (owner, _) in snapshot.shards.items() if owner == worker}
 
 
-def _parse(value: str | bytes) -> tuple[str, int]:
-    text = value.decode() if isinstance(value, bytes) else value
-    owner, _, token = text.rpartition("|")
+def _parse(value: str) -> tuple[str, int]:
+    owner, _, token = value.rpartition("|")
     return owner, int(token)

@@ -107,11 +107,16 @@ class JobsApi:
                 priority=c.job.priority,
             )
             for c in created
-            if c.created and c.job.next_fire_time is not None and c.job.next_fire_time <= now + self._hint_within
+            if c.created and c.job.next_fire_time is not None
         ]
-        if fires:
-            await self._hint(fires)
+        await self._hint_soon(fires, now)
         return created
+
+    async def _hint_soon(self, fires: Sequence[Fire], now: datetime) -> None:
+        """Hints the fires due within `hint_within` (see __init__)."""
+        soon = [fire for fire in fires if fire.due <= now + self._hint_within]
+        if soon:
+            await self._hint(soon)
 
     def _new_job(self, spec: JobSpec, now: datetime) -> tuple[Job, Fire | None]:
         key = spec.idempotency_key
@@ -184,8 +189,7 @@ class JobsApi:
             priority=job.priority,
         )
         resumed = await self._store.set_job_state(namespace, job_id, JobState.ACTIVE, fire)
-        if fire.due <= now + self._hint_within:
-            await self._hint([fire])
+        await self._hint_soon([fire], now)
         return resumed
 
     async def get_run(self, run_id: str) -> Run:

@@ -37,6 +37,14 @@ _BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
 _BATCH_MAX_PAYLOAD = 2048
 
 
+def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> BatchStatement:
+    """One request carrying every (prepared statement, values) of `writes`."""
+    batch = BatchStatement(batch_type=kind)
+    for statement, values in writes:
+        batch.add(statement, values)
+    return batch
+
+
 class CassandraStore:
     """The `Store` on Apache Cassandra. Build it with `connect`; call `migrate` once per
     deployment (it is idempotent) before using a fresh keyspace."""
@@ -179,10 +187,7 @@ class CassandraStore:
         if fire is not None:
             first.append((self._st.fire_put, self._fire_values(fire)))
         if len(job.params.data) <= _BATCH_MAX_PAYLOAD:
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for statement, values in [*first, row]:
-                batch.add(statement, values)
-            await self._cql.execute(batch)
+            await self._cql.execute(_batch(BatchType.LOGGED, [*first, row]))
             return
         await asyncio.gather(*(self._cql.execute(*write) for write in first))
         await self._cql.execute(*row)
@@ -279,10 +284,10 @@ class CassandraStore:
             )
             return
         # One logged batch: the next fire's row and the job's pointer to it land together.
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
-        batch.add(self._st.fire_put, self._fire_values(next_fire))
-        batch.add(self._st.job_set_next, (decided, codec.to_us(next_fire.due), job.namespace, job.id))
-        await self._cql.execute(batch)
+        await self._cql.execute(_batch(BatchType.LOGGED, [
+            (self._st.fire_put, self._fire_values(next_fire)),
+            (self._st.job_set_next, (decided, codec.to_us(next_fire.due), job.namespace, job.id)),
+        ]))  # fmt: skip
 
     # -- schedule -------------------------------------------------------------------------
     def _ttl_from_due(self, due_us: int, slack_s: int = 0) -> int:
@@ -413,10 +418,7 @@ class CassandraStore:
                 [ts, cols["ended_at"], run.status.value, *key]))  # fmt: skip
         writes = [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job), mirror]
         if len(run.result.data) + len(run.error.encode()) <= _BATCH_MAX_PAYLOAD:
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for statement, values in writes:
-                batch.add(statement, values)
-            await self._cql.execute(batch)
+            await self._cql.execute(_batch(BatchType.UNLOGGED, writes))
         else:
             await asyncio.gather(*(self._cql.execute(s, v) for s, v in writes[:2]))
             await self._cql.execute(*writes[2])
