@@ -23,6 +23,7 @@ import grpc
 
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
+from hourglass_core.coalesce import coalesced_writes
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
 from hourglass_core.models import Fire, FireKind
 from hourglass_core.store.base import Store
@@ -86,6 +87,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         self._worker_timeout = worker_timeout
         self._connections: dict[str, _Connection] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # Run events of every stream go to the store together (see coalesce).
+        self._runs = coalesced_writes(store.record_runs, max_items=16, max_flushing=4, name="run-events")
         self.shard_map = ShardMap(0, {})
 
     # -- the stream -----------------------------------------------------------------------
@@ -189,7 +192,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         """Writes the event until it is durable (or the stream closes: this task is then
         cancelled), then acknowledges it."""
         run = wire.run_from_event(event, conn.info.worker_id)
-        await until_done(lambda: self._store.record_run(run), warn, "record", f"recording run {event.run_id}")
+        await until_done(lambda: self._runs.call(None, run), warn, "record", f"recording run {event.run_id}")
         watermark = acks.finish(event.seq)
         if watermark is not None:
             conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=watermark)))

@@ -565,6 +565,28 @@ async def test_large_run_result_is_stored_whole(store: Store, ns: str, shard: in
     assert (await store.get_job(ns, job.id)).last_status is RunStatus.SUCCEEDED
 
 
+async def test_record_runs_writes_many_runs_of_many_jobs_at_once(store: Store, ns: str, shard: int) -> None:
+    """More runs than one batch carries, a large one among them, and a start and a finish
+    of the same run in one call (the finish wins, whatever the order)."""
+    made = [await create(store, ns, shard) for _ in range(3)]
+    runs = [
+        make_run(job, fire.due + i * timedelta(seconds=1), RunStatus.SUCCEEDED,
+                 started_at=fire.due, ended_at=fire.due + US)
+        for job, fire in made
+        for i in range(20)
+    ]  # fmt: skip
+    big = Payload(b"x" * 4000, "application/octet-stream")
+    runs[5] = replace(runs[5], result=big)
+    late_start = replace(runs[0], status=RunStatus.RUNNING, ended_at=None)
+    await store.record_runs([runs[0], late_start, *runs[1:]])
+    for run in runs:
+        assert await store.get_run(run.run_id) == run
+    for job, _ in made:
+        stored = await store.get_job(ns, job.id)
+        assert stored.last_status is RunStatus.SUCCEEDED and not stored.running
+    assert len((await store.list_runs(ns, made[1][0].id, 100, "")).items) == 20
+
+
 async def test_get_unknown_run_raises_run_not_found(store: Store) -> None:
     with pytest.raises(RunNotFound):
         await store.get_run(str(uuid.uuid4()))

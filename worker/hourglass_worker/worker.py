@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog
+from hourglass_core.coalesce import coalesced_writes
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
@@ -80,6 +81,8 @@ class Worker:
         # Shard reads at once: each may hold up to READ_LIMIT rows.
         self._read_slots = asyncio.Semaphore(READS_AT_ONCE)
         self._timer = FireTimer()
+        # Run starts from many fires at once go to the store together (see coalesce).
+        self._starts = coalesced_writes(store.record_runs, max_items=16, max_flushing=4, name="run-starts")
         self._later = LookAgain(lambda fire, life: self._spawn(self._prepare(fire, life), "prepare-again"))
         self._book = ShardBook()
         self._keeper = ShardKeeper(
@@ -350,7 +353,7 @@ class Worker:
                 await asyncio.sleep(LEASE_WAIT.total_seconds())
                 continue
             try:
-                await self._store.record_run(run)
+                await self._starts.call(None, run)
                 written = True
             except Exception as error:  # noqa: BLE001 - the store may be away for a while
                 warn.warning("start", "recording the start of run %s failed: %s", run.run_id, error)

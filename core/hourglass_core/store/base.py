@@ -126,6 +126,11 @@ class Store(Protocol):
         to RUNNING by a late or repeated event."""
         ...
 
+    async def record_runs(self, runs: Sequence[Run]) -> None:
+        """`record_run` of each run, in as few requests as the store can: for many events at
+        once. Durable for every run when it returns; after an error, some may be."""
+        ...
+
     async def get_run(self, run_id: str) -> Run:
         """Raises RunNotFound."""
         ...

@@ -35,6 +35,11 @@ _BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
 # Beyond this many bytes of params or result a job or run is not written as a batch (batches
 # are refused over batch_size_fail_threshold, 50 KiB by default, and warned about over 5 KiB).
 _BATCH_MAX_PAYLOAD = 2048
+# Runs share a batch up to about this many bytes (payload written twice, ~800 bytes of other
+# columns): below batch_size_warn_threshold (5 KiB by default), past which Cassandra logs a
+# warning for every batch, synchronously, and each batch costs more than separate writes.
+_BATCH_BUDGET = 4800
+_RUN_ROW_BYTES = 800
 
 
 def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> BatchStatement:
@@ -397,14 +402,39 @@ class CassandraStore:
 
     # -- runs -----------------------------------------------------------------------------
     async def record_run(self, run: Run) -> None:
-        """Writes run-by-id, run-by-job and the job mirror, each with the write timestamp
-        codec.run_write_timestamp(run): per cell, the event with the latest run time wins, so a
-        late or repeated RUNNING can never overwrite a finished status (no LWT, no read).
-        Usually one UNLOGGED batch: every write is idempotent (fixed timestamps) and the worker
+        await self.record_runs([run])
+
+    async def record_runs(self, runs: Sequence[Run]) -> None:
+        """Writes each run's run-by-id, run-by-job and job mirror rows, each with the write
+        timestamp codec.run_write_timestamp(run): per cell, the event with the latest run time
+        wins, so a late or repeated RUNNING can never overwrite a finished status (no LWT, no
+        read). Small runs go together in UNLOGGED batches (a request's overhead costs Cassandra
+        as much CPU as its rows): every write is idempotent (fixed timestamps) and the worker
         re-sends an event until it is acknowledged, so a partly applied batch is completed by
-        the retry; a logged batch would add a batchlog write and delete to every run event. A
-        run with a large result or error is written as separate idempotent writes instead,
-        since batches are refused beyond batch_size_fail_threshold (50 KiB)."""
+        the retry; a logged batch would add a batchlog write and delete. A run with a large
+        result or error is written as separate writes instead, since batches are refused
+        beyond batch_size_fail_threshold (50 KiB)."""
+        batches: list[list[tuple[Any, Sequence[Any]]]] = [[]]
+        size = 0
+        alone: list[tuple[Any, Sequence[Any]]] = []
+        for run in runs:
+            payload = len(run.result.data) + len(run.error.encode())
+            writes = self._run_writes(run)
+            if payload > _BATCH_MAX_PAYLOAD:
+                alone.extend(writes)
+                continue
+            cost = 2 * payload + _RUN_ROW_BYTES
+            if size + cost > _BATCH_BUDGET:
+                batches.append([])
+                size = 0
+            batches[-1].extend(writes)
+            size += cost
+        await asyncio.gather(
+            *(self._cql.execute(_batch(BatchType.UNLOGGED, b)) for b in batches if b),
+            *(self._cql.execute(s, v) for s, v in alone),
+        )
+
+    def _run_writes(self, run: Run) -> list[tuple[Any, Sequence[Any]]]:
         ts = codec.run_write_timestamp(run, codec.now_us())
         cols = codec.run_columns(run)
         by_id = unset_none([cols[c] for c in codec.RUN_COLUMNS]) + [self._retention_s, ts]
@@ -416,12 +446,7 @@ class CassandraStore:
         else:
             mirror = (self._st.job_run_finished, unset_none(
                 [ts, cols["ended_at"], run.status.value, *key]))  # fmt: skip
-        writes = [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job), mirror]
-        if len(run.result.data) + len(run.error.encode()) <= _BATCH_MAX_PAYLOAD:
-            await self._cql.execute(_batch(BatchType.UNLOGGED, writes))
-        else:
-            await asyncio.gather(*(self._cql.execute(s, v) for s, v in writes[:2]))
-            await self._cql.execute(*writes[2])
+        return [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job), mirror]
 
     async def get_run(self, run_id: str) -> Run:
         rows = await self._cql.execute(self._st.run_get, (run_id,))

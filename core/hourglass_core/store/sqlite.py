@@ -319,23 +319,29 @@ class SqliteStore:
 
     # -- runs -----------------------------------------------------------------------------
     async def record_run(self, run: Run) -> None:
-        """One transaction: the run and the job mirror, each applied only if the event is not
+        await self.record_runs([run])
+
+    async def record_runs(self, runs: Sequence[Run]) -> None:
+        """One transaction: each run and its job mirror, each applied only if the event is not
         older than what is stored (codec.run_write_timestamp), as in Cassandra."""
         now = codec.now_us()
-        ts = codec.run_write_timestamp(run, now)
-        cols = {**codec.run_columns(run), "ts": ts, "expires_at": now + self._retention_us}
-        key = {"namespace": run.namespace, "id": run.job_id, "ts": ts}
-        if run.status is RunStatus.RUNNING:
-            mirror = (sql.JOB_RUN_STARTED, {
-                **key, "at": cols["started_at"], "worker": run.worker_id})  # fmt: skip
-        else:
-            mirror = (sql.JOB_RUN_FINISHED, {
-                **key, "at": cols["ended_at"], "status": run.status.value})  # fmt: skip
+        writes: list[tuple[str, dict[str, Any]]] = []
+        for run in runs:
+            ts = codec.run_write_timestamp(run, now)
+            cols = {**codec.run_columns(run), "ts": ts, "expires_at": now + self._retention_us}
+            key = {"namespace": run.namespace, "id": run.job_id, "ts": ts}
+            writes.append((sql.RUN_UPSERT, cols))
+            if run.status is RunStatus.RUNNING:
+                writes.append((sql.JOB_RUN_STARTED, {
+                    **key, "at": cols["started_at"], "worker": run.worker_id}))  # fmt: skip
+            else:
+                writes.append((sql.JOB_RUN_FINISHED, {
+                    **key, "at": cols["ended_at"], "status": run.status.value}))  # fmt: skip
 
         def _record() -> None:
             with self._tx() as db:
-                db.execute(sql.RUN_UPSERT, cols)
-                db.execute(*mirror)
+                for statement, params in writes:
+                    db.execute(statement, params)
                 self._purge(db)
 
         await self._call(_record)
