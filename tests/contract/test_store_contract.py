@@ -463,6 +463,32 @@ async def test_claims_are_per_fire_and_attempt(store: Store, ns: str, shard: int
     assert await store.claim_fire(replace(fire, job_id="k"), "d", 1)
 
 
+async def test_claim_fires_decides_each_fire_of_a_group_as_claim_fire_would(store: Store, ns: str, shard: int) -> None:
+    """Many fires of one shard and time bucket (one conditional batch), some claimed already
+    by others, one already by the same holder, one given twice, more than a batch carries."""
+    base = now()
+    fires = [Fire(base + i * US, ns, f"g{i}", shard) for i in range(40)]
+    assert await store.claim_fire(fires[3], "other", 1)
+    assert await store.claim_fire(fires[35], "other", 1)
+    assert await store.claim_fire(fires[7], "me", 5)  # an earlier try whose answer was lost
+    elsewhere = Fire(base, ns, "g-next-shard", shard + 1)
+    claims = [(f, "me", 5) for f in fires] + [(fires[10], "me", 5), (elsewhere, "me", 5)]
+    won = await store.claim_fires(claims)
+    assert won == [i not in (3, 35) for i in range(40)] + [True, True]
+    assert await store.claim_owner(fires[3]) == "other"
+    assert await store.claim_owner(fires[20]) == "me"
+    assert await store.claim_fires([(fires[20], "late", 6)]) == [False]
+    assert await store.claim_fires([]) == []
+
+
+async def test_concurrent_group_claims_have_one_winner_per_fire(store: Store, ns: str, shard: int) -> None:
+    base = now()
+    fires = [Fire(base + i * US, ns, f"c{i}", shard) for i in range(10)]
+    results = await asyncio.gather(*(store.claim_fires([(f, f"w{w}", 1) for f in fires]) for w in range(4)))
+    for i in range(len(fires)):
+        assert [r[i] for r in results].count(True) == 1
+
+
 async def test_checkpoint_round_trip(store: Store, shard: int) -> None:
     assert await store.load_checkpoint(shard) is None
     checkpoint = Checkpoint(shard, now(), 41)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
+from hourglass_core.coalesce import Coalescer
 from hourglass_core.errors import JobNotFound, RunNotFound
 from hourglass_core.firing import Action, plan_fire, retry_fire, run_id_for, stable_jitter
 from hourglass_core.leases.base import Membership
@@ -107,6 +108,11 @@ class Claimer:
         self.abandoning: dict[FireKey, str] = {}
         self._live: tuple[float, set[str]] = (float("-inf"), set())
         self._tasks: set[asyncio.Task[None]] = set()
+        # Claims of one shard made together go as one conditional batch per time bucket (see
+        # Store.claim_fires); one flush per shard at a time, so they never contend.
+        self._claims: Coalescer[int, tuple[Fire, str, int], bool] = Coalescer(
+            lambda _shard, claims: store.claim_fires(claims), max_items=64, name="claims"
+        )
 
     async def claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
         """Reads the job, decides, claims the fire and moves the schedule on. `backlog`: the
@@ -149,7 +155,7 @@ class Claimer:
             may_run = job.state in (JobState.ACTIVE, JobState.COMPLETED)
             return await self.settle_claimed(job, fire, may_run=may_run, known=known)
         holder = claims.holder_id(self._worker_id, lease.token)
-        claimed = await self._store.claim_fire(fire, holder, lease.token)
+        claimed = await self._claims.call(fire.shard, (fire, holder, lease.token))
         if plan.advance:
             # After a lost claim this is a no-op unless the claimer died before moving on (the
             # store reads the job again then); after a won one it is ours alone to move.

@@ -98,6 +98,11 @@ class Store(Protocol):
         """True for exactly one caller per (namespace, job_id, due, attempt), ever."""
         ...
 
+    async def claim_fires(self, claims: Sequence[tuple[Fire, str, int]]) -> list[bool]:
+        """`claim_fire` of each (fire, worker_id, token), in as few requests as the store can;
+        results in input order."""
+        ...
+
     async def steal_claim(self, fire: Fire, from_worker: str, to_worker: str, token: int) -> bool:
         """Moves the fire's claim from `from_worker` (found dead) to `to_worker`; True for
         exactly one caller, and only while `from_worker` still holds the claim."""

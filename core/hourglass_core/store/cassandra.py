@@ -32,6 +32,7 @@ LIST_BUCKETS = 16  # fixed for a keyspace's life: a job's listing bucket is crc3
 _MAX_TTL = 630_720_000  # Cassandra's limit (20 years)
 _CLAIM_TTL_SLACK = 3600  # claims outlive their fire row, so an expiring row is never re-claimed
 _BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
+_CLAIMS_PER_BATCH = 32  # ~150 bytes each: under the 5 KiB batch warning threshold
 # Beyond this many bytes of params or result a job or run is not written as a batch (batches
 # are refused over batch_size_fail_threshold, 50 KiB by default, and warned about over 5 KiB).
 _BATCH_MAX_PAYLOAD = 2048
@@ -337,35 +338,84 @@ class CassandraStore:
                         return found
         return found
 
+    def _claim_key(self, fire: Fire) -> tuple[int, int, int, str, str, int]:
+        """The claim row's primary key: the fire's schedule partition, then the fire."""
+        due = codec.to_us(fire.due)
+        return (fire.shard, due - due % self._bucket_us, due, fire.namespace, fire.job_id, fire.attempt)
+
+    def _claim_insert(self, fire: Fire, worker_id: str, token: int) -> tuple[Any, tuple[Any, ...]]:
+        key = self._claim_key(fire)
+        ttl = self._ttl_from_due(key[2], _CLAIM_TTL_SLACK)
+        return self._st.claim, (*key, worker_id, token, codec.now_us(), ttl)
+
     async def claim_fire(self, fire: Fire, worker_id: str, token: int) -> bool:
         """LWT insert. The same (worker_id, token) claiming again gets True again, so a claim
         whose answer was lost (timeout) can be retried by its maker without losing the fire."""
-        due = codec.to_us(fire.due)
-        applied, row = await self._cql.applied(
-            self._st.claim,
-            (
-                fire.namespace, fire.job_id, due, fire.attempt, worker_id, token,
-                codec.now_us(), self._ttl_from_due(due, _CLAIM_TTL_SLACK),
-            ),
-        )  # fmt: skip
+        applied, row = await self._cql.applied(*self._claim_insert(fire, worker_id, token))
         return applied or (row.get("worker_id") == worker_id and row.get("fencing_token") == token)
+
+    async def claim_fires(self, claims: Sequence[tuple[Fire, str, int]]) -> list[bool]:
+        """Claims of one schedule partition go as conditional batches of up to
+        _CLAIMS_PER_BATCH rows: one lightweight transaction for all of them. A batch applies
+        only if none of its rows exists; when one does, Cassandra answers with the rows it
+        found, whose claims are decided by their holder, and the rest go again without them."""
+        won = [False] * len(claims)
+        groups: dict[tuple[int, int], list[int]] = {}
+        seen: set[tuple[Any, ...]] = set()
+        repeats: list[int] = []  # the same fire twice in one call: claimed on its own, after
+        for i, (fire, _, _) in enumerate(claims):
+            key = self._claim_key(fire)
+            if key in seen:
+                repeats.append(i)
+                continue
+            seen.add(key)
+            groups.setdefault(key[:2], []).append(i)
+
+        async def claim_group(pending: list[int]) -> None:
+            while pending:
+                chunk, pending = pending[:_CLAIMS_PER_BATCH], pending[_CLAIMS_PER_BATCH:]
+                if len(chunk) == 1:
+                    won[chunk[0]] = await self.claim_fire(*claims[chunk[0]])
+                    continue
+                batch = _batch(BatchType.UNLOGGED, [self._claim_insert(*claims[i]) for i in chunk])
+                rows = await self._cql.execute(batch)
+                if rows and rows[0].get("[applied]"):
+                    for i in chunk:
+                        won[i] = True
+                    continue
+                found = {
+                    (r["due"], r["namespace"], r["job_id"], r["attempt"]): r
+                    for r in rows
+                    if r.get("due") is not None and r.get("worker_id") is not None
+                }
+                if not found:  # no rows to tell which: one at a time
+                    for i in chunk:
+                        won[i] = await self.claim_fire(*claims[i])
+                    continue
+                retry = []
+                for i in chunk:
+                    fire, worker_id, token = claims[i]
+                    row = found.get(self._claim_key(fire)[2:])
+                    if row is None:
+                        retry.append(i)
+                    else:
+                        won[i] = row["worker_id"] == worker_id and row["fencing_token"] == token
+                pending = retry + pending
+
+        await asyncio.gather(*(claim_group(indexes) for indexes in groups.values()))
+        for i in repeats:
+            won[i] = await self.claim_fire(*claims[i])
+        return won
 
     async def steal_claim(self, fire: Fire, from_worker: str, to_worker: str, token: int) -> bool:
         """LWT: moves the claim only while `from_worker` still holds it."""
-        due = codec.to_us(fire.due)
-        applied, _ = await self._cql.applied(
-            self._st.claim_steal,
-            (
-                self._ttl_from_due(due, _CLAIM_TTL_SLACK), to_worker, token,
-                fire.namespace, fire.job_id, due, fire.attempt, from_worker,
-            ),
-        )  # fmt: skip
+        key = self._claim_key(fire)
+        ttl = self._ttl_from_due(key[2], _CLAIM_TTL_SLACK)
+        applied, _ = await self._cql.applied(self._st.claim_steal, (ttl, to_worker, token, *key, from_worker))
         return bool(applied)
 
     async def claim_owner(self, fire: Fire) -> str | None:
-        rows = await self._cql.execute(
-            self._st.claim_get, (fire.namespace, fire.job_id, codec.to_us(fire.due), fire.attempt)
-        )
+        rows = await self._cql.execute(self._st.claim_get, self._claim_key(fire))
         return str(rows[0]["worker_id"]) if rows else None
 
     async def load_checkpoint(self, shard: int) -> Checkpoint | None:

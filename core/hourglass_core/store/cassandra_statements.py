@@ -19,7 +19,10 @@ def _insert(table: str, columns: tuple[str, ...], suffix: str = "") -> str:
 
 
 _FIRE_COLUMNS = ("due", "namespace", "job_id", "attempt", "kind", "priority")
-_CLAIM_COLUMNS = ("namespace", "job_id", "due", "attempt", "worker_id", "fencing_token", "claimed_at")
+_CLAIM_KEY = "shard = ? AND bucket_start = ? AND due = ? AND namespace = ? AND job_id = ? AND attempt = ?"
+_CLAIM_COLUMNS = (
+    "shard", "bucket_start", "due", "namespace", "job_id", "attempt", "worker_id", "fencing_token", "claimed_at",
+)  # fmt: skip
 _RUN_BY_JOB_COLUMNS = ("namespace", "job_id", "due", "attempt") + tuple(
     c for c in RUN_COLUMNS if c not in ("namespace", "job_id", "due", "attempt")
 )
@@ -62,15 +65,13 @@ CQL: dict[str, str] = {
         f"SELECT {', '.join(_FIRE_COLUMNS)} FROM fires WHERE shard = ? AND bucket_start = ?"
         " AND due > ? AND due <= ? LIMIT ?"
     ),
-    "claim": _insert("fire_claims", _CLAIM_COLUMNS, " IF NOT EXISTS USING TTL ?"),
+    # Claims live in their fire's schedule partition: one conditional batch claims many.
+    "claim": _insert("fire_claims_by_bucket", _CLAIM_COLUMNS, " IF NOT EXISTS USING TTL ?"),
     "claim_steal": (
-        "UPDATE fire_claims USING TTL ? SET worker_id = ?, fencing_token = ?"
-        " WHERE namespace = ? AND job_id = ? AND due = ? AND attempt = ? IF worker_id = ?"
+        "UPDATE fire_claims_by_bucket USING TTL ? SET worker_id = ?, fencing_token = ?"
+        f" WHERE {_CLAIM_KEY} IF worker_id = ?"
     ),
-    "claim_get": (
-        "SELECT worker_id FROM fire_claims WHERE namespace = ? AND job_id = ? AND due = ?"
-        " AND attempt = ?"
-    ),
+    "claim_get": f"SELECT worker_id FROM fire_claims_by_bucket WHERE {_CLAIM_KEY}",
     "checkpoint_get": "SELECT shard, at, fencing_token FROM checkpoints WHERE shard = ?",
     "checkpoint_insert": (
         "INSERT INTO checkpoints (shard, at, fencing_token) VALUES (?, ?, ?) IF NOT EXISTS"

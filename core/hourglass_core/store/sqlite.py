@@ -253,20 +253,29 @@ class SqliteStore:
         return await self._call(_slice)
 
     async def claim_fire(self, fire: Fire, worker_id: str, token: int) -> bool:
-        """The same (worker_id, token) claiming again gets True again (as in Cassandra)."""
-        due = codec.to_us(fire.due)
-        key = {"namespace": fire.namespace, "job_id": fire.job_id, "due": due,
-               "attempt": fire.attempt}  # fmt: skip
+        return (await self.claim_fires([(fire, worker_id, token)]))[0]
 
-        def _claim() -> bool:
+    async def claim_fires(self, claims: Sequence[tuple[Fire, str, int]]) -> list[bool]:
+        """One transaction. The same (worker_id, token) claiming again gets True again (as in
+        Cassandra)."""
+        now = codec.now_us()
+        rows = []
+        for fire, worker_id, token in claims:
+            due = codec.to_us(fire.due)
+            key = {"namespace": fire.namespace, "job_id": fire.job_id, "due": due,
+                   "attempt": fire.attempt}  # fmt: skip
+            rows.append((key, {**key, "worker_id": worker_id, "fencing_token": token, "claimed_at": now,
+                               "expires_at": due + self._retention_us + _CLAIM_SLACK_US}))  # fmt: skip
+
+        def _claim() -> list[bool]:
+            won = []
             with self._tx() as db:
-                db.execute(sql.CLAIM, {
-                    **key, "worker_id": worker_id, "fencing_token": token,
-                    "claimed_at": codec.now_us(),
-                    "expires_at": due + self._retention_us + _CLAIM_SLACK_US})  # fmt: skip
-                row = db.execute(sql.CLAIM_GET, key).fetchone()
+                for key, claim in rows:
+                    db.execute(sql.CLAIM, claim)
+                    row = db.execute(sql.CLAIM_GET, key).fetchone()
+                    won.append(bool(row["worker_id"] == claim["worker_id"] and row["fencing_token"] == claim["fencing_token"]))
                 self._purge(db)
-                return bool(row["worker_id"] == worker_id and row["fencing_token"] == token)
+            return won
 
         return await self._call(_claim)
 
