@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from hourglass_core.coalesce import Coalescer
 from hourglass_core.errors import FailedPrecondition, InvalidArgument
 from hourglass_core.firing import first_fire_time, job_id_for_key, schedule_row_due
 from hourglass_core.models import (
@@ -74,6 +75,10 @@ class JobsApi:
         self._hint_within = hint_within
         self._executors: set[str] = set()
         self._executors_at = 0.0
+        # Single submits arriving while others are being written go to the store together.
+        self._creates: Coalescer[None, tuple[Job, Fire | None], Created] = Coalescer(
+            lambda _, jobs: store.create_jobs(jobs), max_items=32, max_flushing=4, name="creates"
+        )
 
     async def _known_executors(self, force: bool = False) -> set[str]:
         if force or time.monotonic() - self._executors_at > EXECUTORS_REFRESH_S:
@@ -97,7 +102,10 @@ class JobsApi:
                 field=name,
             )
         now = self._clock()
-        created = await self._store.create_jobs([self._new_job(spec, now) for spec in specs])
+        if len(specs) == 1:
+            created = [await self._creates.call(None, self._new_job(specs[0], now))]
+        else:
+            created = await self._store.create_jobs([self._new_job(spec, now) for spec in specs])
         fires = [
             Fire(
                 due=c.job.next_fire_time,

@@ -220,6 +220,26 @@ async def test_submits_racing_on_one_key_store_one_job(store: Store, ns: str, sh
     assert not again.created and again.job == stored[0]
 
 
+async def test_a_large_batch_of_jobs_is_stored_whole_and_read_back_together(store: Store, ns: str, shard: int) -> None:
+    """More jobs than one write carries, keyed and unkeyed, one with params too large for a
+    batch, a key stored before; get_jobs reads them back and leaves unknown ids out."""
+    made = [make_job(ns, shard, labels={"n": str(i)}) for i in range(60)]
+    made = [(replace(j, idempotency_key=f"k{i}", id=job_id_for_key(ns, f"k{i}")) if i % 3 == 0 else j, f)
+            for i, (j, f) in enumerate(made)]  # fmt: skip
+    made = [(j, None if f is None else replace(f, job_id=j.id)) for j, f in made]
+    made[7] = (replace(made[7][0], params=Payload(b"p" * 9000)), made[7][1])
+    [earlier] = await store.create_jobs([made[3]])
+    created = await store.create_jobs(made)
+    assert [c.created for c in created] == [i != 3 for i in range(60)]
+    ids = [j.id for j, _ in made]
+    found = await store.get_jobs(ns, [*ids, "no-such-job"])
+    assert set(found) == set(ids)
+    assert found[made[7][0].id].params.data == b"p" * 9000
+    assert found[made[30][0].id].labels == {"n": "30"}
+    assert await store.get_jobs(ns, []) == {}
+    assert {j.id for j in await all_jobs(store, ns, JobFilter(), 100)} >= set(ids)
+
+
 async def test_idempotency_keys_are_per_namespace(store: Store, ns: str, shard: int) -> None:
     await create(store, ns, shard, idempotency_key="shared")
     await create(store, ns + "x", shard, idempotency_key="shared")  # create() asserts created

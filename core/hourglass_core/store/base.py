@@ -58,6 +58,11 @@ class Store(Protocol):
         """Raises JobNotFound."""
         ...
 
+    async def get_jobs(self, namespace: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The stored jobs among `job_ids`, by id (ids not stored are left out); for many
+        reads at once."""
+        ...
+
     async def list_jobs(
         self, namespace: str, flt: JobFilter, page_size: int, page_token: str
     ) -> Page[Job]:
@@ -81,6 +86,11 @@ class Store(Protocol):
         `read_at`: when the read of `job` returned, to a caller that then won the claim of the
         fire. The store may then skip reading the job again: the claim makes the caller the
         only one moving the schedule on from that fire, and a move made later wins."""
+        ...
+
+    async def advance_schedules(self, moves: Sequence[tuple[Job, Fire | None, datetime]]) -> None:
+        """`advance_schedule(job, next_fire, read_at=read_at)` of each (job, next_fire,
+        read_at), by claim winners only, in as few requests as the store can."""
         ...
 
     # -- schedule -------------------------------------------------------------------------

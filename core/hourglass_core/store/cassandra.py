@@ -33,14 +33,20 @@ _MAX_TTL = 630_720_000  # Cassandra's limit (20 years)
 _CLAIM_TTL_SLACK = 3600  # claims outlive their fire row, so an expiring row is never re-claimed
 _BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
 _CLAIMS_PER_BATCH = 32  # ~150 bytes each: under the 5 KiB batch warning threshold
+_MOVES_PER_BATCH = 16  # schedule moves (a fire row and a job pointer, ~250 bytes) per batch
+_KEYS_PER_READ = 100  # idempotency keys or job ids looked up by one read
+_JOB_ROW_BYTES = 900  # a new job's four rows without its params and labels, about
 # Beyond this many bytes of params or result a job or run is not written as a batch (batches
 # are refused over batch_size_fail_threshold, 50 KiB by default, and warned about over 5 KiB).
 _BATCH_MAX_PAYLOAD = 2048
-# Runs share a batch up to about this many bytes (payload written twice, ~800 bytes of other
-# columns): below batch_size_warn_threshold (5 KiB by default), past which Cassandra logs a
-# warning for every batch, synchronously, and each batch costs more than separate writes.
+# Jobs or runs share a batch up to about this many bytes: below batch_size_warn_threshold (5 KiB
+# by default), past which Cassandra logs a warning for every batch, synchronously, and each
+# batch then costs more than separate writes.
 _BATCH_BUDGET = 4800
-_RUN_ROW_BYTES = 800
+_RUN_ROW_BYTES = 800  # a run's rows without its result and error (written twice), about
+# A run's writes touch three partitions; past unlogged_batch_across_partitions_warn_threshold
+# (10) Cassandra answers every unlogged batch with a warning, which the driver logs.
+_RUNS_PER_BATCH = 3
 
 
 def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> BatchStatement:
@@ -131,9 +137,9 @@ class CassandraStore:
     async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
         """Writes, per job: [idempotency key row] + first fire + listing row + job row.
 
-        The rows are one logged batch (or, too large for one, written with the job row last),
-        so a job row never exists without its fire and listing rows for good (a crash part-way
-        leaves at most rows that point at no job, which readers skip).
+        The rows of several jobs are one logged batch (a job too large for one is written with
+        its job row last), so a job row never exists without its fire and listing rows for good
+        (a crash part-way leaves at most rows that point at no job, which readers skip).
 
         A key is looked up first (a plain read, no lightweight transaction): if it is stored,
         its job is returned and nothing is written; if its job row is missing, an earlier
@@ -146,12 +152,13 @@ class CassandraStore:
         """
         results: list[Created | None] = [None] * len(jobs)
         keyed = [i for i, (job, _) in enumerate(jobs) if job.idempotency_key]
-        owners = await asyncio.gather(*(self._key_owner(jobs[i][0]) for i in keyed))
+        owners = await self._key_owners([jobs[i][0] for i in keyed])
         taken: dict[int, tuple[str, int]] = {}
         first: dict[tuple[str, str], int] = {}
-        for i, owner in zip(keyed, owners):
+        for i in keyed:
             job = jobs[i][0]
             key = (job.namespace, job.idempotency_key)
+            owner = owners.get(key)
             if owner is not None:
                 taken[i] = owner
             elif key in first:  # the same key earlier in this batch
@@ -159,7 +166,7 @@ class CassandraStore:
             else:
                 first[key] = i
         fresh = [i for i in range(len(jobs)) if i not in taken]
-        await asyncio.gather(*(self._write_job(*jobs[i]) for i in fresh))
+        await self._write_jobs([jobs[i] for i in fresh])
         for i in fresh:
             results[i] = Created(jobs[i][0], True)
         # After the fresh writes: a key taken by another job of this same batch finds it.
@@ -171,19 +178,62 @@ class CassandraStore:
                 continue
             job = replace(job, id=job_id, shard=shard)
             fire = None if fire is None else replace(fire, job_id=job_id, shard=shard)
-            await self._write_job(job, fire)
+            await self._write_jobs([(job, fire)])
             results[i] = Created(job, True)
         return [r for r in results if r is not None]
 
-    async def _key_owner(self, job: Job) -> tuple[str, int] | None:
-        """The (job id, shard) job's idempotency key is stored with, if it is."""
-        rows = await self._cql.execute(self._st.key_get, (job.namespace, job.idempotency_key))
-        return (rows[0]["job_id"], rows[0]["shard"]) if rows else None
+    async def _key_owners(self, jobs: Sequence[Job]) -> dict[tuple[str, str], tuple[str, int]]:
+        """(namespace, key) -> the (job id, shard) stored with each key of `jobs` that is
+        stored: one read per namespace and _KEYS_PER_READ keys (IN on the partition key)."""
+        wanted: dict[str, list[str]] = {}
+        for job in jobs:
+            wanted.setdefault(job.namespace, []).append(job.idempotency_key)
+        reads = [
+            (namespace, keys[i : i + _KEYS_PER_READ])
+            for namespace, keys in wanted.items()
+            for i in range(0, len(keys), _KEYS_PER_READ)
+        ]
+        answers = await asyncio.gather(*(self._cql.execute(self._st.keys_get, read) for read in reads))
+        return {
+            (namespace, row["key"]): (row["job_id"], row["shard"])
+            for (namespace, _), rows in zip(reads, answers)
+            for row in rows
+        }
 
-    async def _write_job(self, job: Job, fire: Fire | None) -> None:
-        """The listing row, the key row, the first fire and the job row: as one LOGGED batch
-        (all or, after a failure, all eventually; one request instead of four), or, for params
-        too large for a batch, as separate writes with the job row last."""
+    async def _write_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> None:
+        """Each job's listing row, key row, first fire and job row. Jobs go together in LOGGED
+        batches (all rows of a batch land, or after a failure all eventually) kept under the
+        5 KiB batch warning threshold: one request and one batchlog entry for several jobs. A
+        job with params too large for a batch is written as separate writes, its job row last
+        (its fire row without its job is dropped by the workers; see claiming.ORPHAN_ROW)."""
+        batches: list[list[tuple[Any, Sequence[Any]]]] = [[]]
+        size = 0
+        large: list[tuple[list[tuple[Any, Sequence[Any]]], tuple[Any, Sequence[Any]]]] = []
+        for job, fire in jobs:
+            first, row = self._job_writes(job, fire)
+            if len(job.params.data) > _BATCH_MAX_PAYLOAD:
+                large.append((first, row))
+                continue
+            cost = _JOB_ROW_BYTES + len(job.params.data) + sum(len(k) + len(v) for k, v in job.labels.items())
+            if size + cost > _BATCH_BUDGET:
+                batches.append([])
+                size = 0
+            batches[-1].extend([*first, row])
+            size += cost
+
+        async def write_large(first: list[tuple[Any, Sequence[Any]]], row: tuple[Any, Sequence[Any]]) -> None:
+            await asyncio.gather(*(self._cql.execute(*write) for write in first))
+            await self._cql.execute(*row)
+
+        await asyncio.gather(
+            *(self._cql.execute(_batch(BatchType.LOGGED, b)) for b in batches if b),
+            *(write_large(*writes) for writes in large),
+        )
+
+    def _job_writes(
+        self, job: Job, fire: Fire | None
+    ) -> tuple[list[tuple[Any, Sequence[Any]]], tuple[Any, Sequence[Any]]]:
+        """The rows a new job is written as: (listing, key and fire rows; the job row)."""
         listing = (self._st.listing_insert, (job.namespace, codec.list_bucket(job.id, LIST_BUCKETS), job.id))
         cols = codec.job_columns(job)
         row = (self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS]))
@@ -192,17 +242,27 @@ class CassandraStore:
             first.append((self._st.key_put, (job.namespace, job.idempotency_key, job.id, job.shard)))
         if fire is not None:
             first.append((self._st.fire_put, self._fire_values(fire)))
-        if len(job.params.data) <= _BATCH_MAX_PAYLOAD:
-            await self._cql.execute(_batch(BatchType.LOGGED, [*first, row]))
-            return
-        await asyncio.gather(*(self._cql.execute(*write) for write in first))
-        await self._cql.execute(*row)
+        return first, row
 
     async def _find_job(self, namespace: str, job_id: str) -> Job | None:
         rows = await self._cql.execute(self._st.job_get, (namespace, job_id))
         if not rows or not codec.is_complete_job_row(rows[0]):
             return None  # a row holding only a late run update is not a job
         return codec.job_from_columns(rows[0])
+
+    async def get_jobs(self, namespace: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        """One read per _KEYS_PER_READ ids (IN on the partition key)."""
+        unique = list(dict.fromkeys(job_ids))
+        answers = await asyncio.gather(*(
+            self._cql.execute(self._st.jobs_get, (namespace, unique[i : i + _KEYS_PER_READ]))
+            for i in range(0, len(unique), _KEYS_PER_READ)
+        ))  # fmt: skip
+        return {
+            row["id"]: codec.job_from_columns(row)
+            for rows in answers
+            for row in rows
+            if codec.is_complete_job_row(row)
+        }
 
     async def get_job(self, namespace: str, job_id: str) -> Job:
         job = await self._find_job(namespace, job_id)
@@ -270,30 +330,43 @@ class CassandraStore:
         a pause, cancel or resume after the read wins; one before it was seen by the read (the
         fire was then not claimed); one racing the read itself, unseen and stamped earlier, is
         overwritten: the job's last fire runs and the job says COMPLETED."""
-        if read_at is None:
-            decided = codec.now_us()
-            stored = await self._find_job(job.namespace, job.id)
-            if stored is None or stored.state is not JobState.ACTIVE:
-                return
-            if stored.next_fire_time != job.next_fire_time:
-                return
-        else:
-            decided = codec.to_us(read_at)
-        expected = codec.opt_us(job.next_fire_time)
-        if next_fire is None and read_at is not None:
-            await self._cql.execute(self._st.job_complete_at, (decided, JobState.COMPLETED.value, job.namespace, job.id))
+        if read_at is not None:
+            await self.advance_schedules([(job, next_fire, read_at)])
+            return
+        decided = codec.now_us()
+        stored = await self._find_job(job.namespace, job.id)
+        if stored is None or stored.state is not JobState.ACTIVE:
+            return
+        if stored.next_fire_time != job.next_fire_time:
             return
         if next_fire is None:
+            expected = codec.opt_us(job.next_fire_time)
             await self._cql.applied(
                 self._st.job_complete,
                 (JobState.COMPLETED.value, job.namespace, job.id, JobState.ACTIVE.value, expected),
             )
             return
-        # One logged batch: the next fire's row and the job's pointer to it land together.
-        await self._cql.execute(_batch(BatchType.LOGGED, [
+        await self._cql.execute(_batch(BatchType.LOGGED, self._move_writes(job, next_fire, decided)))
+
+    async def advance_schedules(self, moves: Sequence[tuple[Job, Fire | None, datetime]]) -> None:
+        """The moves of claim winners (see advance_schedule), _MOVES_PER_BATCH to a LOGGED
+        batch: each next fire's row and its job's pointer to it land together."""
+        chunks = [moves[i : i + _MOVES_PER_BATCH] for i in range(0, len(moves), _MOVES_PER_BATCH)]
+        await asyncio.gather(*(
+            self._cql.execute(_batch(BatchType.LOGGED, [
+                write for job, nxt, read_at in chunk for write in self._move_writes(job, nxt, codec.to_us(read_at))
+            ]))
+            for chunk in chunks
+        ))  # fmt: skip
+
+    def _move_writes(self, job: Job, next_fire: Fire | None, decided: int) -> list[tuple[Any, Sequence[Any]]]:
+        """Writes moving `job` on to `next_fire` (None: completing it), stamped `decided`."""
+        if next_fire is None:
+            return [(self._st.job_complete_at, (decided, JobState.COMPLETED.value, job.namespace, job.id))]
+        return [
             (self._st.fire_put, self._fire_values(next_fire)),
             (self._st.job_set_next, (decided, codec.to_us(next_fire.due), job.namespace, job.id)),
-        ]))  # fmt: skip
+        ]
 
     # -- schedule -------------------------------------------------------------------------
     def _ttl_from_due(self, due_us: int, slack_s: int = 0) -> int:
@@ -474,7 +547,7 @@ class CassandraStore:
                 alone.extend(writes)
                 continue
             cost = 2 * payload + _RUN_ROW_BYTES
-            if size + cost > _BATCH_BUDGET:
+            if size + cost > _BATCH_BUDGET or len(batches[-1]) >= 3 * _RUNS_PER_BATCH:
                 batches.append([])
                 size = 0
             batches[-1].extend(writes)

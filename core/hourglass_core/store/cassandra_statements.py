@@ -31,6 +31,7 @@ CQL: dict[str, str] = {
     # jobs
     "job_insert": _insert("jobs", JOB_COLUMNS),
     "job_get": "SELECT * FROM jobs WHERE namespace = ? AND id = ?",
+    "jobs_get": "SELECT * FROM jobs WHERE namespace = ? AND id IN ?",
     "job_set_state": "UPDATE jobs SET state = ?, next_fire_time = ? WHERE namespace = ? AND id = ?",
     # With the time the move was decided as its write timestamp: see advance_schedule.
     "job_set_next": "UPDATE jobs USING TIMESTAMP ? SET next_fire_time = ? WHERE namespace = ? AND id = ?",
@@ -58,7 +59,7 @@ CQL: dict[str, str] = {
         "SELECT id FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id > ? LIMIT ?"
     ),
     "key_put": "INSERT INTO idempotency_keys (namespace, key, job_id, shard) VALUES (?, ?, ?, ?)",
-    "key_get": "SELECT job_id, shard FROM idempotency_keys WHERE namespace = ? AND key = ?",
+    "keys_get": "SELECT key, job_id, shard FROM idempotency_keys WHERE namespace = ? AND key IN ?",
     # schedule
     "fire_put": _insert("fires", ("shard", "bucket_start") + _FIRE_COLUMNS, " USING TTL ?"),
     "fire_slice": (
@@ -101,6 +102,7 @@ class Statements:
 
     job_insert: Any
     job_get: Any
+    jobs_get: Any
     job_set_state: Any
     job_set_next: Any
     job_complete: Any
@@ -110,7 +112,7 @@ class Statements:
     listing_insert: Any
     listing_slice: Any
     key_put: Any
-    key_get: Any
+    keys_get: Any
     fire_put: Any
     fire_slice: Any
     claim: Any

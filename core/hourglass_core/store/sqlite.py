@@ -151,6 +151,14 @@ class SqliteStore:
     async def get_job(self, namespace: str, job_id: str) -> Job:
         return await self._call(lambda: _require_job(self._db(), namespace, job_id))
 
+    async def get_jobs(self, namespace: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        def _get() -> dict[str, Job]:
+            db = self._db()
+            found = {i: _find_job(db, namespace, i) for i in job_ids}
+            return {i: job for i, job in found.items() if job is not None}
+
+        return await self._call(_get)
+
     async def list_jobs(
         self, namespace: str, flt: JobFilter, page_size: int, page_token: str
     ) -> Page[Job]:
@@ -207,6 +215,13 @@ class SqliteStore:
         still at job.next_fire_time), here atomically in one transaction; the check is cheap
         here, so it is made whether or not `read_at` is given."""
         await self._call(self._advance_schedule, job, next_fire)
+
+    async def advance_schedules(self, moves: Sequence[tuple[Job, Fire | None, datetime]]) -> None:
+        def _advance_all() -> None:
+            for job, next_fire, _ in moves:
+                self._advance_schedule(job, next_fire)
+
+        await self._call(_advance_all)
 
     def _advance_schedule(self, job: Job, next_fire: Fire | None) -> None:
         with self._tx() as db:
