@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
-from hourglass_core.coalesce import Coalescer
+from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import JobNotFound, RunNotFound
 from hourglass_core.firing import Action, plan_fire, retry_fire, run_id_for, stable_jitter
 from hourglass_core.leases.base import Membership
@@ -113,6 +113,10 @@ class Claimer:
         self._claims: Coalescer[int, tuple[Fire, str, int], bool] = Coalescer(
             lambda _shard, claims: store.claim_fires(claims), max_items=64, name="claims"
         )
+        # The claim winners' schedule moves go to the store together (see advance_schedules).
+        self._moves = coalesced_writes(store.advance_schedules, max_items=32, max_flushing=4, name="moves")
+        # Jobs of fires prepared together are read together (one read per namespace).
+        self._jobs: Coalescer[str, str, Job | None] = Coalescer(self._read_jobs, max_items=32, max_flushing=2, name="job-reads")
 
     async def claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
         """Reads the job, decides, claims the fire and moves the schedule on. `backlog`: the
@@ -128,13 +132,13 @@ class Claimer:
         try:
             if backlog:
                 job, holder, run = await asyncio.gather(
-                    self._store.get_job(fire.namespace, fire.job_id), self._store.claim_owner(fire), self._find_run(run_id)
+                    self._read_job(fire), self._store.claim_owner(fire), self._find_run(run_id)
                 )
                 if run is not None and run.status.finished:
                     return None
                 known = (holder, run)
             else:
-                job = await self._store.get_job(fire.namespace, fire.job_id)
+                job = await self._read_job(fire)
         except JobNotFound:
             # A submit writes the fire before the job row: the job is being written right now.
             return Later.RETRY if utcnow() - fire.due < ORPHAN_ROW else None
@@ -159,7 +163,10 @@ class Claimer:
         if plan.advance:
             # After a lost claim this is a no-op unless the claimer died before moving on (the
             # store reads the job again then); after a won one it is ours alone to move.
-            await self._store.advance_schedule(job, plan.next_fire, read_at=read_at if claimed else None)
+            if claimed:
+                await self._moves.call(None, (job, plan.next_fire, read_at))
+            else:
+                await self._store.advance_schedule(job, plan.next_fire)
             nxt = plan.next_fire
             if nxt is not None and nxt.due <= utcnow() + self._lookahead:
                 self._take(nxt)  # at once: when catching up, its due time is behind the read cursor
@@ -169,6 +176,16 @@ class Claimer:
             self._skipped(fire, run_id, plan.reason)
             return None
         return Prepared(job, fire, run_id, holder, lease.token)
+
+    async def _read_jobs(self, namespace: str, job_ids: list[str]) -> list[Job | None]:
+        found = await self._store.get_jobs(namespace, job_ids)
+        return [found.get(i) for i in job_ids]
+
+    async def _read_job(self, fire: Fire) -> Job:
+        job = await self._jobs.call(fire.namespace, fire.job_id)
+        if job is None:
+            raise JobNotFound(fire.namespace, fire.job_id)
+        return job
 
     def _take_next_of(self, job: Job, fire: Fire, now: datetime) -> None:
         """Takes the job's current next fire when it is due within the lookahead. Whoever moves
