@@ -116,7 +116,7 @@ class Claimer:
         # The claim winners' schedule moves go to the store together (see advance_schedules).
         self._moves = coalesced_writes(store.advance_schedules, max_items=32, max_flushing=4, name="moves")
         # Jobs of fires prepared together are read together (one read per namespace).
-        self._jobs: Coalescer[str, str, Job | None] = Coalescer(self._read_jobs, max_items=32, max_flushing=2, name="job-reads")
+        self._jobs: Coalescer[str, str, Job | None] = Coalescer(self._read_jobs, max_items=32, max_flushing=4, name="job-reads")
 
     async def claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
         """Reads the job, decides, claims the fire and moves the schedule on. `backlog`: the

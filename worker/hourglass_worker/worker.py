@@ -47,6 +47,10 @@ READ_LIMIT = 10_000
 READS_AT_ONCE = 4
 CHECKPOINT_EVERY_S = 2.0
 PREPARE_CONCURRENCY = 64
+# Fires due before the shard was taken (the backlog of a dead or frozen owner: seconds of fires,
+# each to be checked against its claim and run) prepare under their own limit, so that fires due
+# from now on do not queue behind them and run on time while the backlog is worked off.
+BACKLOG_CONCURRENCY = 32
 # A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
 # either the lease is confirmed (run) or lost (the new owner takes the claim over).
 LEASE_WAIT = timedelta(milliseconds=100)
@@ -78,6 +82,7 @@ class Worker:
         self._runner = Runner(settings.capacity)
         self._run_slots = asyncio.Semaphore(settings.capacity)
         self._prepare_slots = asyncio.Semaphore(PREPARE_CONCURRENCY)
+        self._backlog_slots = asyncio.Semaphore(BACKLOG_CONCURRENCY)
         # Shard reads at once: each may hold up to READ_LIMIT rows.
         self._read_slots = asyncio.Semaphore(READS_AT_ONCE)
         self._timer = FireTimer()
@@ -238,9 +243,9 @@ class Worker:
             self._book.handled(fire, life)  # the shard's next owner reads it from our checkpoint
             self._later.forget(fire)
             return
-        async with self._prepare_slots:
+        backlog = fire.due < self._fence.since.get(fire.shard, fire.due)
+        async with self._backlog_slots if backlog else self._prepare_slots:
             try:
-                backlog = fire.due < self._fence.since.get(fire.shard, fire.due)
                 outcome = await self._claimer.claim(fire, backlog=backlog)
                 self._later.store_answered()
             except Exception as error:  # noqa: BLE001 - looked at again after a backoff
