@@ -155,7 +155,9 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         if conn.beat is None or conn.beat.done():
             conn.beat = asyncio.create_task(self._record_beat(conn.info), name=f"beat-{conn.info.worker_id}")
 
-    async def _record_beat(self, info: WorkerInfo) -> None:
+    async def _record_beat(self, info: WorkerInfo, after: asyncio.Task[None] | None = None) -> None:
+        if after is not None:
+            await asyncio.wait({after})
         try:
             await self._membership.heartbeat(info, self._worker_timeout)
         except Exception as error:  # noqa: BLE001 - the next heartbeat follows shortly
@@ -169,9 +171,13 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                 kind = message.WhichOneof("kind")
                 if kind == "heartbeat":
                     if message.heartbeat.leaving and not conn.info.leaving:
-                        # Still alive (it finishes what it claimed) but no longer assignable.
+                        # Still alive (it finishes what it claimed) but no longer assignable:
+                        # recorded at once, after the beat in flight (which would otherwise
+                        # land last and clear the flag until the next beat, half a second on).
                         conn.info = replace(conn.info, leaving=True)
-                        conn.beat = None
+                        conn.beat = asyncio.create_task(
+                            self._record_beat(conn.info, after=conn.beat), name=f"leaving-{conn.info.worker_id}"
+                        )
                     self._beat(conn)
                 elif kind in ("run_started", "run_finished"):
                     event = getattr(message, kind)
