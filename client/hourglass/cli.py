@@ -199,6 +199,10 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
 
 def _logging(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.environ.get("HOURGLASS_TRACE"):
+        # Every fire's way through a worker (take, prepare outcome, start, finish), without
+        # the driver's debug output that --log-level debug would add.
+        logging.getLogger("hourglass_worker.trace").setLevel(logging.DEBUG)
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
