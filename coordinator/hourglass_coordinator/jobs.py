@@ -77,7 +77,7 @@ class JobsApi:
         self._executors_at = 0.0
         # Single submits arriving while others are being written go to the store together.
         self._creates: Coalescer[None, tuple[Job, Fire | None], Created] = Coalescer(
-            lambda _, jobs: store.create_jobs(jobs), max_items=32, max_flushing=4, name="creates"
+            lambda _, jobs: store.create_jobs(jobs), max_items=32, max_flushing=16, name="creates"
         )
 
     async def _known_executors(self, force: bool = False) -> set[str]:
