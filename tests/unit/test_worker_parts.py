@@ -86,3 +86,18 @@ def test_shard_book_holds_the_checkpoint_behind_unfinished_fires_and_ignores_rer
     assert book.take(late)  # offered again after a failure
     book.handled(late)
     assert book.handled_through(1, bound) == bound
+
+
+def test_shard_book_counts_fires_in_hand_over_every_shard() -> None:
+    from hourglass_worker.book import ShardBook
+
+    book = ShardBook()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    fires = [Fire(due=t0, namespace="d", job_id=f"j{i}", shard=i % 3) for i in range(5)]
+    assert not book.has_seen(fires[0]) and book.pending_total() == 0
+    for fire in fires:
+        book.take(fire)
+    assert book.has_seen(fires[0]) and book.pending_total() == 5
+    book.handled(fires[1])
+    book.drop_shard(2)  # j2 (shard 2) goes with its shard
+    assert book.pending_total() == 3

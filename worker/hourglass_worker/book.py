@@ -39,6 +39,13 @@ class ShardBook:
         self._pending[fire.shard][key] = (fire.due, life)
         return True
 
+    def has_seen(self, fire: Fire) -> bool:
+        return fire_key(fire) in self._seen.get(fire.shard, {})
+
+    def pending_total(self) -> int:
+        """Fires taken and not yet fully handled, over every shard."""
+        return sum(len(p) for p in self._pending.values())
+
     def handled(self, fire: Fire, life: int = 0) -> None:
         pending = self._pending.get(fire.shard)
         if pending is not None and pending.get(fire_key(fire), (None, life))[1] == life:

@@ -30,7 +30,7 @@ from hourglass_core.leases.base import Lease, Leases, Membership
 from hourglass_core.models import Fire, JobState, OverlapPolicy, Run, RunStatus
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_pb.v1 import worker_pb2 as wpb
-from hourglass_worker.book import ShardBook
+from hourglass_worker.book import EPSILON, ShardBook
 from hourglass_worker.claiming import Claimer, Later, Prepared
 from hourglass_worker.executors import Executor, RunContext
 from hourglass_worker.fencing import Fence
@@ -51,6 +51,11 @@ PREPARE_CONCURRENCY = 64
 # each to be checked against its claim and run) prepare under their own limit, so that fires due
 # from now on do not queue behind them and run on time while the backlog is worked off.
 BACKLOG_CONCURRENCY = 32
+# At most this many fires in hand (taken, not yet fully handled) per worker: beyond, the shard
+# reads leave fires in the store and the cursor waits before them, so an overloaded worker's
+# memory stays bounded (each fire in hand is a task, its job and its claim) instead of growing
+# with the backlog. Steady state needs about lookahead x fires/s (3,000 at 1,000/s).
+MAX_IN_HAND = 10_000
 # A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
 # either the lease is confirmed (run) or lost (the new owner takes the claim over).
 LEASE_WAIT = timedelta(milliseconds=100)
@@ -206,8 +211,11 @@ class Worker:
                     # From the cursor each time: rows that landed late behind real time (a slow
                     # store) are found as long as an unfinished fire holds the cursor back.
                     async with self._read_slots:
-                        await self._read_range(shard, cursor, now + self._settings.lookahead)
-                    cursor = max(cursor, self._book.handled_through(shard, now - self._settings.read_margin))
+                        left = await self._read_range(shard, cursor, now + self._settings.lookahead)
+                    bound = now - self._settings.read_margin
+                    if left is not None:  # not taken (too many in hand): read again from there
+                        bound = min(bound, left - EPSILON)
+                    cursor = max(cursor, self._book.handled_through(shard, bound))
                     self._book.passed(shard, cursor)
                     if loop.time() - saved_at >= CHECKPOINT_EVERY_S:
                         await self._store.save_checkpoint(Checkpoint(shard, cursor, life))
@@ -223,17 +231,27 @@ class Worker:
                 delay = backoff.next_delay()
             await asyncio.sleep(delay)
 
-    async def _read_range(self, shard: int, after: datetime, until: datetime) -> None:
+    async def _read_range(self, shard: int, after: datetime, until: datetime) -> datetime | None:
+        """Takes the fires of (after, until] up to MAX_IN_HAND in hand; returns the due time
+        of the earliest fire left untaken for lack of room, if any."""
+        left: datetime | None = None
         while True:
             batch = await self._store.due_fires(shard, after, until, READ_LIMIT)
             trace.debug("shard %d read %d fires in (%s, %s]", shard, len(batch), after, until)
             now = utcnow()
+            room = MAX_IN_HAND - self._book.pending_total()
             # Overdue fires newest first: in a shard just taken over from a dead worker, the
             # oldest ones are mostly done already, and those due since its death are not.
             for fire in sorted(batch, key=lambda f: (1, f.due.timestamp()) if f.due > now else (0, -f.due.timestamp())):
+                if self._book.has_seen(fire):
+                    continue
+                if room <= 0:
+                    left = fire.due if left is None else min(left, fire.due)
+                    continue
                 self._take(fire)
+                room -= 1
             if len(batch) < READ_LIMIT:
-                return
+                return left
             after = batch[-1].due
 
     # -- preparing ------------------------------------------------------------------------
