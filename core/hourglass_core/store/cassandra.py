@@ -57,6 +57,23 @@ def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> Batc
     return batch
 
 
+def _packed(
+    groups: Sequence[tuple[list[tuple[Any, Sequence[Any]]], int]], max_groups: int | None = None
+) -> list[list[tuple[Any, Sequence[Any]]]]:
+    """Whole groups of writes (each with its estimated bytes) packed in order into batches of
+    at most _BATCH_BUDGET bytes and `max_groups` groups."""
+    batches: list[list[tuple[Any, Sequence[Any]]]] = []
+    size = count = 0
+    for writes, cost in groups:
+        if not batches or size + cost > _BATCH_BUDGET or (max_groups is not None and count >= max_groups):
+            batches.append([])
+            size = count = 0
+        batches[-1].extend(writes)
+        size += cost
+        count += 1
+    return batches
+
+
 class CassandraStore:
     """The `Store` on Apache Cassandra. Build it with `connect`; call `migrate` once per
     deployment (it is idempotent) before using a fresh keyspace."""
@@ -206,8 +223,7 @@ class CassandraStore:
         5 KiB batch warning threshold: one request and one batchlog entry for several jobs. A
         job with params too large for a batch is written as separate writes, its job row last
         (its fire row without its job is dropped by the workers; see claiming.ORPHAN_ROW)."""
-        batches: list[list[tuple[Any, Sequence[Any]]]] = [[]]
-        size = 0
+        small: list[tuple[list[tuple[Any, Sequence[Any]]], int]] = []
         large: list[tuple[list[tuple[Any, Sequence[Any]]], tuple[Any, Sequence[Any]]]] = []
         for job, fire in jobs:
             first, row = self._job_writes(job, fire)
@@ -215,18 +231,15 @@ class CassandraStore:
                 large.append((first, row))
                 continue
             cost = _JOB_ROW_BYTES + len(job.params.data) + sum(len(k) + len(v) for k, v in job.labels.items())
-            if size + cost > _BATCH_BUDGET:
-                batches.append([])
-                size = 0
-            batches[-1].extend([*first, row])
-            size += cost
+            small.append(([*first, row], cost))
+        batches = _packed(small)
 
         async def write_large(first: list[tuple[Any, Sequence[Any]]], row: tuple[Any, Sequence[Any]]) -> None:
             await asyncio.gather(*(self._cql.execute(*write) for write in first))
             await self._cql.execute(*row)
 
         await asyncio.gather(
-            *(self._cql.execute(_batch(BatchType.LOGGED, b)) for b in batches if b),
+            *(self._cql.execute(_batch(BatchType.LOGGED, b)) for b in batches),
             *(write_large(*writes) for writes in large),
         )
 
@@ -537,23 +550,18 @@ class CassandraStore:
         the retry; a logged batch would add a batchlog write and delete. A run with a large
         result or error is written as separate writes instead, since batches are refused
         beyond batch_size_fail_threshold (50 KiB)."""
-        batches: list[list[tuple[Any, Sequence[Any]]]] = [[]]
-        size = 0
+        small: list[tuple[list[tuple[Any, Sequence[Any]]], int]] = []
         alone: list[tuple[Any, Sequence[Any]]] = []
         for run in runs:
             payload = len(run.result.data) + len(run.error.encode())
             writes = self._run_writes(run)
             if payload > _BATCH_MAX_PAYLOAD:
                 alone.extend(writes)
-                continue
-            cost = 2 * payload + _RUN_ROW_BYTES
-            if size + cost > _BATCH_BUDGET or len(batches[-1]) >= 3 * _RUNS_PER_BATCH:
-                batches.append([])
-                size = 0
-            batches[-1].extend(writes)
-            size += cost
+            else:
+                small.append((writes, 2 * payload + _RUN_ROW_BYTES))
+        batches = _packed(small, max_groups=_RUNS_PER_BATCH)
         await asyncio.gather(
-            *(self._cql.execute(_batch(BatchType.UNLOGGED, b)) for b in batches if b),
+            *(self._cql.execute(_batch(BatchType.UNLOGGED, b)) for b in batches),
             *(self._cql.execute(s, v) for s, v in alone),
         )
 
