@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hourglass_coordinator.worker_streams import AckTracker
-from hourglass_core.models import Fire, Payload, RunStatus
+from hourglass_core.models import Fire, Payload, Run, RunStatus
+from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.executors import RunContext, load_executors, to_payload
+from hourglass_worker.link import CoordinatorLink
 from hourglass_worker.runner import Runner
 from hourglass_worker.timer import FireTimer
 
@@ -101,3 +103,16 @@ def test_shard_book_counts_fires_in_hand_over_every_shard() -> None:
     book.handled(fires[1])
     book.drop_shard(2)  # j2 (shard 2) goes with its shard
     assert book.pending_total() == 3
+
+
+async def test_a_heartbeat_sent_now_goes_out_ahead_of_queued_run_events() -> None:
+    leaving = wpb.Heartbeat(leaving=True)
+    link = CoordinatorLink(["unused:1"], wpb.Register(worker_id="w1"), lambda m: None, lambda: leaving,
+                           timedelta(seconds=60))  # fmt: skip
+    now = datetime.now(UTC)
+    for n in range(3):
+        link.run_finished(Run("d", "j", f"r{n}", now, 1, RunStatus.SUCCEEDED, "w1", now, now))
+    await link.send_heartbeat()  # the worker is leaving: the leader must learn it first
+    messages = link._messages()  # noqa: SLF001 - what the stream would send, in order
+    kinds = [(await anext(messages)).WhichOneof("kind") for _ in range(5)]
+    assert kinds == ["register", "heartbeat", "run_finished", "run_finished", "run_finished"]

@@ -38,7 +38,8 @@ class CoordinatorLink:
         self._seq = 0
         self._unacked: dict[int, wpb.WorkerMessage] = {}
         self._waiters: dict[int, asyncio.Future[None]] = {}
-        self._outbox: asyncio.Queue[wpb.WorkerMessage] = asyncio.Queue()
+        self._outbox: asyncio.Queue[wpb.WorkerMessage | None] = asyncio.Queue()  # None: just wakes
+        self._beat_now = False
         self._all_acked = asyncio.Event()
         self._all_acked.set()
         self.connected = asyncio.Event()
@@ -74,8 +75,10 @@ class CoordinatorLink:
             self._all_acked.set()
 
     async def send_heartbeat(self) -> None:
-        """Sends a heartbeat now (e.g. one that says the worker is leaving)."""
-        self._outbox.put_nowait(wpb.WorkerMessage(heartbeat=self._heartbeat()))
+        """Sends a heartbeat next, ahead of queued run events (e.g. one that says the worker is
+        leaving: its shards move only once the coordinator has read it)."""
+        self._beat_now = True
+        self._outbox.put_nowait(None)
 
     def beating_since(self) -> float:
         """Since when (loop time) heartbeats have gone out with no pause longer than three
@@ -149,13 +152,15 @@ class CoordinatorLink:
         last_heartbeat = loop.time()
         while True:
             # Heartbeats go out on time even under a steady stream of run events.
-            wait = max(0.0, last_heartbeat + self._heartbeat_interval - loop.time())
-            try:
-                message = await asyncio.wait_for(outbox.get(), wait)
-                yield message
-            except TimeoutError:
-                pass
-            if loop.time() - last_heartbeat >= self._heartbeat_interval:
+            if self._beat_now or loop.time() - last_heartbeat >= self._heartbeat_interval:
+                self._beat_now = False
                 last_heartbeat = loop.time()
                 yield wpb.WorkerMessage(heartbeat=self._heartbeat())
                 self._beat_sent()
+            wait = max(0.0, last_heartbeat + self._heartbeat_interval - loop.time())
+            try:
+                message = await asyncio.wait_for(outbox.get(), wait)
+            except TimeoutError:
+                continue
+            if message is not None:
+                yield message
