@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hourglass_core.backoff import Backoff, RateLimitedLog
+from hourglass_core.leases.base import Lease
 from hourglass_core.leases.memory import MemoryLeases
 from hourglass_core.models import Fire
 from hourglass_worker import claims
@@ -88,6 +89,28 @@ async def test_keeper_raises_the_fencing_counter_above_the_store_after_a_lost_le
     await keeper._step()  # noqa: SLF001 - releases the forfeited lease, takes the shard again
     second = keeper.token(0)
     assert second is not None and second > first
+
+
+async def test_a_new_assignment_takes_its_shards_without_renewing_fresh_leases_first() -> None:
+    leases = MemoryLeases()
+    renewed: list[int] = []
+    renew = leases.renew
+
+    async def counting_renew(lease: Lease) -> bool:
+        renewed.append(lease.token)
+        return await renew(lease)
+
+    leases.renew = counting_renew  # type: ignore[method-assign]
+    keeper = ShardKeeper(leases, "w1", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
+    keeper.assign({0, 1})
+    await keeper._step()  # noqa: SLF001
+    keeper.assign({0, 1, 2})  # a hand-over right after: only the new shard's lease is needed
+    await keeper._step()  # noqa: SLF001
+    assert keeper.held == {0, 1, 2} and renewed == []
+    for held in keeper._held.values():  # noqa: SLF001 - as if a renewal period had passed
+        held.confirmed_at -= 1.0
+    await keeper._step()  # noqa: SLF001
+    assert len(renewed) == 3
 
 
 async def _value(n: int) -> int:

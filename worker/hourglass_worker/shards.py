@@ -56,6 +56,7 @@ class ShardKeeper:
         self._leases = leases
         self._worker_id = worker_id
         self._ttl = ttl
+        self._period = ttl.total_seconds() / 4  # how often leases are renewed
         self._on_gained = on_gained
         self._on_lost = on_lost
         self._fencing_floor = fencing_floor
@@ -100,7 +101,6 @@ class ShardKeeper:
 
     async def run(self) -> None:
         """Forever: converge the held leases on the assignment."""
-        period = self._ttl.total_seconds() / 4
         try:
             while True:
                 try:
@@ -111,7 +111,7 @@ class ShardKeeper:
                 self._changed.clear()
                 missing = bool(self._desired - set(self._held))
                 try:
-                    await asyncio.wait_for(self._changed.wait(), min(period, ACQUIRE_RETRY_S) if missing else period)
+                    await asyncio.wait_for(self._changed.wait(), min(self._period, ACQUIRE_RETRY_S) if missing else self._period)
                 except TimeoutError:
                     pass
         finally:
@@ -126,7 +126,10 @@ class ShardKeeper:
         for shard, _ in unassigned:
             self._on_lost(shard, True)
         await asyncio.gather(*(self._leases.release(held.lease) for _, held in unassigned))
-        renewals = list(self._held.items())
+        # A step woken early (a new assignment, a shard still held elsewhere) takes its
+        # shards first: leases renewed less than half a period ago wait for the next step.
+        fresh_after = loop.time() - self._period / 2
+        renewals = [(shard, h) for shard, h in self._held.items() if h.confirmed_at <= fresh_after]
         sent = loop.time()
         results = await asyncio.gather(*(self._leases.renew(h.lease) for _, h in renewals))
         for (shard, held), ok in zip(renewals, results):
