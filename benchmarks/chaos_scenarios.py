@@ -315,8 +315,13 @@ def sigterm_checks(run: Run, fault: int, facts: dict[str, Any], records: list[di
     ended = {c.run_id for c in run.calls() if c.kind == "E" and c.worker == victim}
     facts["runs_finished_before_exit"] = len(in_flight & ended)
     moved = facts["shards_owned_elsewhere_s"]
+    # A leaving worker finishes and reports what it claimed, and no other worker fails here:
+    # no run may be taken for cut off (recorded LOST and run again as the next attempt).
+    cut_off = sum(1 for r in records if r["status"] == "lost")
+    facts["runs_recorded_lost"] = cut_off
     return {
         "its running jobs finished": in_flight <= ended,
+        "no run cut off (recorded LOST)": cut_off == 0,
         f"its shards owned elsewhere within 1 s{_slack(run)}": moved is not None and moved <= 1.0 + run.profile.timing_slack_s,
     }
 

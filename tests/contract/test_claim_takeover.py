@@ -4,6 +4,7 @@ shard's new owner does with a fire an earlier holder claimed, by what that holde
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,3 +101,24 @@ async def test_a_start_record_left_by_a_holder_decides_between_running_again_and
     else:
         assert outcome is None
         assert [(r.run_id, r.status) for r in link.reported] == [(run_id, RunStatus.LOST)]
+
+
+async def test_a_result_landing_after_the_holder_was_read_is_not_taken_for_a_cut_off(
+    fresh_sqlite_store: Store,
+) -> None:
+    """w1 was read holding the claim with its run under way; then it finished the run and
+    left (a graceful shutdown). The new owner must not record a finished run LOST and retry it."""
+    w1 = claims.holder_id("w1", 5)
+    fire = await _claimed_fire(fresh_sqlite_store, w1)
+    job = await fresh_sqlite_store.get_job(fire.namespace, fire.job_id)
+    run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+    running = Run(fire.namespace, fire.job_id, run_id, fire.due, 1, RunStatus.RUNNING, "w1", datetime.now(UTC))
+    await fresh_sqlite_store.record_run(replace(running, status=RunStatus.SUCCEEDED, ended_at=datetime.now(UTC)))
+    link = _Link()
+    claimer = await _new_owner(fresh_sqlite_store, link)
+
+    outcome = await claimer.settle_claimed(job, fire, may_run=True, known=(w1, running))
+
+    assert outcome is None
+    assert link.reported == []
+    assert (await fresh_sqlite_store.get_run(run_id)).status is RunStatus.SUCCEEDED

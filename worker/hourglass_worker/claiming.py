@@ -232,6 +232,11 @@ class Claimer:
                 return None
             log.info("fire of job %s at %s claimed by %s runs here", job.id, fire.due, holder)
             return Prepared(job, fire, run_id, mine, lease.token)
+        # Its result may have landed since the read above (a leaving worker finishes what it
+        # claimed, then says goodbye): only a run still unfinished now was cut off.
+        latest = await self._find_run(run_id)
+        if latest is not None and latest.status.finished:
+            return None
         log.warning("run %s of job %s was cut off (claimed by %s)", run_id, job.id, holder)
         await self._close_cut_off(job, fire, run, f"cut off: {claimer.worker_id} died or lost the shard mid-run")
         return None
