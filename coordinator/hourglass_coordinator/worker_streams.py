@@ -174,6 +174,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                         # Still alive (it finishes what it claimed) but no longer assignable:
                         # recorded at once, after the beat in flight (which would otherwise
                         # land last and clear the flag until the next beat, half a second on).
+                        log.info("worker %s is leaving", conn.info.worker_id)
                         conn.info = replace(conn.info, leaving=True)
                         conn.beat = asyncio.create_task(
                             self._record_beat(conn.info, after=conn.beat), name=f"leaving-{conn.info.worker_id}"

@@ -134,6 +134,8 @@ class Worker:
     def _on_message(self, message: wpb.CoordinatorMessage) -> None:
         kind = message.WhichOneof("kind")
         if kind == "assignment" and self._accepting:
+            log.info("worker %s assigned %d shards (map v%d)", self.worker_id, len(message.assignment.shards),
+                     message.assignment.version)  # fmt: skip
             self._keeper.assign(set(message.assignment.shards))
         elif kind == "fire_hint":
             fire = wire.fire_from_hint(message.fire_hint)
