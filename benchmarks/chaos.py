@@ -20,10 +20,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil  # type: ignore[import-untyped]
 
 from benchmarks import chaos_load
 from benchmarks.chaos_faults import OwnCassandra
@@ -100,7 +103,7 @@ def markdown(results: list[dict[str, Any]], short: bool, stamp: str, rate: float
             lines.append(f"- {'✓' if ok else '✗'} {check}")
         facts = {**r["facts"], "stuck RUNNING records": r["stuck_running"], "unexpected calls": r["unexpected"],
                  "recorded statuses": r["statuses"], "submits": r["submits"],
-                 "load average at start": r.get("load_average"), "logs": r["logs"]}  # fmt: skip
+                 "load average at start": r.get("load_average"), "waited for a quiet machine (s)": r.get("settled_s"), "logs": r["logs"]}  # fmt: skip
         lines.append("")
         lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in facts.items()]
         if r["lost_sample"]:
@@ -108,33 +111,48 @@ def markdown(results: list[dict[str, Any]], short: bool, stamp: str, rate: float
     return "\n".join(lines) + "\n"
 
 
+def settle(idle_share: float = 0.5, max_s: float = 90.0) -> float:
+    """Waits (at most `max_s`) until the CPUs were busy less than `idle_share` of two seconds
+    running, so a scenario does not start inside the last one's aftermath (processes exiting,
+    Cassandra flushing); returns the seconds waited."""
+    began = time.monotonic()
+    quiet = 0
+    while quiet < 2 and time.monotonic() - began < max_s:
+        quiet = quiet + 1 if psutil.cpu_percent(interval=1.0) < idle_share * 100 else 0
+    return round(time.monotonic() - began, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     chosen = {int(n) for n in args.scenarios.split(",") if n.strip()}
     profile = (chaos_load.SHORT if args.short else chaos_load.FULL).scaled(args.scale)
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "start"], check=True, cwd=ROOT)
-    own_cassandra = OwnCassandra() if 5 in chosen else None
     results: list[dict[str, Any]] = []
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    try:
-        if own_cassandra is not None:
-            print(f"starting a Cassandra of our own on {own_cassandra.address} ...", file=sys.stderr)
-            own_cassandra.start()
-        for spec in SCENARIOS:
-            if spec.number not in chosen:
-                continue
+    for spec in SCENARIOS:
+        if spec.number not in chosen:
+            continue
+        # The second Cassandra lives only through the scenario that breaks it: after its
+        # restart it replays and compacts for minutes, on the cores the next scenario needs.
+        own_cassandra = OwnCassandra() if spec.own_cassandra else None
+        try:
+            if own_cassandra is not None:
+                print(f"starting a Cassandra of our own on {own_cassandra.address} ...", file=sys.stderr)
+                own_cassandra.start()
+            settled_s = settle()
             print(f"== {spec.number}. {spec.title} ({profile.fire_rate:g} fires/s)", file=sys.stderr)
             load_average = [round(x, 2) for x in os.getloadavg()]
             try:
                 result = run_scenario(spec, profile, short=args.short, own_cassandra=own_cassandra)
                 result["load_average"] = load_average
+                result["settled_s"] = settled_s
             except Exception:  # noqa: BLE001 - report it and go on with the next scenario
                 result = {"scenario": spec.number, "name": spec.name, "title": spec.title, "error": traceback.format_exc()}
-            results.append(result)
-            print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=1, default=str), file=sys.stderr)
-    finally:
-        if own_cassandra is not None:
-            own_cassandra.stop()
+        finally:
+            if own_cassandra is not None:
+                own_cassandra.stop()
+        results.append(result)
+        print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=1, default=str), file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"chaos-{stamp}.json").write_text(json.dumps(
         {"stamp": stamp, "short": args.short, "profile": vars(profile), "results": results}, indent=1, default=str))  # fmt: skip
