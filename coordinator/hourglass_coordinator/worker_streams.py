@@ -63,7 +63,10 @@ class AckTracker:
 class _Connection:
     def __init__(self, info: WorkerInfo) -> None:
         self.info = info
-        self.outbox: asyncio.Queue[wpb.CoordinatorMessage] = asyncio.Queue()
+        self.outbox: asyncio.Queue[wpb.CoordinatorMessage | None] = asyncio.Queue()  # None: just wakes
+        # The latest assignment not yet sent: it goes out ahead of queued acks and hints (a
+        # hand-over waits for it), and a newer one replaces it.
+        self.assignment: wpb.CoordinatorMessage | None = None
         self.pushed: tuple[int, ...] | None = None  # the shards last assigned to it
         self.beat: asyncio.Task[None] | None = None  # the heartbeat being recorded
 
@@ -116,13 +119,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         self._push_assignment(conn)
         reader = asyncio.create_task(self._read(conn, request_iterator), name=f"read-{info.worker_id}")
         try:
-            while True:
-                get = asyncio.ensure_future(conn.outbox.get())
-                done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if get not in done:
-                    get.cancel()
-                    break
-                yield get.result()
+            async for message in self._outgoing(conn, reader):
+                yield message
         finally:
             reader.cancel()
             if self._connections.get(info.worker_id) is conn:
@@ -131,6 +129,26 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                 # It said goodbye and hung up: no need to wait out its heartbeat timeout.
                 self._in_background(self._membership.remove_worker(info.worker_id), f"remove-{info.worker_id}")
             log.info("worker %s stream closed", info.worker_id)
+
+    @staticmethod
+    async def _outgoing(conn: _Connection, reader: asyncio.Task[None]) -> AsyncIterator[wpb.CoordinatorMessage]:
+        """What to send the worker, until its side of the stream ends: its assignment first."""
+        while not reader.done():
+            if conn.assignment is not None:
+                message, conn.assignment = conn.assignment, None
+                yield message
+                continue
+            if conn.outbox.empty():
+                get = asyncio.ensure_future(conn.outbox.get())
+                done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    return
+                queued = get.result()
+            else:
+                queued = conn.outbox.get_nowait()  # no task per message while events stream
+            if queued is not None:
+                yield queued
 
     def _in_background(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -209,9 +227,10 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         shards = tuple(sorted(s for s, owner in self.shard_map.owners.items() if owner == conn.info.worker_id))
         if conn.pushed == shards:
             return
-        conn.outbox.put_nowait(
-            wpb.CoordinatorMessage(assignment=wpb.Assignment(version=self.shard_map.version, shards=shards))
+        conn.assignment = wpb.CoordinatorMessage(
+            assignment=wpb.Assignment(version=self.shard_map.version, shards=shards)
         )
+        conn.outbox.put_nowait(None)
         conn.pushed = shards
 
     def adopt(self, shard_map: ShardMap) -> None:

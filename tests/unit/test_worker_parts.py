@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hourglass_coordinator.worker_streams import AckTracker
+from hourglass_coordinator.worker_streams import AckTracker, WorkerStreams, _Connection
+from hourglass_core.leases.base import WorkerInfo
 from hourglass_core.models import Fire, Payload, Run, RunStatus
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.executors import RunContext, load_executors, to_payload
@@ -116,3 +117,17 @@ async def test_a_heartbeat_sent_now_goes_out_ahead_of_queued_run_events() -> Non
     messages = link._messages()  # noqa: SLF001 - what the stream would send, in order
     kinds = [(await anext(messages)).WhichOneof("kind") for _ in range(5)]
     assert kinds == ["register", "heartbeat", "run_finished", "run_finished", "run_finished"]
+
+
+async def test_an_assignment_goes_to_the_worker_ahead_of_queued_acks_and_hints() -> None:
+    conn = _Connection(WorkerInfo("w1", frozenset({"echo"}), 8, "replica"))
+    for seq in (1, 2):
+        conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=seq)))
+    conn.assignment = wpb.CoordinatorMessage(assignment=wpb.Assignment(version=2, shards=[3, 4]))
+    reader = asyncio.create_task(asyncio.sleep(3600))  # the worker's side stays open
+    outgoing = WorkerStreams._outgoing(conn, reader)  # noqa: SLF001
+    kinds = [(await anext(outgoing)).WhichOneof("kind") for _ in range(3)]
+    assert kinds == ["assignment", "ack", "ack"]
+    reader.cancel()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(outgoing), 1)
