@@ -1,6 +1,6 @@
 """Cross-check of scenarios 1 and 2 with ghz, the standard gRPC load tool, on the same API.
 
-ghz is a Go binary: ``go install github.com/bojand/ghz/cmd/ghz@latest``. It is run with
+ghz is a Go binary, installed on first use with ``go install`` (`GHZ_MODULE`). It is run with
 ``--async --rps R``: requests leave on ghz's rate limiter without waiting for earlier answers
 (close to open loop), but ghz measures latency from the *actual* send, not the intended one,
 so a stall in ghz itself would not show; its own CPU use is reported beside its figures.
@@ -33,6 +33,9 @@ PROTO = ROOT / "proto" / "hourglass" / "v1" / "jobs.proto"
 SUBMIT = "hourglass.v1.JobService.SubmitJob"
 
 
+GHZ_MODULE = "github.com/bojand/ghz/cmd/ghz@v0.93.0"  # the newest tag on the Go module proxy
+
+
 def find() -> str | None:
     """The ghz binary on PATH or in Go's default install directory."""
     found = shutil.which("ghz")
@@ -41,6 +44,20 @@ def find() -> str | None:
     gopath = os.environ.get("GOPATH") or str(Path.home() / "go")
     candidate = Path(gopath) / "bin" / "ghz"
     return str(candidate) if candidate.exists() else None
+
+
+def ensure() -> str | None:
+    """`find()`, after installing ghz with `go install` if it is missing and Go is here (a
+    fresh machine: make bench installs what it needs). None if neither worked."""
+    found = find()
+    if found or shutil.which("go") is None:
+        return found
+    print(f"installing ghz: go install {GHZ_MODULE} ...", flush=True)
+    try:
+        subprocess.run(["go", "install", GHZ_MODULE], check=True, timeout=600)
+    except (subprocess.SubprocessError, OSError) as error:
+        print(f"could not install ghz: {error}", flush=True)
+    return find()
 
 
 def submit_data() -> dict[str, Any]:

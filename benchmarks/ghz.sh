@@ -10,11 +10,11 @@
 # other targets. Submits far-future once-jobs (they do not fire) with a fresh idempotency key
 # each, naming the executor $EXECUTOR (default: echo, which every worker has).
 #
-# ghz: go install github.com/bojand/ghz/cmd/ghz@latest   (lands in $(go env GOPATH)/bin)
+# ghz: go install github.com/bojand/ghz/cmd/ghz@v0.93.0   (lands in $(go env GOPATH)/bin)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GHZ="${GHZ:-$(command -v ghz || echo "$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/ghz")}"
-[[ -x "$GHZ" ]] || { echo "ghz not found: go install github.com/bojand/ghz/cmd/ghz@latest" >&2; exit 1; }
+[[ -x "$GHZ" ]] || { echo "ghz not found: go install github.com/bojand/ghz/cmd/ghz@v0.93.0" >&2; exit 1; }
 [[ $# -ge 1 ]] || { sed -n '2,12p' "$0"; exit 2; }
 
 ADDRESS="$1"; shift

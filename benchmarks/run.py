@@ -178,9 +178,9 @@ def warm_up(bench: scenarios.Bench, seconds: float = 5.0) -> None:
 
 def run_ghz(bench: scenarios.Bench, results: dict[str, Any], chosen: list[int]) -> dict[str, Any]:
     """Scenarios 1 and 2 again, with ghz, using the same parameters as the Python runs."""
-    binary = ghz.find()
+    binary = ghz.ensure()
     if binary is None:
-        return {"error": "ghz not found: go install github.com/bojand/ghz/cmd/ghz@latest", "figures": {}}
+        return {"error": f"ghz not found and not installed: go install {ghz.GHZ_MODULE}", "figures": {}}
     out: dict[str, Any] = {"binary": binary}
     if 1 in chosen and "params" in results.get("submit", {}):
         settle(bench.pids)
