@@ -81,7 +81,8 @@ def describe(cassandra: str, redis_url: str) -> dict[str, Any]:
     """Machine, versions and date of a run. `cassandra` is "host:port"."""
     host, _, port = cassandra.rpartition(":")
     mem = psutil.virtual_memory()
-    status = _git("status", "--porcelain")
+    # Results written by earlier runs (benchmarks/results) are not changes to the code.
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -100,7 +101,7 @@ def describe(cassandra: str, redis_url: str) -> dict[str, Any]:
             "hourglass_commit": _git("rev-parse", "--short", "HEAD"),
             "hourglass_worktree_dirty": bool(status),
             # Tells apart runs of one commit with different uncommitted changes.
-            "hourglass_worktree_diff_sha1": hashlib.sha1(_git("diff", "HEAD").encode()).hexdigest()[:12],
+            "hourglass_worktree_diff_sha1": hashlib.sha1(_git("diff", "HEAD", "--", ".", ":(exclude)benchmarks/results").encode()).hexdigest()[:12],
         },
     }
 
