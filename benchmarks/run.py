@@ -1,6 +1,6 @@
 """`python -m benchmarks.run`: start what is needed, run the scenarios, write the results.
 
-    python -m benchmarks.run                         # all six at full length (~1 hour)
+    python -m benchmarks.run                         # all six at full length (~35 min)
     python -m benchmarks.run --scenarios 1,2 --duration 20
     python -m benchmarks.run --scenarios 1,2,3,4,5   # without 6 (1M jobs stored, then 1-5 again)
     python -m benchmarks.run --quick                 # every scenario for ~2-3 s at low rates (CI smoke)
