@@ -278,19 +278,21 @@ def close_bench(args: argparse.Namespace, cluster: Cluster) -> None:
 
 def run_pass(args: argparse.Namespace, bench: scenarios.Bench, results: dict[str, Any]) -> None:
     """The chosen scenarios (firing last), with the ghz cross-check before the firing."""
-    for number in pass_order(args.chosen):
-        if number == 4 and not args.no_ghz and {1, 2} & set(args.chosen):
+    steps: list[int | str] = list(pass_order(args.chosen))
+    if not args.no_ghz and {1, 2} & set(args.chosen):
+        steps.insert(len(steps) - (4 in steps), "ghz")
+    for step in steps:
+        if step == "ghz":
             print("ghz cross-check of scenarios 1 and 2 ...", file=sys.stderr)
             results["ghz"] = run_ghz(bench, results, args.chosen)
+            continue
+        number = int(step)
         key, fn = scenarios.SCENARIOS[number]
         waited = settle(bench.pids)
         print(f"scenario {number} ({key}) ... (waited {waited} s for the cluster to settle)", file=sys.stderr)
         results[key] = {"number": number, "settled_s": waited, **_guarded(fn, bench, **_overrides(args, key))}
         print(f"scenario {number} ({key}): {results[key].get('figures') or results[key].get('error')}",
               file=sys.stderr)
-    if "ghz" not in results and not args.no_ghz and {1, 2} & set(args.chosen):
-        print("ghz cross-check of scenarios 1 and 2 ...", file=sys.stderr)
-        results["ghz"] = run_ghz(bench, results, args.chosen)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -238,17 +238,21 @@ class Worker:
                 delay = backoff.next_delay()
             await asyncio.sleep(delay)
 
+    def _room(self) -> int:
+        """How many more fires this worker may take in hand."""
+        return MAX_IN_HAND - self._book.pending_total()
+
     async def _read_range(self, shard: int, after: datetime, until: datetime) -> datetime | None:
         """Takes the fires of (after, until] up to MAX_IN_HAND in hand; returns the due time
         of the earliest fire left untaken for lack of room, if any."""
-        if MAX_IN_HAND - self._book.pending_total() < READ_ROOM_MIN:
+        if self._room() < READ_ROOM_MIN:
             return after + EPSILON  # nothing read: the cursor waits where it is
         left: datetime | None = None
         while True:
             batch = await self._store.due_fires(shard, after, until, READ_LIMIT)
             trace.debug("shard %d read %d fires in (%s, %s]", shard, len(batch), after, until)
             now = utcnow()
-            room = MAX_IN_HAND - self._book.pending_total()
+            room = self._room()
             # Overdue fires newest first: in a shard just taken over from a dead worker, the
             # oldest ones are mostly done already, and those due since its death are not.
             for fire in sorted(batch, key=lambda f: (1, f.due.timestamp()) if f.due > now else (0, -f.due.timestamp())):
