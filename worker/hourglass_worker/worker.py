@@ -64,6 +64,13 @@ READ_ROOM_MIN = MAX_IN_HAND // 10
 # A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
 # either the lease is confirmed (run) or lost (the new owner takes the claim over).
 LEASE_WAIT = timedelta(milliseconds=100)
+# A run's start record must be durable before its executor is called (a new owner that finds
+# none runs the fire itself), and that write takes milliseconds to tens of milliseconds here.
+# So a prepared fire leaves the timer this long before it is due: the start record is written
+# meanwhile and the executor is called at the due time, not a write's latency after it. The
+# cost: a worker dying in this window leaves a start record of a run it never began, which its
+# successor records LOST and retries (as it does for a death just after the write today).
+START_LEAD = timedelta(milliseconds=100)
 JobRef = tuple[str, str]
 
 
@@ -307,7 +314,9 @@ class Worker:
             return  # a claim of an earlier life that completed late; the registered one stands
         self._claimer.mine[key] = prepared.holder
         self._prepared[key] = prepared
-        self._timer.add(prepared.fire)
+        # A job with an overlap policy has it judged at the due time, as the user would expect.
+        lead = START_LEAD if prepared.job.options.overlap_policy is OverlapPolicy.ALLOW else timedelta(0)
+        self._timer.add(prepared.fire, at=prepared.fire.due - lead)
 
     # -- running --------------------------------------------------------------------------
     def _may_run(self, prepared: Prepared) -> bool | None:
@@ -373,12 +382,15 @@ class Worker:
         return durable
 
     async def _start(self, prepared: Prepared, run: Run) -> bool:
-        """Makes the run's start durable, then says whether to call the executor. The check
-        after the write matters: a worker frozen between the first check and the write must
-        not act on waking up, and a new owner that read no start record ran the fire itself."""
+        """Makes the run's start durable, waits for the due time (the fire left the timer
+        START_LEAD early), then says whether to call the executor. The check after the write
+        and the wait matters: a worker frozen meanwhile must not act on waking up, and a new
+        owner that read no start record ran the fire itself."""
         backoff = Backoff(0.1, 2.0)
         written = False
         while True:
+            if written and (early := (prepared.fire.due - utcnow()).total_seconds()) > 0:
+                await asyncio.sleep(early)
             verdict = self._may_run(prepared)
             if verdict and written:
                 return True
@@ -399,7 +411,7 @@ class Worker:
         job, fire = prepared.job, prepared.fire
         ref = (job.namespace, job.id)
         run = Run(job.namespace, job.id, prepared.run_id, fire.due, fire.attempt, RunStatus.RUNNING,
-                  self.worker_id, utcnow())  # fmt: skip
+                  self.worker_id, max(utcnow(), fire.due))  # fmt: skip
         if not await self._start(prepared, run):
             return None
         trace.debug("start %s at %s", fire.job_id, fire.due)
