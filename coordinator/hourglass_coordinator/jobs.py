@@ -23,6 +23,7 @@ from hourglass_core.sharding import shard_of
 from hourglass_core.store.base import Created, Store
 from hourglass_core.triggers import next_fire
 from hourglass_core.validation import validate_spec
+from hourglass_coordinator.read_cache import ReadCache
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -35,9 +36,12 @@ Hinter = Callable[[Sequence[Fire]], Awaitable[None]]
 # Called with (shard, namespace, job id) of a job just paused or cancelled, so its shard's
 # owner drops the fires it prepared ahead of time.
 Halter = Callable[[int, str, str], Awaitable[None]]
+# Called with (shard, namespace, job id) of a job whose state was just changed, so the other
+# replicas forget what they cached of it.
+Announcer = Callable[[int, str, str], Awaitable[None]]
 
 
-async def _no_halt(shard: int, namespace: str, job_id: str) -> None:
+async def _nothing(shard: int, namespace: str, job_id: str) -> None:
     return None
 
 
@@ -59,7 +63,9 @@ class JobsApi:
         num_shards: int,
         max_params_bytes: int,
         hint: Hinter,
-        halt: Halter = _no_halt,
+        halt: Halter = _nothing,
+        announce_change: Announcer = _nothing,
+        cache: ReadCache | None = None,
         clock: Clock = utcnow,
         hint_within: timedelta = timedelta(seconds=3),
     ) -> None:
@@ -68,6 +74,8 @@ class JobsApi:
         self._max_params_bytes = max_params_bytes
         self._hint = hint
         self._halt = halt
+        self._announce_change = announce_change
+        self._cache = cache or ReadCache(0)
         self._clock = clock
         # Workers read `lookahead` ahead of time; only a fire due sooner than that could be
         # missed by their next read, so only those are hinted (a far-future hint would be
@@ -156,7 +164,7 @@ class JobsApi:
         return job, fire
 
     async def get(self, namespace: str, job_id: str) -> Job:
-        return await self._store.get_job(namespace, job_id)
+        return await self._cache.job(namespace, job_id, lambda: self._store.get_job(namespace, job_id))
 
     async def list(self, namespace: str, flt: JobFilter, size: int, token: str) -> Page[Job]:
         return await self._store.list_jobs(namespace, flt, page_size(size), token)
@@ -165,7 +173,7 @@ class JobsApi:
         job = await self._store.get_job(namespace, job_id)
         if job.state in (JobState.CANCELLED, JobState.COMPLETED):
             return job  # cancelling twice is harmless; a completed job has nothing to stop
-        cancelled = await self._store.set_job_state(namespace, job_id, JobState.CANCELLED, None)
+        cancelled = await self._changed(job, JobState.CANCELLED, None)
         await self._halt(job.shard, namespace, job_id)
         return cancelled
 
@@ -175,7 +183,7 @@ class JobsApi:
             return job
         if job.state is not JobState.ACTIVE:
             raise FailedPrecondition(f"job {job_id} is {job.state.value} and cannot be paused")
-        paused = await self._store.set_job_state(namespace, job_id, JobState.PAUSED, None)
+        paused = await self._changed(job, JobState.PAUSED, None)
         await self._halt(job.shard, namespace, job_id)
         return paused
 
@@ -188,7 +196,7 @@ class JobsApi:
         now = self._clock()
         due = next_fire(job.trigger, now - timedelta(microseconds=1))
         if due is None:
-            return await self._store.set_job_state(namespace, job_id, JobState.COMPLETED, None)
+            return await self._changed(job, JobState.COMPLETED, None)
         fire = Fire(
             due=schedule_row_due(due, now),
             namespace=namespace,
@@ -196,15 +204,28 @@ class JobsApi:
             shard=job.shard,
             priority=job.priority,
         )
-        resumed = await self._store.set_job_state(namespace, job_id, JobState.ACTIVE, fire)
+        resumed = await self._changed(job, JobState.ACTIVE, fire)
         await self._hint_soon([fire], now)
         return resumed
 
+    async def _changed(self, job: Job, state: JobState, fire: Fire | None) -> Job:
+        """Stores the job's new state; this replica forgets its cached copy at once (also if
+        the write failed: it may have landed), the others when they hear of the change."""
+        try:
+            return await self._store.set_job_state(job.namespace, job.id, state, fire)
+        finally:
+            self._cache.forget_job(job.namespace, job.id)
+            await self._announce_change(job.shard, job.namespace, job.id)
+
     async def get_run(self, run_id: str) -> Run:
-        return await self._store.get_run(run_id)
+        return await self._cache.run(run_id, lambda: self._store.get_run(run_id))
 
     async def list_runs(self, namespace: str, job_id: str, size: int, token: str) -> Page[Run]:
-        page = await self._store.list_runs(namespace, job_id, page_size(size), token)
+        size = page_size(size)
+        return await self._cache.runs_page(namespace, job_id, size, token, lambda: self._runs_page(namespace, job_id, size, token))
+
+    async def _runs_page(self, namespace: str, job_id: str, size: int, token: str) -> Page[Run]:
+        page = await self._store.list_runs(namespace, job_id, size, token)
         if not page.items and not token:
             await self._store.get_job(namespace, job_id)  # NOT_FOUND for an unknown job
         return page

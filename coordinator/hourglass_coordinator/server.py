@@ -16,6 +16,7 @@ from hourglass_core.backends import Backends, open_backends
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
+from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_streams import WorkerStreams
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
 
@@ -40,6 +41,7 @@ async def serve(
     rid = replica_id()
     owned = backends is None
     store, leases, membership = backends or await open_backends(settings)
+    cache = ReadCache(settings.read_cache_ttl.total_seconds())
     streams = WorkerStreams(
         rid,
         store,
@@ -47,6 +49,7 @@ async def serve(
         num_shards=settings.num_shards,
         heartbeat_interval=settings.heartbeat_interval,
         worker_timeout=settings.worker_timeout,
+        cache=cache,
     )
     api = JobsApi(
         store,
@@ -54,6 +57,8 @@ async def serve(
         max_params_bytes=settings.max_params_bytes,
         hint=streams.hint,
         halt=streams.halt,
+        announce_change=streams.announce_change,
+        cache=cache,
         hint_within=settings.lookahead,
     )
     leader = Leader(

@@ -27,6 +27,7 @@ from hourglass_core.coalesce import coalesced_writes
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
 from hourglass_core.models import Fire, FireKind
 from hourglass_core.store.base import Store
+from hourglass_coordinator.read_cache import ReadCache
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
 
@@ -81,8 +82,10 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         num_shards: int,
         heartbeat_interval: timedelta,
         worker_timeout: timedelta,
+        cache: ReadCache | None = None,
     ) -> None:
         self._replica_id = replica_id
+        self._cache = cache or ReadCache(0)
         self._store = store
         self._membership = membership
         self._num_shards = num_shards
@@ -280,14 +283,28 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         return True
 
     async def relay_hints(self) -> None:
-        """Forever: delivers hints published by other replicas to local workers."""
+        """Forever: delivers hints published by other replicas to local workers, and makes
+        the read cache forget jobs changed through other replicas."""
         while True:
             try:
                 async for worker_id, fire in self._membership.hints():
-                    self._deliver_hint(worker_id, fire)
+                    if fire.kind is FireKind.CHANGED:
+                        self._cache.forget_job(fire.namespace, fire.job_id)
+                    else:
+                        self._deliver_hint(worker_id, fire)
             except Exception as error:  # noqa: BLE001
                 log.warning("hint relay interrupted: %s", error)
                 await asyncio.sleep(1.0)
+            finally:
+                self._cache.clear()  # changes announced meanwhile were missed
+
+    async def announce_change(self, shard: int, namespace: str, job_id: str) -> None:
+        """Tells the other replicas that the job's state changed (see ReadCache)."""
+        fire = Fire(due=datetime.now(UTC), namespace=namespace, job_id=job_id, shard=shard, kind=FireKind.CHANGED)
+        try:
+            await self._membership.publish_hint("", fire)
+        except Exception as error:  # noqa: BLE001 - the others' cached copies expire soon anyway
+            log.warning("change of job %s not announced: %s", job_id, error)
 
     async def halt(self, shard: int, namespace: str, job_id: str) -> None:
         """Tells the shard's owner that the job was paused or cancelled (see JobHalted)."""

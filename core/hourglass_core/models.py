@@ -150,6 +150,9 @@ class FireKind(enum.Enum):
     # Never stored: tells a shard's owner that the job was paused or cancelled, so it drops
     # the job's fires it already prepared (and, if cancelled, stops its runs).
     HALT = "halt"
+    # Never stored, never sent to a worker: tells the other coordinator replicas that a job's
+    # state changed through the API, so they forget what they cached of it.
+    CHANGED = "changed"
 
 
 @dataclass(frozen=True, slots=True, order=True)
