@@ -40,8 +40,8 @@ class Settings:
     # How far behind real time the read cursor trails, to catch rows written just late.
     read_margin: timedelta = timedelta(seconds=2)
     max_params_bytes: int = 1024 * 1024
-    # Coordinator: how long GetJob and ListRuns answers are served from memory (finished runs:
-    # a minute). Job state changes made through the API are seen at once; changes made by
+    # Coordinator: how long GetJob and ListRuns answers are served from memory (finished runs
+    # and settled jobs: a minute). Job state changes made through the API are seen at once; changes made by
     # workers (run progress, schedule moves) up to this much later. 0 turns the cache off.
     read_cache_ttl: timedelta = timedelta(seconds=1)
     # Coordinator: calls served at once (worker streams included); beyond it a call is refused

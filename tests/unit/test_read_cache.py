@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from hourglass_coordinator.read_cache import ReadCache
+from hourglass_coordinator.read_cache import ReadCache, settled
 from hourglass_core.models import Job, JobState, OnceTrigger, Page, Run, RunStatus
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -109,3 +109,40 @@ async def test_a_ttl_of_zero_turns_the_cache_off() -> None:
         await cache.run("r1", store.get_run)
         await cache.runs_page("ns", "j1", 10, "", store.list_runs)
     assert store.loads == 6
+
+
+def test_a_job_is_settled_once_nothing_more_can_happen_to_it() -> None:
+    done = replace(JOB, state=JobState.COMPLETED, last_status=RunStatus.SUCCEEDED)
+    assert settled(done)
+    assert settled(replace(JOB, state=JobState.CANCELLED, last_status=RunStatus.FAILED))  # retries dropped
+    assert not settled(replace(done, running=True))
+    assert not settled(replace(done, last_status=RunStatus.FAILED))  # a retry may follow
+    assert not settled(replace(done, last_status=None))  # its run has not ended yet
+    assert not settled(replace(done, state=JobState.ACTIVE))
+    assert not settled(replace(done, state=JobState.PAUSED))
+
+
+async def test_a_settled_job_and_its_pages_of_runs_are_kept_as_long_as_finished_runs() -> None:
+    clock, store = Clock(), Store()
+    cache = ReadCache(1.0, finished_ttl=60.0, clock=clock)
+    store.job = replace(JOB, state=JobState.COMPLETED, last_status=RunStatus.SUCCEEDED)
+    store.run = replace(RUN, status=RunStatus.SUCCEEDED)
+    await cache.job("ns", "j1", store.get_job)
+    await cache.runs_page("ns", "j1", 100, "", store.list_runs)
+    clock.now = 59.0
+    await cache.job("ns", "j1", store.get_job)
+    await cache.runs_page("ns", "j1", 100, "", store.list_runs)
+    assert store.loads == 2
+    clock.now = 61.0
+    await cache.job("ns", "j1", store.get_job)
+    assert store.loads == 3
+
+
+async def test_pages_of_a_job_not_known_to_be_settled_are_kept_for_the_short_ttl() -> None:
+    clock, store = Clock(), Store()
+    cache = ReadCache(1.0, finished_ttl=60.0, clock=clock)
+    store.run = replace(RUN, status=RunStatus.SUCCEEDED)
+    await cache.runs_page("ns", "j1", 100, "", store.list_runs)  # the job was not read: maybe more runs come
+    clock.now = 1.5
+    await cache.runs_page("ns", "j1", 100, "", store.list_runs)
+    assert store.loads == 2
