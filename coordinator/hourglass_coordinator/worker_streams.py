@@ -287,7 +287,9 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         the read cache forget jobs changed through other replicas."""
         while True:
             try:
-                async for worker_id, fire in self._membership.hints():
+                hints = self._membership.hints()
+                self._cache.clear()  # changes announced while not subscribed were missed
+                async for worker_id, fire in hints:
                     if fire.kind is FireKind.CHANGED:
                         self._cache.forget_job(fire.namespace, fire.job_id)
                     else:
@@ -295,8 +297,6 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             except Exception as error:  # noqa: BLE001
                 log.warning("hint relay interrupted: %s", error)
                 await asyncio.sleep(1.0)
-            finally:
-                self._cache.clear()  # changes announced meanwhile were missed
 
     async def announce_change(self, shard: int, namespace: str, job_id: str) -> None:
         """Tells the other replicas that the job's state changed (see ReadCache)."""

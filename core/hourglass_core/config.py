@@ -41,8 +41,8 @@ class Settings:
     read_margin: timedelta = timedelta(seconds=2)
     max_params_bytes: int = 1024 * 1024
     # Coordinator: how long GetJob and ListRuns answers are served from memory (finished runs
-    # and settled jobs: a minute). Job state changes made through the API are seen at once; changes made by
-    # workers (run progress, schedule moves) up to this much later. 0 turns the cache off.
+    # and settled jobs: a minute). Job state changes made through the API are seen at once;
+    # changes made by workers (run progress, schedule moves) up to this much later. 0: off.
     read_cache_ttl: timedelta = timedelta(seconds=1)
     # Coordinator: calls served at once (worker streams included); beyond it a call is refused
     # at once with RESOURCE_EXHAUSTED, which the SDK retries with backoff, instead of queueing

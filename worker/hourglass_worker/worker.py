@@ -69,7 +69,8 @@ LEASE_WAIT = timedelta(milliseconds=100)
 # So a prepared fire leaves the timer this long before it is due: the start record is written
 # meanwhile and the executor is called at the due time, not a write's latency after it. The
 # cost: a worker dying in this window leaves a start record of a run it never began, which its
-# successor records LOST and retries (as it does for a death just after the write today).
+# successor records LOST and retries if the job's retry policy allows (as it does for a death
+# between the write and the call).
 START_LEAD = timedelta(milliseconds=100)
 JobRef = tuple[str, str]
 
