@@ -44,8 +44,10 @@ from hourglass_core.models import (
     Payload,
     RetryPolicy,
     Run,
+    RunReason,
     RunStatus,
     Trigger,
+    WorkerLostPolicy,
 )
 
 __version__ = "0.1.0"
@@ -75,9 +77,11 @@ __all__ = [
     "RetryPolicy",
     "Run",
     "RunNotFound",
+    "RunReason",
     "RunStatus",
     "Trigger",
     "Unavailable",
+    "WorkerLostPolicy",
     "cron",
     "every",
     "json_params",

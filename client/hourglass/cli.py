@@ -40,6 +40,7 @@ from hourglass_core.models import (
     Payload,
     RetryPolicy,
     Trigger,
+    WorkerLostPolicy,
 )
 
 EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_UNAVAILABLE = 1, 2, 3, 4, 5
@@ -106,6 +107,7 @@ def spec_from_args(args: argparse.Namespace, now: datetime | None = None) -> Job
         misfire_policy=MisfirePolicy(args.misfire),
         misfire_grace=defaults.misfire_grace if args.grace is None else args.grace,
         overlap_policy=OverlapPolicy(args.overlap),
+        on_worker_lost=WorkerLostPolicy(args.on_worker_lost),
     )
     return JobSpec(
         name=args.name,
@@ -300,6 +302,8 @@ def _submit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--misfire", choices=[m.value for m in MisfirePolicy], default=MisfirePolicy.RUN_ONCE.value)
     p.add_argument("--grace", type=duration, help="lateness before a fire counts as misfired (default 60s)")
     p.add_argument("--overlap", choices=[o.value for o in OverlapPolicy], default=OverlapPolicy.ALLOW.value)
+    p.add_argument("--on-worker-lost", choices=[w.value for w in WorkerLostPolicy], default=WorkerLostPolicy.RETRY.value,
+                   help="a run cut off by its worker's death: retry it as the next attempt (default) or record it lost")
     p.add_argument("--label", type=label, action="append", metavar="KEY=VALUE", help="repeatable")
     p.add_argument("--idempotency-key", help="resubmitting with the same key returns the first job")
 

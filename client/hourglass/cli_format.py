@@ -177,6 +177,7 @@ def job_json(job: Job) -> dict[str, Any]:
             "misfire_policy": o.misfire_policy.value,
             "misfire_grace_s": seconds(o.misfire_grace),
             "overlap_policy": o.overlap_policy.value,
+            "on_worker_lost": o.on_worker_lost.value,
         },
         "labels": dict(job.labels),
         "idempotency_key": job.idempotency_key,
@@ -204,6 +205,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "lateness_ms": lateness_ms(run),
         "result": payload_json(run.result),
         "error": run.error,
+        "reason": None if run.reason is None else run.reason.value,
     }
 
 
@@ -252,6 +254,7 @@ def job_text(job: Job) -> str:
         ("retry", retry),
         ("misfire", f"{o.misfire_policy.value}, grace {duration_text(o.misfire_grace)}"),
         ("overlap", o.overlap_policy.value),
+        ("on worker lost", o.on_worker_lost.value),
         ("labels", ", ".join(f"{k}={v}" for k, v in sorted(job.labels.items()))),
         ("idempotency key", job.idempotency_key),
         ("created", iso(job.created_at)),
@@ -284,12 +287,14 @@ def run_text(run: Run) -> str:
         ("ended", iso(run.ended_at)),
         ("lateness", None if late is None else f"{late:g} ms"),
         ("result", f"{payload_text(run.result)} ({run.result.content_type})" if run.result.data else None),
-        ("error", run.error),
+        ("reason", None if run.reason is None else run.reason.value),
+        ("error" if run.reason is None else "why", run.error),
     ])
 
 
 def runs_table(runs: Sequence[Run]) -> str:
     return table(
-        ["RUN ID", "STATUS", "DUE", "ATTEMPT", "LATENESS MS", "WORKER"],
-        [[r.run_id, r.status.value, iso(r.due), r.attempt, lateness_ms(r), r.worker_id] for r in runs],
+        ["RUN ID", "STATUS", "REASON", "DUE", "ATTEMPT", "LATENESS MS", "WORKER"],
+        [[r.run_id, r.status.value, r.reason and r.reason.value, iso(r.due), r.attempt, lateness_ms(r), r.worker_id]
+         for r in runs],
     )

@@ -276,7 +276,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         if conn is None:
             return False
         if fire.kind is FireKind.HALT:
-            message = wpb.CoordinatorMessage(job_halted=wpb.JobHalted(namespace=fire.namespace, job_id=fire.job_id))
+            halted = wpb.JobHalted(namespace=fire.namespace, job_id=fire.job_id, at=wire.ts(fire.due))
+            message = wpb.CoordinatorMessage(job_halted=halted)
         else:
             message = wpb.CoordinatorMessage(fire_hint=wire.fire_to_hint(fire))
         conn.outbox.put_nowait(message)

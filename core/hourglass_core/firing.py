@@ -19,6 +19,7 @@ from hourglass_core.models import (
     MisfirePolicy,
     OnceTrigger,
     Trigger,
+    WorkerLostPolicy,
 )
 from hourglass_core.triggers import backoff_delay, next_fire
 
@@ -110,9 +111,12 @@ def retry_fire(job: Job, fire: Fire, now: datetime, jitter: float) -> Fire | Non
     """The fire for the next attempt after `fire` failed, or None when attempts are used up."""
     if fire.attempt >= job.options.retry.max_attempts:
         return None
-    delay = backoff_delay(job.options.retry, fire.attempt, jitter)
+    return _next_attempt(fire, now + backoff_delay(job.options.retry, fire.attempt, jitter))
+
+
+def _next_attempt(fire: Fire, due: datetime) -> Fire:
     return Fire(
-        due=now + delay,
+        due=due,
         namespace=fire.namespace,
         job_id=fire.job_id,
         shard=fire.shard,
@@ -120,6 +124,25 @@ def retry_fire(job: Job, fire: Fire, now: datetime, jitter: float) -> Fire | Non
         kind=FireKind.RETRY,
         priority=fire.priority,
     )
+
+
+# A run that kills its worker every time (a poison job) is not retried for ever: RETRY adds at
+# most this many attempts beyond the retry policy's.
+WORKER_LOST_EXTRA_ATTEMPTS = 3
+
+
+def after_worker_lost(job: Job, fire: Fire, jitter: float) -> Fire | None:
+    """The fire for the next attempt after `fire`'s run was cut off mid-run, or None.
+
+    on_worker_lost RETRY: the next attempt whatever max_attempts says (up to
+    WORKER_LOST_EXTRA_ATTEMPTS more); RECORD: only as the retry policy allows. Its due time
+    derives from the fire alone, so every worker that recovers the run writes the same retry."""
+    limit = job.options.retry.max_attempts
+    if job.options.on_worker_lost is WorkerLostPolicy.RETRY:
+        limit += WORKER_LOST_EXTRA_ATTEMPTS
+    if fire.attempt >= limit:
+        return None
+    return _next_attempt(fire, fire.due + backoff_delay(job.options.retry, fire.attempt, jitter))
 
 
 def stable_jitter(run_id: str) -> float:

@@ -28,11 +28,28 @@ class RunStatus(enum.Enum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
-    LOST = "lost"  # its worker died mid-run; the retry policy decides what follows
+    LOST = "lost"  # its worker died mid-run; the job's on_worker_lost decides what follows
 
     @property
     def finished(self) -> bool:
         return self is not RunStatus.RUNNING
+
+
+class RunReason(enum.Enum):
+    """Why a fire did not run (SKIPPED) or did not finish (LOST): data, not only a message."""
+
+    MISFIRE = "misfire"  # later than its misfire grace, and the job's misfire policy is SKIP
+    OVERLAP = "overlap"  # the previous run was still going (overlap policy SKIP or QUEUE_ONE)
+    HALTED = "halted"  # the job was paused or cancelled while this fire waited to run
+    WORKER_LOST = "worker_lost"  # the worker died or lost the shard after the executor began
+
+
+class WorkerLostPolicy(enum.Enum):
+    """What follows a run cut off mid-run by its worker's death (the executor began, no
+    result came back). A fire whose executor had not begun is always run, as the same attempt."""
+
+    RETRY = "retry"  # run the fire again as the next attempt, whatever max_attempts says
+    RECORD = "record"  # record it LOST; only the retry policy may run it again
 
 
 class MisfirePolicy(enum.Enum):
@@ -96,6 +113,7 @@ class JobOptions:
     misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
     misfire_grace: timedelta = timedelta(seconds=60)
     overlap_policy: OverlapPolicy = OverlapPolicy.ALLOW
+    on_worker_lost: WorkerLostPolicy = WorkerLostPolicy.RETRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +200,8 @@ class Run:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     result: Payload = field(default_factory=Payload)
-    error: str = ""
+    error: str = ""  # a failure's error; for SKIPPED and LOST, why in words
+    reason: RunReason | None = None  # SKIPPED and LOST only
 
     @property
     def lateness(self) -> timedelta | None:

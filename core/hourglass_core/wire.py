@@ -6,7 +6,10 @@ here on the way in and out, and nothing below them sees protobuf.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -29,8 +32,10 @@ from hourglass_core.models import (
     Payload,
     RetryPolicy,
     Run,
+    RunReason,
     RunStatus,
     Trigger,
+    WorkerLostPolicy,
 )
 from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import worker_pb2 as wpb
@@ -93,6 +98,37 @@ _OVERLAP = {
     OverlapPolicy.SKIP: pb.OVERLAP_POLICY_SKIP,
     OverlapPolicy.QUEUE_ONE: pb.OVERLAP_POLICY_QUEUE_ONE,
 }
+_WORKER_LOST = {
+    WorkerLostPolicy.RETRY: pb.WORKER_LOST_POLICY_RETRY,
+    WorkerLostPolicy.RECORD: pb.WORKER_LOST_POLICY_RECORD,
+}
+_REASONS = {
+    RunReason.MISFIRE: pb.RUN_REASON_MISFIRE,
+    RunReason.OVERLAP: pb.RUN_REASON_OVERLAP,
+    RunReason.HALTED: pb.RUN_REASON_HALTED,
+    RunReason.WORKER_LOST: pb.RUN_REASON_WORKER_LOST,
+}
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum_from_pb(codes: Mapping[E, int], value: int, default: E, field: str) -> E:
+    """The enum member sent as `value` (0, unspecified: `default`). Raises InvalidArgument
+    naming `field` for a number this server does not know, rather than guessing."""
+    if value == 0:
+        return default
+    for member, code in codes.items():
+        if code == value:
+            return member
+    names = ", ".join(m.name for m in codes)
+    raise errors.InvalidArgument(field, f"unknown value {value}; expected one of {names}")
+
+
+def run_reason_to_pb(reason: RunReason | None) -> pb.RunReason.ValueType:
+    return pb.RUN_REASON_UNSPECIFIED if reason is None else _REASONS[reason]
+
+
+def run_reason_from_pb(value: int) -> RunReason | None:
+    return None if value == 0 else _enum_from_pb(_REASONS, value, RunReason.MISFIRE, "reason")
 
 
 def job_state_to_pb(state: JobState) -> pb.JobState.ValueType:
@@ -174,13 +210,14 @@ def options_to_pb(options: JobOptions) -> pb.JobOptions:
         misfire_policy=_MISFIRE[options.misfire_policy],
         misfire_grace=dur(options.misfire_grace),
         overlap_policy=_OVERLAP[options.overlap_policy],
+        on_worker_lost=_WORKER_LOST[options.on_worker_lost],
     )
     if options.timeout is not None:
         out.timeout.CopyFrom(dur(options.timeout))
     return out
 
 
-def options_from_pb(message: pb.JobOptions) -> JobOptions:
+def options_from_pb(message: pb.JobOptions, field: str = "job.options") -> JobOptions:
     default = JobOptions()
     retry = message.retry
     return JobOptions(
@@ -191,12 +228,15 @@ def options_from_pb(message: pb.JobOptions) -> JobOptions:
             max_backoff=_opt_dur(retry, "max_backoff") or default.retry.max_backoff,
             multiplier=retry.multiplier or default.retry.multiplier,
         ),
-        misfire_policy={v: k for k, v in _MISFIRE.items()}.get(
-            message.misfire_policy, default.misfire_policy
+        misfire_policy=_enum_from_pb(
+            _MISFIRE, message.misfire_policy, default.misfire_policy, f"{field}.misfire_policy"
         ),
         misfire_grace=_opt_dur(message, "misfire_grace") or default.misfire_grace,
-        overlap_policy={v: k for k, v in _OVERLAP.items()}.get(
-            message.overlap_policy, default.overlap_policy
+        overlap_policy=_enum_from_pb(
+            _OVERLAP, message.overlap_policy, default.overlap_policy, f"{field}.overlap_policy"
+        ),
+        on_worker_lost=_enum_from_pb(
+            _WORKER_LOST, message.on_worker_lost, default.on_worker_lost, f"{field}.on_worker_lost"
         ),
     )
 
@@ -233,7 +273,7 @@ def spec_from_pb(message: pb.JobSpec, now: datetime, field: str = "job") -> JobS
         trigger=trigger_from_pb(message.trigger, now, f"{field}.trigger"),
         priority=message.priority,
         params=payload_from_pb(message.params),
-        options=options_from_pb(message.options),
+        options=options_from_pb(message.options, f"{field}.options"),
         labels=dict(message.labels),
         idempotency_key=message.idempotency_key,
     )
@@ -312,6 +352,7 @@ def run_to_pb(run: Run) -> pb.Run:
         worker_id=run.worker_id,
         result=payload_to_pb(run.result),
         error=run.error,
+        reason=run_reason_to_pb(run.reason),
     )
     if run.started_at is not None:
         out.started_at.CopyFrom(ts(run.started_at))
@@ -335,6 +376,7 @@ def run_from_pb(message: pb.Run) -> Run:
         ended_at=_opt_ts(message, "ended_at"),
         result=payload_from_pb(message.result),
         error=message.error,
+        reason=run_reason_from_pb(message.reason),
     )
 
 
@@ -388,6 +430,8 @@ def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
         status=_RUN_STATUSES[run.status],
         result=payload_to_pb(run.result),
         error=run.error,
+        reason=run_reason_to_pb(run.reason),
+        worker_id=run.worker_id,
     )
     if run.ended_at is not None:
         out.ended_at.CopyFrom(ts(run.ended_at))
@@ -415,11 +459,12 @@ def run_from_event(event: wpb.RunStarted | wpb.RunFinished, worker_id: str) -> R
         due=from_ts(event.due) or datetime.now(UTC),
         attempt=event.attempt,
         status=run_status_from_pb(event.status),
-        worker_id=worker_id,
+        worker_id=event.worker_id or worker_id,
         started_at=_opt_ts(event, "started_at"),
         ended_at=_opt_ts(event, "ended_at"),
         result=payload_from_pb(event.result),
         error=event.error,
+        reason=run_reason_from_pb(event.reason),
     )
 
 

@@ -156,6 +156,18 @@ class Store(Protocol):
         """The job's runs, newest due first (then highest attempt first)."""
         ...
 
+    # -- begun watermarks -----------------------------------------------------------------
+    async def save_begun(self, worker_id: str, through: datetime) -> None:
+        """Records that `worker_id` may call executors of fires due up to `through`, and of no
+        fire due later. Never lowers what is stored: the highest value written wins, whatever
+        order concurrent writes land in. Durable when it returns."""
+        ...
+
+    async def load_begun(self, worker_id: str) -> datetime | None:
+        """The highest `through` saved for `worker_id` (None: it never called an executor, or
+        not within the last week)."""
+        ...
+
     # -- executors ------------------------------------------------------------------------
     async def register_executors(self, names: Iterable[str]) -> None:
         """Remembers executor names some worker offered (submit validates against them)."""

@@ -605,6 +605,15 @@ class CassandraStore:
         last = runs[-1]
         return Page(runs, codec.encode_token({"d": codec.to_us(last.due), "a": last.attempt}))
 
+    # -- begun watermarks -----------------------------------------------------------------
+    async def save_begun(self, worker_id: str, through: datetime) -> None:
+        at = codec.to_us(through)
+        await self._cql.execute(self._st.begun_put, (worker_id, at, at))
+
+    async def load_begun(self, worker_id: str) -> datetime | None:
+        rows = await self._cql.execute(self._st.begun_get, (worker_id,))
+        return codec.from_us(rows[0]["through"]) if rows else None
+
     # -- executors ------------------------------------------------------------------------
     async def register_executors(self, names: Iterable[str]) -> None:
         now = codec.now_us()

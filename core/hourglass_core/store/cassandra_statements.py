@@ -88,6 +88,9 @@ CQL: dict[str, str] = {
         "SELECT * FROM runs_by_job WHERE namespace = ? AND job_id = ?"
         " AND (due, attempt) < (?, ?) LIMIT ?"
     ),
+    # begun watermarks: the write timestamp is the watermark, so the highest one wins
+    "begun_put": "INSERT INTO worker_begun (worker_id, through) VALUES (?, ?) USING TIMESTAMP ?",
+    "begun_get": "SELECT through FROM worker_begun WHERE worker_id = ?",
     # executors
     "executor_put": "INSERT INTO executors (name, last_seen) VALUES (?, ?)",
     "executors_all": "SELECT name FROM executors",
@@ -127,6 +130,8 @@ class Statements:
     run_get: Any
     runs_first: Any
     runs_after: Any
+    begun_put: Any
+    begun_get: Any
     executor_put: Any
     executors_all: Any
 

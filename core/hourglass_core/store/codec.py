@@ -34,8 +34,10 @@ from hourglass_core.models import (
     Payload,
     RetryPolicy,
     Run,
+    RunReason,
     RunStatus,
     Trigger,
+    WorkerLostPolicy,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,12 +52,12 @@ JOB_COLUMNS: tuple[str, ...] = (
     "trigger_start", "trigger_end",
     "timeout_us", "retry_max_attempts", "retry_initial_backoff_us", "retry_max_backoff_us",
     "retry_multiplier", "misfire_policy", "misfire_grace_us", "overlap_policy",
-    "labels", "idempotency_key", "state", "created_at", "shard", "next_fire_time",
+    "labels", "idempotency_key", "state", "created_at", "shard", "next_fire_time", "on_worker_lost",
 )  # fmt: skip
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "namespace", "job_id", "due", "attempt", "status", "worker_id",
-    "started_at", "ended_at", "result_data", "result_content_type", "error",
+    "started_at", "ended_at", "result_data", "result_content_type", "error", "reason",
 )  # fmt: skip
 
 
@@ -150,6 +152,7 @@ def job_columns(job: Job) -> dict[str, Any]:
         "misfire_policy": opts.misfire_policy.value,
         "misfire_grace_us": td_us(opts.misfire_grace),
         "overlap_policy": opts.overlap_policy.value,
+        "on_worker_lost": opts.on_worker_lost.value,
         "labels": dict(job.labels),
         "idempotency_key": job.idempotency_key,
         "state": job.state.value,
@@ -189,6 +192,8 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
             misfire_policy=MisfirePolicy(row["misfire_policy"]),
             misfire_grace=timedelta(microseconds=row["misfire_grace_us"]),
             overlap_policy=OverlapPolicy(row["overlap_policy"]),
+            # Jobs stored before the option existed have none: the default.
+            on_worker_lost=WorkerLostPolicy(row.get("on_worker_lost") or WorkerLostPolicy.RETRY.value),
         ),
         labels=dict(row["labels"] or {}),
         idempotency_key=row["idempotency_key"] or "",
@@ -237,6 +242,7 @@ def run_columns(run: Run) -> dict[str, Any]:
         "result_data": run.result.data,
         "result_content_type": run.result.content_type,
         "error": run.error,
+        "reason": None if run.reason is None else run.reason.value,
     }
 
 
@@ -253,6 +259,7 @@ def run_from_columns(row: Mapping[str, Any]) -> Run:
         ended_at=opt_dt(row["ended_at"]),
         result=Payload(row["result_data"] or b"", row["result_content_type"]),
         error=row["error"] or "",
+        reason=None if row.get("reason") is None else RunReason(row["reason"]),
     )
 
 

@@ -412,6 +412,19 @@ class SqliteStore:
 
         await self._call(_register)
 
+    async def save_begun(self, worker_id: str, through: datetime) -> None:
+        def _save() -> None:
+            with self._tx() as db:
+                db.execute(sql.BEGUN_PUT, {"worker_id": worker_id, "through": codec.to_us(through)})
+
+        await self._call(_save)
+
+    async def load_begun(self, worker_id: str) -> datetime | None:
+        row = await self._call(
+            lambda: self._db().execute(sql.BEGUN_GET, {"worker_id": worker_id}).fetchone()
+        )
+        return None if row is None else codec.from_us(row["through"])
+
     async def known_executors(self) -> set[str]:
         return await self._call(
             lambda: {r["name"] for r in self._db().execute(sql.EXECUTORS_ALL)}

@@ -101,6 +101,7 @@ ON CONFLICT (run_id) DO UPDATE SET
     result_data = excluded.result_data,
     result_content_type = excluded.result_content_type,
     error = excluded.error,
+    reason = excluded.reason,
     ts = excluded.ts,
     expires_at = excluded.expires_at
 WHERE excluded.ts >= runs.ts
@@ -112,6 +113,13 @@ RUNS_PAGE = (
     " AND (:due IS NULL OR (due, attempt) < (:due, :attempt))"
     " ORDER BY due DESC, attempt DESC LIMIT :limit"
 )
+
+# A worker's begun watermark only ever grows.
+BEGUN_PUT = (
+    "INSERT INTO worker_begun VALUES (:worker_id, :through)"
+    " ON CONFLICT (worker_id) DO UPDATE SET through = MAX(through, excluded.through)"
+)
+BEGUN_GET = "SELECT through FROM worker_begun WHERE worker_id = :worker_id"
 
 EXECUTOR_PUT = (
     "INSERT INTO executors VALUES (:name, :now)"

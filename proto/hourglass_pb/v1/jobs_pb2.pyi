@@ -79,6 +79,32 @@ OVERLAP_POLICY_QUEUE_ONE: OverlapPolicy.ValueType  # 3
 """wait for the previous run; at most one fire waits"""
 Global___OverlapPolicy: _TypeAlias = OverlapPolicy  # noqa: Y015
 
+class _WorkerLostPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkerLostPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkerLostPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORKER_LOST_POLICY_UNSPECIFIED: _WorkerLostPolicy.ValueType  # 0
+    """RETRY"""
+    WORKER_LOST_POLICY_RETRY: _WorkerLostPolicy.ValueType  # 1
+    """run the fire again as the next attempt, whatever max_attempts says"""
+    WORKER_LOST_POLICY_RECORD: _WorkerLostPolicy.ValueType  # 2
+    """record it LOST; only the retry policy may run it again"""
+
+class WorkerLostPolicy(_WorkerLostPolicy, metaclass=_WorkerLostPolicyEnumTypeWrapper):
+    """What follows a run cut off mid-run by its worker's death (the executor began, no result
+    came back). A fire whose executor had not begun is always run again, as the same attempt.
+    """
+
+WORKER_LOST_POLICY_UNSPECIFIED: WorkerLostPolicy.ValueType  # 0
+"""RETRY"""
+WORKER_LOST_POLICY_RETRY: WorkerLostPolicy.ValueType  # 1
+"""run the fire again as the next attempt, whatever max_attempts says"""
+WORKER_LOST_POLICY_RECORD: WorkerLostPolicy.ValueType  # 2
+"""record it LOST; only the retry policy may run it again"""
+Global___WorkerLostPolicy: _TypeAlias = WorkerLostPolicy  # noqa: Y015
+
 class _JobState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -115,9 +141,9 @@ class _RunStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunStatus.V
     RUN_STATUS_TIMED_OUT: _RunStatus.ValueType  # 4
     RUN_STATUS_CANCELLED: _RunStatus.ValueType  # 5
     RUN_STATUS_SKIPPED: _RunStatus.ValueType  # 6
-    """misfire or overlap policy said skip"""
+    """it did not run: see the run's reason"""
     RUN_STATUS_LOST: _RunStatus.ValueType  # 7
-    """its worker died mid-run"""
+    """its worker died mid-run (reason WORKER_LOST)"""
 
 class RunStatus(_RunStatus, metaclass=_RunStatusEnumTypeWrapper): ...
 
@@ -128,10 +154,40 @@ RUN_STATUS_FAILED: RunStatus.ValueType  # 3
 RUN_STATUS_TIMED_OUT: RunStatus.ValueType  # 4
 RUN_STATUS_CANCELLED: RunStatus.ValueType  # 5
 RUN_STATUS_SKIPPED: RunStatus.ValueType  # 6
-"""misfire or overlap policy said skip"""
+"""it did not run: see the run's reason"""
 RUN_STATUS_LOST: RunStatus.ValueType  # 7
-"""its worker died mid-run"""
+"""its worker died mid-run (reason WORKER_LOST)"""
 Global___RunStatus: _TypeAlias = RunStatus  # noqa: Y015
+
+class _RunReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RunReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RUN_REASON_UNSPECIFIED: _RunReason.ValueType  # 0
+    RUN_REASON_MISFIRE: _RunReason.ValueType  # 1
+    """later than its misfire grace, and the misfire policy is SKIP"""
+    RUN_REASON_OVERLAP: _RunReason.ValueType  # 2
+    """the previous run was still going (overlap policy SKIP or QUEUE_ONE)"""
+    RUN_REASON_HALTED: _RunReason.ValueType  # 3
+    """the job was paused or cancelled while this fire waited to run"""
+    RUN_REASON_WORKER_LOST: _RunReason.ValueType  # 4
+    """the worker died or lost the shard after the executor began"""
+
+class RunReason(_RunReason, metaclass=_RunReasonEnumTypeWrapper):
+    """Why a run was SKIPPED or LOST (unspecified for every other status)."""
+
+RUN_REASON_UNSPECIFIED: RunReason.ValueType  # 0
+RUN_REASON_MISFIRE: RunReason.ValueType  # 1
+"""later than its misfire grace, and the misfire policy is SKIP"""
+RUN_REASON_OVERLAP: RunReason.ValueType  # 2
+"""the previous run was still going (overlap policy SKIP or QUEUE_ONE)"""
+RUN_REASON_HALTED: RunReason.ValueType  # 3
+"""the job was paused or cancelled while this fire waited to run"""
+RUN_REASON_WORKER_LOST: RunReason.ValueType  # 4
+"""the worker died or lost the shard after the executor began"""
+Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
 @_typing.final
 class Payload(_message.Message):
@@ -316,8 +372,10 @@ class JobOptions(_message.Message):
     MISFIRE_POLICY_FIELD_NUMBER: _builtins.int
     MISFIRE_GRACE_FIELD_NUMBER: _builtins.int
     OVERLAP_POLICY_FIELD_NUMBER: _builtins.int
+    ON_WORKER_LOST_FIELD_NUMBER: _builtins.int
     misfire_policy: Global___MisfirePolicy.ValueType
     overlap_policy: Global___OverlapPolicy.ValueType
+    on_worker_lost: Global___WorkerLostPolicy.ValueType
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """A run taking longer is cancelled and marked TIMED_OUT. Unset: no timeout."""
@@ -336,10 +394,11 @@ class JobOptions(_message.Message):
         misfire_policy: Global___MisfirePolicy.ValueType = ...,
         misfire_grace: _duration_pb2.Duration | None = ...,
         overlap_policy: Global___OverlapPolicy.ValueType = ...,
+        on_worker_lost: Global___WorkerLostPolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["misfire_grace", b"misfire_grace", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["misfire_grace", b"misfire_grace", "misfire_policy", b"misfire_policy", "overlap_policy", b"overlap_policy", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["misfire_grace", b"misfire_grace", "misfire_policy", b"misfire_policy", "on_worker_lost", b"on_worker_lost", "overlap_policy", b"overlap_policy", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -497,6 +556,7 @@ class Run(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     LATENESS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
     run_id: _builtins.str
@@ -505,6 +565,8 @@ class Run(_message.Message):
     status: Global___RunStatus.ValueType
     worker_id: _builtins.str
     error: _builtins.str
+    """A failure's error; for SKIPPED and LOST runs, why in words."""
+    reason: Global___RunReason.ValueType
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp:
         """When the fire was due."""
@@ -517,7 +579,7 @@ class Run(_message.Message):
     def result(self) -> Global___Payload: ...
     @_builtins.property
     def lateness(self) -> _duration_pb2.Duration:
-        """started_at - due."""
+        """started_at - due: when the executor was called against when the fire was due."""
 
     def __init__(
         self,
@@ -534,10 +596,11 @@ class Run(_message.Message):
         result: Global___Payload | None = ...,
         error: _builtins.str = ...,
         lateness: _duration_pb2.Duration | None = ...,
+        reason: Global___RunReason.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "ended_at", b"ended_at", "lateness", b"lateness", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "lateness", b"lateness", "namespace", b"namespace", "result", b"result", "run_id", b"run_id", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "lateness", b"lateness", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -181,6 +181,8 @@ class RunFinished(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
@@ -188,6 +190,11 @@ class RunFinished(_message.Message):
     attempt: _builtins.int
     status: _jobs_pb2.RunStatus.ValueType
     error: _builtins.str
+    reason: _jobs_pb2.RunReason.ValueType
+    worker_id: _builtins.str
+    """The worker the run was on, when not the sender: a run cut off by a dead worker is
+    recorded by the worker that took its shard over.
+    """
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -210,10 +217,12 @@ class RunFinished(_message.Message):
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         result: _jobs_pb2.Payload | None = ...,
         error: _builtins.str = ...,
+        reason: _jobs_pb2.RunReason.ValueType = ...,
+        worker_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "ended_at", b"ended_at", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "namespace", b"namespace", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -380,17 +389,23 @@ class JobHalted(_message.Message):
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the job was halted: its fires due later are dropped without a record."""
+
     def __init__(
         self,
         *,
         namespace: _builtins.str = ...,
         job_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "job_id", b"job_id", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
