@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,49 +44,60 @@ def dev_settings(args: argparse.Namespace) -> Settings:
     )
 
 
-async def run(args: argparse.Namespace) -> int:
-    settings = dev_settings(args)
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+@asynccontextmanager
+async def embedded(settings: Settings, workers: int, stop: asyncio.Event | None = None) -> AsyncIterator[None]:
+    """A coordinator and `workers` workers in this event loop, on the settings' SQLite store
+    (migrated first) and in-process leases, serving the API on settings.listen until the block
+    ends; then everything stops gracefully (workers first, so their results are written)."""
     store = await open_store(settings.store)
     await initialise(store, settings.num_shards)
     leases, membership = MemoryLeases(), MemoryMembership()
     backends = (store, leases, membership)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop or asyncio.Event()
     ready = asyncio.Event()
     coordinator_stop = asyncio.Event()
     coordinator = asyncio.create_task(serve(settings, backends=backends, ready=ready, stop=coordinator_stop), name="coordinator")
     await ready.wait()
-    workers = [
+    running = [
         asyncio.create_task(
             run_worker(replace(settings, worker_id=f"dev-worker-{i + 1}"), backends=backends, stop=stop),
             name=f"worker-{i + 1}",
         )
-        for i in range(args.workers)
+        for i in range(workers)
     ]
-    print(f"Hourglass dev is running: gRPC API on {settings.listen}, store {args.db}, {args.workers} workers.")
-    print(f"  try: hourglass --coordinator {settings.listen} list")
-    tasks = [coordinator, *workers]
     try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*running, return_exceptions=True)
+        coordinator_stop.set()
+        await asyncio.gather(coordinator, return_exceptions=True)
+        await membership.close()
+        await leases.close()
+        await store.close()
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = dev_settings(args)
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with embedded(settings, args.workers, stop):
+        print(f"Hourglass dev is running: gRPC API on {settings.listen}, store {args.db}, {args.workers} workers.")
+        print(f"  try: hourglass --coordinator {settings.listen} list")
+        demo: asyncio.Task[None] | None = None
         if args.demo:
             from hourglass_dev.demo import run_demo
 
             demo = asyncio.create_task(run_demo(settings.listen, args.demo_seconds, stop))
-            tasks.append(demo)
-        await stop.wait()
-    finally:
-        stop.set()
-        await asyncio.gather(*workers, return_exceptions=True)
-        coordinator_stop.set()
-        await asyncio.gather(coordinator, return_exceptions=True)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await membership.close()
-        await leases.close()
-        await store.close()
+        try:
+            await stop.wait()
+        finally:
+            if demo is not None:
+                demo.cancel()
+                await asyncio.gather(demo, return_exceptions=True)
     return 0
 
 

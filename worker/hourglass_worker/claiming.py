@@ -5,10 +5,12 @@ One claim per fire, ever (a lightweight transaction); the claim row names its ho
 - left alone once its run finished;
 - watched (kept pending, so the shard's checkpoint waits for it) while its holder is a live
   worker, which runs it or is running it;
+- left alone when its holder dropped it (the job was halted before the fire was due);
 - taken over when its holder died, gave the claim up, or is an earlier life of this worker:
-  run here as the same attempt if its run never started, else recorded LOST and retried as the
-  next attempt. A run's start is made durable before its executor is called (see the worker),
-  so "never started" is known, not guessed, and an attempt never runs twice.
+  run here as the same attempt if its executor never began, else (cut off mid-run) recorded
+  LOST and followed by what the job's on_worker_lost asks. "Never began" is known, not
+  guessed: a worker calls no executor of a fire due after its begun watermark (see `begun`),
+  so an attempt never runs twice.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import JobNotFound, RunNotFound
-from hourglass_core.firing import Action, plan_fire, retry_fire, run_id_for, stable_jitter
+from hourglass_core.firing import Action, after_worker_lost, plan_fire, retry_fire, run_id_for, stable_jitter
 from hourglass_core.leases.base import Membership
-from hourglass_core.models import Fire, FireKind, Job, JobState, Run, RunStatus
+from hourglass_core.models import Fire, FireKind, Job, JobState, Run, RunReason, RunStatus
 from hourglass_core.store.base import Store
 from hourglass_worker import claims
 from hourglass_worker.link import CoordinatorLink
@@ -58,6 +60,7 @@ class Prepared:
     run_id: str
     holder: str  # the claim row's holder: this worker and `token`
     token: int  # the shard lease (and shard life) the claim was taken under
+    read_at: datetime  # when the job was read (a halt after it drops the fire)
 
 
 class Later(enum.Enum):
@@ -91,7 +94,7 @@ class Claimer:
         link: CoordinatorLink,
         *,
         take: Callable[[Fire], None],
-        skipped: Callable[[Fire, str, str], object],
+        skipped: Callable[[Fire, str, RunReason, str], object],
         lookahead: timedelta,
     ) -> None:
         self._worker_id = worker_id
@@ -104,7 +107,7 @@ class Claimer:
         self._lookahead = lookahead
         # Claims this process will run, is running, or ran without the result acknowledged yet.
         self.mine: dict[FireKey, str] = {}
-        # Claims being given up right now (their fire is watched until that is durable).
+        # Claims being given up or dropped right now (their fire is watched until that is durable).
         self.abandoning: dict[FireKey, str] = {}
         self._live: tuple[float, set[str]] = (float("-inf"), set())
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,6 +120,11 @@ class Claimer:
         self._moves = coalesced_writes(store.advance_schedules, max_items=32, max_flushing=4, name="moves")
         # Jobs of fires prepared together are read together (one read per namespace).
         self._jobs: Coalescer[str, str, Job | None] = Coalescer(self._read_jobs, max_items=32, max_flushing=4, name="job-reads")
+        # A dead worker's begun watermark, read once for all its fires being taken over at once
+        # (never cached longer: only a read made after its lease expired is final).
+        self._begun: Coalescer[str, None, datetime | None] = Coalescer(
+            self._read_begun, max_items=1024, name="begun-reads"
+        )
 
     async def claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
         """Reads the job, decides, claims the fire and moves the schedule on. `backlog`: the
@@ -173,9 +181,12 @@ class Claimer:
         if not claimed:
             return await self.settle_claimed(job, fire, may_run=True)
         if plan.action is Action.SKIP_MISFIRE:
-            self._skipped(fire, run_id, plan.reason)
+            self._skipped(fire, run_id, RunReason.MISFIRE, plan.reason)
             return None
-        return Prepared(job, fire, run_id, holder, lease.token)
+        return Prepared(job, fire, run_id, holder, lease.token, read_at)
+
+    async def _read_begun(self, worker_id: str, items: list[None]) -> list[datetime | None]:
+        return [await self._store.load_begun(worker_id)] * len(items)
 
     async def _read_jobs(self, namespace: str, job_ids: list[str]) -> list[Job | None]:
         found = await self._store.get_jobs(namespace, job_ids)
@@ -216,6 +227,8 @@ class Claimer:
         if run is not None and run.status.finished:
             return None
         claimer = claims.parse(holder)
+        if claimer.dropped:
+            return None  # its job was halted before it was due: it does not run
         if not claimer.abandoned and claimer.worker_id != self._worker_id:
             if claimer.worker_id in await self._live_workers():
                 return Later.WATCH
@@ -225,31 +238,41 @@ class Claimer:
         mine = claims.holder_id(self._worker_id, lease.token)
         if not await self._store.steal_claim(fire, holder, mine, lease.token):
             return Later.WATCH  # the claim moved meanwhile: look again
-        # A holder that gave its claim up never called the executor (it gives up only fires
-        # it did not run): a start record of its is a leftover of a start it then withheld.
-        if run is None or claimer.abandoned:
+        # A holder that gave its claim up never called the executor (it gives up only fires it
+        # did not run); one that died called none due after its begun watermark, read now that
+        # its lease is over. A start record is written only once the executor was called.
+        if claimer.abandoned or (run is None and not await self._may_have_begun(claimer.worker_id, fire.due)):
             if not may_run:
                 return None
-            log.info("fire of job %s at %s claimed by %s runs here", job.id, fire.due, holder)
-            return Prepared(job, fire, run_id, mine, lease.token)
+            log.info("fire of job %s at %s claimed by %s never began: it runs here", job.id, fire.due, holder)
+            return Prepared(job, fire, run_id, mine, lease.token, utcnow())
         # Its result may have landed since the read above (a leaving worker finishes what it
         # claimed, then says goodbye): only a run still unfinished now was cut off.
         latest = await self._find_run(run_id)
         if latest is not None and latest.status.finished:
             return None
         log.warning("run %s of job %s was cut off (claimed by %s)", run_id, job.id, holder)
-        await self._close_cut_off(job, fire, run, f"cut off: {claimer.worker_id} died or lost the shard mid-run")
+        if run is None:  # it may have begun just before its holder died: no start record yet
+            run = Run(job.namespace, job.id, run_id, fire.due, fire.attempt, RunStatus.RUNNING, claimer.worker_id)
+        await self._close_cut_off(job, fire, run, claimer.worker_id)
         return None
 
-    async def _close_cut_off(self, job: Job, fire: Fire, run: Run, why: str) -> None:
+    async def _may_have_begun(self, worker_id: str, due: datetime) -> bool:
+        through = await self._begun.call(worker_id, None)
+        return through is not None and due <= through
+
+    async def _close_cut_off(self, job: Job, fire: Fire, run: Run, worker_id: str) -> None:
         """Retry first, then LOST: dying in between leaves the run RUNNING, and whoever
         recovers it next writes the very same retry (its due time is derived from the fire
         and the run id, not from the clock), so the retry exists once."""
-        retry = retry_fire(job, fire, fire.due, stable_jitter(run.run_id))
+        retry = after_worker_lost(job, fire, stable_jitter(run.run_id))
         if retry is not None:
             await self._store.put_fire(retry)
             self._take(retry)  # at once: its due time may be behind the shard's read cursor
-        durable = self._link.run_finished(replace(run, status=RunStatus.LOST, ended_at=utcnow(), error=why))
+        then = f"attempt {retry.attempt} follows" if retry is not None else "not retried"
+        why = f"{worker_id} died or lost the shard after the executor may have begun; {then}"
+        lost = replace(run, status=RunStatus.LOST, ended_at=utcnow(), error=why, reason=RunReason.WORKER_LOST)
+        durable = self._link.run_finished(lost)
         # The fire counts as handled (and the checkpoint may pass it) once LOST is recorded;
         # if no replica acknowledges it for long, the retry goes on regardless.
         with suppress(TimeoutError):
@@ -267,26 +290,32 @@ class Claimer:
     def give_up(self, prepared: Prepared) -> None:
         """This worker will not run a fire it claimed (it lost the shard's lease): marks the
         claim abandoned, so the shard's owner takes it over without waiting for us to die."""
+        self._release(prepared, claims.abandoned(prepared.holder), "abandon")
+
+    def drop(self, prepared: Prepared) -> None:
+        """The fire's job was halted before the fire was due: marks the claim dropped, so
+        nobody runs the fire or records a run of it."""
+        self._release(prepared, claims.dropped(prepared.holder), "drop")
+
+    def _release(self, prepared: Prepared, marked: str, what: str) -> None:
         key = fire_key(prepared.fire)
         if self.mine.get(key) == prepared.holder:
             del self.mine[key]
         self.abandoning[key] = prepared.holder
-        task = asyncio.create_task(self._abandon(key, prepared), name=f"abandon-{prepared.run_id}")
+        task = asyncio.create_task(self._mark(key, prepared, marked), name=f"{what}-{prepared.run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _abandon(self, key: FireKey, prepared: Prepared) -> None:
+    async def _mark(self, key: FireKey, prepared: Prepared, marked: str) -> None:
         backoff = Backoff(0.1, 2.0)
         try:
             for _ in range(100):
                 try:
                     # Moves only the claim this holder has: no-op if the new owner took it.
-                    await self._store.steal_claim(
-                        prepared.fire, prepared.holder, claims.abandoned(prepared.holder), prepared.token
-                    )
+                    await self._store.steal_claim(prepared.fire, prepared.holder, marked, prepared.token)
                     return
                 except Exception as error:  # noqa: BLE001
-                    warn.warning("abandon", "giving up the claim of run %s failed: %s", prepared.run_id, error)
+                    warn.warning("mark", "marking the claim of run %s %s failed: %s", prepared.run_id, marked, error)
                     await asyncio.sleep(backoff.next_delay())
         finally:
             if self.abandoning.get(key) == prepared.holder:

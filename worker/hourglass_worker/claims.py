@@ -16,6 +16,9 @@ _TOKEN = "#"
 # the shard's next owner takes such a claim over at once instead of waiting for the worker
 # to die. No live worker is ever called this.
 _ABANDONED = "!abandoned"
+# Appended to a holder that decided its fire does not run (the job was paused or cancelled
+# before the fire was due): whoever looks at the claim later leaves the fire alone.
+_DROPPED = "!dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,7 @@ class Holder:
     worker_id: str
     token: int | None
     abandoned: bool = False
+    dropped: bool = False
 
 
 def holder_id(worker_id: str, token: int) -> str:
@@ -35,11 +39,16 @@ def abandoned(holder: str) -> str:
     return holder + _ABANDONED
 
 
+def dropped(holder: str) -> str:
+    """The claim row's worker field once `holder` decided the fire does not run."""
+    return holder + _DROPPED
+
+
 def parse(holder: str) -> Holder:
-    gave_up = holder.endswith(_ABANDONED)
-    if gave_up:
-        holder = holder[: -len(_ABANDONED)]
+    gave_up, dropped_ = holder.endswith(_ABANDONED), holder.endswith(_DROPPED)
+    if gave_up or dropped_:
+        holder = holder[: -len(_ABANDONED if gave_up else _DROPPED)]
     worker_id, sep, token = holder.rpartition(_TOKEN)
     if sep and token.isdigit():
-        return Holder(worker_id, int(token), gave_up)
-    return Holder(holder, None, gave_up)
+        return Holder(worker_id, int(token), gave_up, dropped_)
+    return Holder(holder, None, gave_up, dropped_)

@@ -6,9 +6,10 @@ Preparing ahead takes the store's round trips (job read, claim, next fire) off t
 other workers' claims live in `claiming`; this module runs what was claimed.
 
 Fencing: a claimed fire runs only while the shard lease it was claimed under is safely held
-(or was released on purpose, while this worker is surely still seen alive), checked both
-before and after its start is made durable. A worker that was frozen past its lease therefore
-runs nothing it no longer owns; the shard's new owner takes its claims over.
+(or was released on purpose, while this worker is surely still seen alive), checked right
+before its executor is called, after the begun watermark covers it (see `begun`). A worker
+that was frozen past its lease therefore runs nothing it no longer owns; the shard's new owner
+takes its claims over, and tells from the watermark which of them never began.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
+import signal
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -27,9 +30,10 @@ from hourglass_core.coalesce import coalesced_writes
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
-from hourglass_core.models import Fire, JobState, OverlapPolicy, Run, RunStatus
+from hourglass_core.models import Fire, JobState, OverlapPolicy, Run, RunReason, RunStatus
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_pb.v1 import worker_pb2 as wpb
+from hourglass_worker.begun import BegunMark
 from hourglass_worker.book import EPSILON, ShardBook
 from hourglass_worker.claiming import Claimer, Later, Prepared
 from hourglass_worker.executors import Executor, RunContext
@@ -64,15 +68,18 @@ READ_ROOM_MIN = MAX_IN_HAND // 10
 # A fire whose shard lease cannot be confirmed right now waits this long, then looks again:
 # either the lease is confirmed (run) or lost (the new owner takes the claim over).
 LEASE_WAIT = timedelta(milliseconds=100)
-# A run's start record must be durable before its executor is called (a new owner that finds
-# none runs the fire itself), and that write takes milliseconds to tens of milliseconds here.
-# So a prepared fire leaves the timer this long before it is due: the start record is written
-# meanwhile and the executor is called at the due time, not a write's latency after it. The
-# cost: a worker dying in this window leaves a start record of a run it never began, which its
-# successor records LOST and retries if the job's retry policy allows (as it does for a death
-# between the write and the call).
+# A prepared fire leaves the timer this long before it is due, to take a run slot and have the
+# begun watermark cover it (asked for `BegunMark.lead` ahead, at most this), so that its
+# executor is called at the due time, not a write's latency after it.
 START_LEAD = timedelta(milliseconds=100)
+# A halt is remembered this long after it came: fires prepared before it are due by then.
+HALT_KEPT = timedelta(minutes=2)
 JobRef = tuple[str, str]
+# For tests of what a successor does with the fires of a worker that died at a given point:
+# "<stage>:<job name prefix>" SIGKILLs this worker when a fire of such a job reaches the stage
+# ("cover": out of the timer, not yet under the begun watermark; "call": covered, lease
+# checked, its executor about to be called).
+DIE_ENV = "HOURGLASS_TEST_DIE"
 
 
 class _Queued(enum.Enum):
@@ -81,6 +88,12 @@ class _Queued(enum.Enum):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def _sleep_until(at: datetime) -> None:
+    delay = (at - utcnow()).total_seconds()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 class Worker:
@@ -106,6 +119,9 @@ class Worker:
         self._timer = FireTimer()
         # Run starts from many fires at once go to the store together (see coalesce).
         self._starts = coalesced_writes(store.record_runs, max_items=16, max_flushing=4, name="run-starts")
+        self._begun = BegunMark(lambda through: store.save_begun(worker_id, through))
+        self._halts: dict[JobRef, datetime] = {}  # job -> when it was paused or cancelled
+        self._die_at = tuple(os.environ.get(DIE_ENV, "").partition(":")[::2])
         self._later = LookAgain(lambda fire, life: self._spawn(self._prepare(fire, life), "prepare-again"))
         self._book = ShardBook()
         self._keeper = ShardKeeper(
@@ -157,18 +173,40 @@ class Worker:
             if fire.due <= utcnow() + self._settings.lookahead and self._keeper.lease(fire.shard) is not None:
                 self._take(fire)
         elif kind == "job_halted":
-            self._halt(message.job_halted.namespace, message.job_halted.job_id)
+            halted = message.job_halted
+            self._halt(halted.namespace, halted.job_id, wire.from_ts(halted.at, halted.HasField("at")) or utcnow())
 
-    def _halt(self, namespace: str, job_id: str) -> None:
-        """The job was paused or cancelled: its prepared fires do not run. They are recorded
-        SKIPPED, so a shard owner watching this worker's claim on them stops waiting."""
-        halted = [p for p in self._prepared.values() if (p.fire.namespace, p.fire.job_id) == (namespace, job_id)]
-        queued = self._queued.pop((namespace, job_id), None)
-        for prepared in halted + ([queued] if queued else []):
-            self._prepared.pop(fire_key(prepared.fire), None)
-            self._spawn(self._finish(prepared, self._report_skipped(prepared.fire, prepared.run_id, "job halted")), "halt")
-        if self._running.get((namespace, job_id)):
+    def _halt(self, namespace: str, job_id: str, at: datetime) -> None:
+        """The job was paused or cancelled at `at`: its fires due later do not run and leave
+        no record (their claims are marked dropped, so nobody else runs them either); a fire
+        due before it that waits behind the job's running run is recorded SKIPPED. Fires due
+        before it that are about to run, run: they were due."""
+        ref = (namespace, job_id)
+        now = utcnow()
+        self._halts = {r: t for r, t in self._halts.items() if now - t < HALT_KEPT}
+        self._halts[ref] = max(at, self._halts.get(ref, at))
+        for prepared in [p for p in self._prepared.values() if (p.fire.namespace, p.fire.job_id) == ref]:
+            if self._halted(prepared):
+                del self._prepared[fire_key(prepared.fire)]
+                self._drop(prepared)
+        queued = self._queued.pop(ref, None)
+        if queued is not None and self._prepared.pop(fire_key(queued.fire), None) is not None:
+            skipped = self._report_skipped(queued.fire, queued.run_id, RunReason.HALTED,
+                                           "the job was halted while this fire waited for its previous run")  # fmt: skip
+            self._spawn(self._finish(queued, skipped), "halt")
+        if self._running.get(ref):
             self._spawn(self._cancel_if_cancelled(namespace, job_id), f"halt-{job_id}")
+
+    def _halted(self, prepared: Prepared) -> bool:
+        """Whether a halt that came after the fire's job was read drops the fire: it was due
+        after the halt."""
+        at = self._halts.get((prepared.fire.namespace, prepared.fire.job_id))
+        return at is not None and prepared.read_at <= at < prepared.fire.due
+
+    def _drop(self, prepared: Prepared) -> None:
+        trace.debug("drop %s at %s: job halted", prepared.fire.job_id, prepared.fire.due)
+        self._claimer.drop(prepared)
+        self._book.handled(prepared.fire, prepared.token)
 
     async def _cancel_if_cancelled(self, namespace: str, job_id: str) -> None:
         job = await self._store.get_job(namespace, job_id)
@@ -315,9 +353,7 @@ class Worker:
             return  # a claim of an earlier life that completed late; the registered one stands
         self._claimer.mine[key] = prepared.holder
         self._prepared[key] = prepared
-        # A job with an overlap policy has it judged at the due time, as the user would expect.
-        lead = START_LEAD if prepared.job.options.overlap_policy is OverlapPolicy.ALLOW else timedelta(0)
-        self._timer.add(prepared.fire, at=prepared.fire.due - lead)
+        self._timer.add(prepared.fire, at=prepared.fire.due - START_LEAD)
 
     # -- running --------------------------------------------------------------------------
     def _may_run(self, prepared: Prepared) -> bool | None:
@@ -334,8 +370,8 @@ class Worker:
                 if verdict is None:
                     self._timer.add(fire, at=utcnow() + LEASE_WAIT)
                     continue
-                del self._prepared[key]
                 if not verdict:
+                    del self._prepared[key]
                     trace.debug("give up %s at %s: %s", fire.job_id, fire.due, prepared.holder)
                     self._claimer.give_up(prepared)
                     continue
@@ -345,13 +381,25 @@ class Worker:
     async def _run(self, prepared: Prepared) -> None:
         outcome: asyncio.Future[None] | _Queued | None = None
         try:
-            outcome = await self._run_with_overlap(prepared)
+            await self._until_due(prepared)
+            if fire_key(prepared.fire) in self._prepared:  # else a halt or the shard's loss took it
+                outcome = await self._run_with_overlap(prepared)
         except Exception:  # noqa: BLE001 - one bad run must not stop the worker
             log.exception("run %s failed unexpectedly", prepared.run_id)
         finally:
             self._run_slots.release()
         if not isinstance(outcome, _Queued):
             await self._finish(prepared, outcome)
+
+    async def _until_due(self, prepared: Prepared) -> None:
+        """Waits for the fire's due time, having the begun watermark cover it meanwhile (asked
+        for the watermark's lead ahead). The fire stays in `_prepared` until then, so that a
+        halt coming meanwhile still drops it."""
+        due = prepared.fire.due
+        await _sleep_until(due - self._begun.lead)
+        self._die_if("cover", prepared)
+        await self._begun.cover(due)
+        await _sleep_until(due)
 
     async def _finish(self, prepared: Prepared, durable: asyncio.Future[None] | None) -> None:
         """The fire is handled once its outcome is durable: until then the checkpoint stays
@@ -370,10 +418,10 @@ class Worker:
         if self._running.get(ref) and fire.attempt == 1:
             policy = job.options.overlap_policy
             if policy is OverlapPolicy.SKIP:
-                return self._report_skipped(fire, prepared.run_id, "previous run still in progress")
+                return self._claimed_and_skipped(prepared, "the previous run was still going")
             if policy is OverlapPolicy.QUEUE_ONE:
                 if ref in self._queued:
-                    return self._report_skipped(fire, prepared.run_id, "a fire is already queued")
+                    return self._claimed_and_skipped(prepared, "a fire was already queued behind the running one")
                 self._queued[ref] = prepared
                 return _Queued.QUEUED
         durable = await self._execute(prepared)
@@ -382,47 +430,47 @@ class Worker:
             self._spawn(self._finish(queued, await self._execute(queued)), "finish-queued")
         return durable
 
-    async def _start(self, prepared: Prepared, run: Run) -> bool:
-        """Makes the run's start durable, waits for the due time (the fire left the timer
-        START_LEAD early), then says whether to call the executor. The check after the write
-        and the wait matters: a worker frozen meanwhile must not act on waking up, and a new
-        owner that read no start record ran the fire itself."""
-        backoff = Backoff(0.1, 2.0)
-        written = False
+    def _claimed_and_skipped(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
+        self._prepared.pop(fire_key(prepared.fire), None)
+        return self._report_skipped(prepared.fire, prepared.run_id, RunReason.OVERLAP, why)
+
+    async def _ready(self, prepared: Prepared) -> bool:
+        """Whether to call the executor now (nothing may be awaited between this and the
+        call): the fire is still wanted (a halt or the shard's loss did not take it out of
+        `_prepared`, where it stays until now), the begun watermark covers it, and its shard
+        lease is held. A lease lost gives the claim up to the shard's new owner."""
+        if self._prepared.pop(fire_key(prepared.fire), None) is None:
+            return False
         while True:
-            if written and (early := (prepared.fire.due - utcnow()).total_seconds()) > 0:
-                await asyncio.sleep(early)
+            await self._begun.cover(prepared.fire.due)  # at once unless it was queued past it
             verdict = self._may_run(prepared)
-            if verdict and written:
+            if verdict:
                 return True
             if verdict is False:
                 self._claimer.give_up(prepared)
                 return False
-            if verdict is None:
-                await asyncio.sleep(LEASE_WAIT.total_seconds())
-                continue
-            try:
-                await self._starts.call(None, run)
-                written = True
-            except Exception as error:  # noqa: BLE001 - the store may be away for a while
-                warn.warning("start", "recording the start of run %s failed: %s", run.run_id, error)
-                await asyncio.sleep(backoff.next_delay())
+            await asyncio.sleep(LEASE_WAIT.total_seconds())
 
     async def _execute(self, prepared: Prepared) -> asyncio.Future[None] | None:
         job, fire = prepared.job, prepared.fire
-        ref = (job.namespace, job.id)
-        run = Run(job.namespace, job.id, prepared.run_id, fire.due, fire.attempt, RunStatus.RUNNING,
-                  self.worker_id, max(utcnow(), fire.due))  # fmt: skip
-        if not await self._start(prepared, run):
+        if not await self._ready(prepared):
             return None
-        trace.debug("start %s at %s", fire.job_id, fire.due)
+        self._die_if("call", prepared)
+        ref = (job.namespace, job.id)
         ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.due, job.params)
         self._running[ref].append(ctx)
+        started = utcnow()
+        run = Run(job.namespace, job.id, prepared.run_id, fire.due, fire.attempt, RunStatus.RUNNING, self.worker_id, started)
+        trace.debug("start %s at %s", fire.job_id, fire.due)
         try:
             executor = self._executors.get(job.executor)
             if executor is None:
                 status, result, error = RunStatus.FAILED, run.result, f"executor {job.executor!r} is not on worker {self.worker_id}"
             else:
+                # The start record (a RUNNING run, for readers) goes once the call is made, never
+                # before it: nothing stands between the due time and the call. A successor
+                # knows from the begun watermark, not from it, whether the executor began.
+                self._spawn(self._record_start(run), "start")
                 outcome = await self._runner.run(executor, ctx, job.options.timeout)
                 status, result, error = outcome.status, outcome.result, outcome.error
                 if ctx.cancelled.is_set() and status is RunStatus.FAILED:
@@ -436,10 +484,25 @@ class Worker:
             await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
         return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
 
-    def _report_skipped(self, fire: Fire, run_id: str, reason: str) -> asyncio.Future[None]:
+    def _die_if(self, stage: str, prepared: Prepared) -> None:
+        name = self._die_at[1]
+        if self._die_at[0] == stage and name and prepared.job.name.startswith(name):
+            log.warning("worker %s dies at %s of %s (%s)", self.worker_id, stage, prepared.run_id, DIE_ENV)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _record_start(self, run: Run) -> None:
+        """Best effort: the result, written later, tells the same and more. Its write timestamp
+        (the start time) is older than the result's, so it never overwrites the result."""
+        try:
+            await self._starts.call(None, run)
+        except Exception as error:  # noqa: BLE001 - the store may be away for a while
+            warn.warning("start", "recording the start of run %s failed: %s", run.run_id, error)
+
+    def _report_skipped(self, fire: Fire, run_id: str, reason: RunReason, why: str) -> asyncio.Future[None]:
+        now = utcnow()
         return self.link.run_finished(
             Run(fire.namespace, fire.job_id, run_id, fire.due, fire.attempt, RunStatus.SKIPPED,
-                self.worker_id, ended_at=utcnow(), error=reason)  # fmt: skip
+                self.worker_id, ended_at=max(now, fire.due), error=why, reason=reason)  # fmt: skip
         )
 
     # -- life cycle -----------------------------------------------------------------------
@@ -450,6 +513,7 @@ class Worker:
             asyncio.create_task(self.link.run(), name="link"),
             asyncio.create_task(self._dispatch(), name="dispatch"),
             asyncio.create_task(self._later.run(), name="look-again"),
+            asyncio.create_task(self._begun.run(), name="begun-watermark"),
         ]
         keeper = asyncio.create_task(self._keeper.run(), name="shard-keeper")
         try:
