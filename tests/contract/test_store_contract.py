@@ -39,8 +39,10 @@ from hourglass_core.models import (
     Payload,
     RetryPolicy,
     Run,
+    RunReason,
     RunStatus,
     Trigger,
+    WorkerLostPolicy,
 )
 from hourglass_core.firing import job_id_for_key
 from hourglass_core.store.base import Checkpoint, Store
@@ -155,6 +157,7 @@ async def test_created_job_reads_back_with_every_field(
             misfire_policy=MisfirePolicy.SKIP,
             misfire_grace=timedelta(seconds=9),
             overlap_policy=OverlapPolicy.QUEUE_ONE,
+            on_worker_lost=WorkerLostPolicy.RECORD,
         ),
         labels={"team": "billing", "tier": "gold", "empty": ""},
         idempotency_key=f"key-{kind}",
@@ -585,6 +588,29 @@ async def test_late_running_event_does_not_revert_a_finished_run(
     assert not stored.running and stored.last_status is RunStatus.FAILED
     [listed] = (await store.list_runs(ns, job.id, 10, "")).items
     assert listed == failed
+
+
+async def test_a_skipped_or_lost_run_keeps_its_reason_beside_its_text(store: Store, ns: str, shard: int) -> None:
+    job, fire = await create(store, ns, shard)
+    for attempt, (status, reason) in enumerate([(RunStatus.SKIPPED, RunReason.OVERLAP),
+                                               (RunStatus.LOST, RunReason.WORKER_LOST)], start=1):  # fmt: skip
+        run = make_run(job, fire.due, status, attempt=attempt, worker_id="w", ended_at=fire.due, error="why", reason=reason)
+        await store.record_run(run)
+        assert await store.get_run(run.run_id) == run
+    listed = (await store.list_runs(ns, job.id, 10, "")).items
+    assert [(r.attempt, r.reason) for r in listed] == [(2, RunReason.WORKER_LOST), (1, RunReason.OVERLAP)]
+
+
+async def test_a_begun_watermark_is_durable_and_never_moves_back(store: Store) -> None:
+    worker = f"w-{uuid.uuid4().hex[:8]}"
+    assert await store.load_begun(worker) is None
+    t = now()
+    await store.save_begun(worker, t + US)
+    await asyncio.gather(*(store.save_begun(worker, t - timedelta(seconds=i)) for i in range(5)))
+    assert await store.load_begun(worker) == t + US
+    await store.save_begun(worker, t + timedelta(seconds=1))
+    assert await store.load_begun(worker) == t + timedelta(seconds=1)
+    assert await store.load_begun(worker + "-other") is None
 
 
 async def test_next_run_sets_running_again(store: Store, ns: str, shard: int) -> None:

@@ -12,9 +12,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 
 import hourglass
+from hourglass_core import wire
+from hourglass_pb.v1 import jobs_pb2 as pb
+from hourglass_pb.v1 import jobs_pb2_grpc as pb_grpc
 from benchmarks.cluster import free_port
 from hourglass_core.config import Settings
 from hourglass_dev.main import embedded
@@ -37,8 +41,12 @@ async def block_loop(ctx: RunContext) -> None:
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[hourglass.AsyncClient]:
-    address = f"127.0.0.1:{free_port()}"
+def address() -> str:
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+async def client(tmp_path: Path, address: str) -> AsyncIterator[hourglass.AsyncClient]:
     settings = Settings(
         store=f"sqlite:///{tmp_path / 'hg.db'}", coordination="memory://", num_shards=4,
         listen=address, coordinator=address,
@@ -125,3 +133,16 @@ async def test_cancelling_a_fast_recurring_job_leaves_no_run_due_after_the_cance
         assert run.status is hourglass.RunStatus.SUCCEEDED, run
     assert not [k for k, t in CALLED.items() if k[0] == job.id and t > cancelled_at + timedelta(milliseconds=50)]
     assert (await client.get(job.id)).last_status is hourglass.RunStatus.SUCCEEDED
+
+
+async def test_an_unknown_on_worker_lost_is_refused_naming_the_field_and_stores_nothing(
+    client: hourglass.AsyncClient, address: str
+) -> None:
+    spec = pb.JobSpec(name="bad", executor="record", trigger=pb.Trigger(once=pb.OnceTrigger(at=wire.ts(datetime.now(UTC)))))
+    spec.options.on_worker_lost = 9  # type: ignore[assignment]
+    async with grpc.aio.insecure_channel(address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await pb_grpc.JobServiceStub(channel).SubmitJob(pb.SubmitJobRequest(job=spec))
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "job.options.on_worker_lost" in (raised.value.details() or "")
+    assert not [j for j in (await client.list()).items if j.name == "bad"]
