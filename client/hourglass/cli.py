@@ -264,7 +264,8 @@ def _client_flags(top: bool) -> argparse.ArgumentParser:
     p.add_argument("--namespace", "-n", default=default(os.environ.get("HOURGLASS_NAMESPACE", DEFAULT_NAMESPACE)),
                    help="namespace (default $HOURGLASS_NAMESPACE or 'default')")
     p.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
-    p.add_argument("--timeout", type=timeout_seconds, default=default(None), help=f"per-call deadline ({DURATION_HELP}; default 10s)")
+    p.add_argument("--timeout", type=timeout_seconds, default=default(None),
+                   help=f"per-call deadline ({DURATION_HELP}; default 10s)")
     return p
 
 

@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from hourglass_coordinator.server import serve
 from hourglass_core.config import Settings, from_env
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.store.factory import open_store
 from hourglass_core.store.migrate import initialise
-from hourglass_coordinator.server import serve
 from hourglass_worker.main import run_worker
 
 log = logging.getLogger("hourglass.dev")

@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import grpc
 
+from hourglass_coordinator.jobs import JobsApi, utcnow
 from hourglass_core import wire
 from hourglass_core.errors import HourglassError, InvalidArgument
 from hourglass_core.models import DEFAULT_NAMESPACE, JobFilter
 from hourglass_core.store.base import Created
-from hourglass_coordinator.jobs import JobsApi, utcnow
 from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import jobs_pb2_grpc
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from hourglass_coordinator.read_cache import ReadCache
 from hourglass_core.coalesce import Coalescer
 from hourglass_core.errors import FailedPrecondition, InvalidArgument
 from hourglass_core.firing import first_fire_time, job_id_for_key, schedule_row_due
@@ -23,7 +24,6 @@ from hourglass_core.sharding import shard_of
 from hourglass_core.store.base import Created, Store
 from hourglass_core.triggers import next_fire
 from hourglass_core.validation import validate_spec
-from hourglass_coordinator.read_cache import ReadCache
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -222,7 +222,10 @@ class JobsApi:
 
     async def list_runs(self, namespace: str, job_id: str, size: int, token: str) -> Page[Run]:
         size = page_size(size)
-        return await self._cache.runs_page(namespace, job_id, size, token, lambda: self._runs_page(namespace, job_id, size, token))
+        def read() -> Awaitable[Page[Run]]:
+            return self._runs_page(namespace, job_id, size, token)
+
+        return await self._cache.runs_page(namespace, job_id, size, token, read)
 
     async def _runs_page(self, namespace: str, job_id: str, size: int, token: str) -> Page[Run]:
         page = await self._store.list_runs(namespace, job_id, size, token)

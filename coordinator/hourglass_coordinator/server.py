@@ -11,13 +11,13 @@ import uuid
 
 import grpc
 
-from hourglass_core.config import Settings
-from hourglass_core.backends import Backends, open_backends
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_streams import WorkerStreams
+from hourglass_core.backends import Backends, open_backends
+from hourglass_core.config import Settings
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
 
 log = logging.getLogger(__name__)

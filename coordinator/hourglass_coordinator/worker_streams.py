@@ -21,13 +21,13 @@ from typing import Any
 
 import grpc
 
+from hourglass_coordinator.read_cache import ReadCache
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import coalesced_writes
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
 from hourglass_core.models import Fire, FireKind
 from hourglass_core.store.base import Store
-from hourglass_coordinator.read_cache import ReadCache
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
 

@@ -72,7 +72,7 @@ class Coalescer(Generic[K, T, R]):
                     results = await self._flush(key, [item for item, _ in group])
                     if len(results) != len(group):
                         raise RuntimeError(f"{self._name}: {len(results)} results for {len(group)} items")
-                except BaseException as error:  # noqa: BLE001 - handed to the callers
+                except BaseException as error:
                     cancelled = isinstance(error, asyncio.CancelledError)
                     for _, future in group:
                         if not future.done():
@@ -80,7 +80,7 @@ class Coalescer(Generic[K, T, R]):
                     if cancelled:
                         raise
                     continue
-                for (_, future), result in zip(group, results):
+                for (_, future), result in zip(group, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:

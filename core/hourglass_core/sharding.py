@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 
-__all__ = ["shard_of", "assign_shards", "moves"]
+__all__ = ["assign_shards", "moves", "shard_of"]
 
 
 def shard_of(job_id: str, num_shards: int) -> int:

@@ -51,8 +51,9 @@ import copy
 import functools
 import math
 import re
-from dataclasses import dataclass, field as dataclass_field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -61,13 +62,13 @@ from hourglass_core.errors import InvalidTrigger
 from hourglass_core.models import CronTrigger, IntervalTrigger, OnceTrigger, RetryPolicy, Trigger
 
 __all__ = [
-    "validate_trigger",
-    "next_fire",
-    "fires_between",
     "backoff_delay",
+    "fires_between",
+    "next_fire",
+    "validate_trigger",
 ]
 
-UTC = timezone.utc
+UTC = UTC
 
 _ONE_MS = timedelta(milliseconds=1)
 _ONE_US = timedelta(microseconds=1)

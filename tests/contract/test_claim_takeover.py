@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.firing import run_id_for
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.models import Fire, JobSpec, JobState, OnceTrigger, Run, RunStatus
 from hourglass_core.store.base import Store
-from hourglass_coordinator.jobs import JobsApi
 from hourglass_worker import claims
 from hourglass_worker.claiming import Claimer, Prepared
 from hourglass_worker.shards import ShardKeeper
@@ -53,7 +53,7 @@ async def _claimed_fire(store: Store, holder: str) -> Fire:
 async def _new_owner(store: Store, link: _Link, taken: list[Fire] | None = None) -> Claimer:
     keeper = ShardKeeper(MemoryLeases(), "w2", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
     keeper.assign({0})
-    await keeper._step()  # noqa: SLF001 - one convergence step: the lease of shard 0 is held
+    await keeper._step()
     take = (taken if taken is not None else []).append
     return Claimer("w2", store, MemoryMembership(), keeper, link,  # type: ignore[arg-type]
                    take=take, skipped=lambda *a: None, lookahead=timedelta(seconds=3))  # fmt: skip

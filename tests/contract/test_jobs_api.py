@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.models import Fire, JobSpec, OnceTrigger
 from hourglass_core.store.base import Store
@@ -24,7 +23,7 @@ async def test_only_fires_due_within_the_workers_lookahead_are_hinted(fresh_sqli
     soon, later = NOW + timedelta(seconds=2), NOW + timedelta(hours=1)
     created = await api.submit(
         [JobSpec(name="soon", executor="echo", trigger=OnceTrigger(at=soon)),
-         JobSpec(name="later", executor="echo", trigger=OnceTrigger(at=later))]  # fmt: skip
+         JobSpec(name="later", executor="echo", trigger=OnceTrigger(at=later))]
     )
     assert [c.job.next_fire_time for c in created] == [soon, later]
     # The far one is read by its shard's owner in time; hinted, it would be claimed an hour early.

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 import redis.asyncio
@@ -159,7 +160,7 @@ async def test_tokens_strictly_increase_across_keys_and_reacquisitions(backend: 
     assert await leases.release(a1)
     tokens.append((await _acquired(leases, "k1", "b")).token)
     tokens.append((await _acquired(leases, "k3", "c")).token)
-    assert all(earlier < later for earlier, later in zip(tokens, tokens[1:])), tokens
+    assert all(earlier < later for earlier, later in pairwise(tokens)), tokens
 
 
 async def test_renew_extends_lease_past_its_original_ttl(backend: Backend) -> None:

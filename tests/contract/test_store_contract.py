@@ -24,6 +24,7 @@ from hourglass_core.errors import (
     StaleOwner,
     Unavailable,
 )
+from hourglass_core.firing import job_id_for_key
 from hourglass_core.models import (
     CronTrigger,
     Fire,
@@ -44,7 +45,6 @@ from hourglass_core.models import (
     Trigger,
     WorkerLostPolicy,
 )
-from hourglass_core.firing import job_id_for_key
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_core.store.factory import open_store
 
@@ -231,7 +231,7 @@ async def test_a_large_batch_of_jobs_is_stored_whole_and_read_back_together(stor
             for i, (j, f) in enumerate(made)]  # fmt: skip
     made = [(j, None if f is None else replace(f, job_id=j.id)) for j, f in made]
     made[7] = (replace(made[7][0], params=Payload(b"p" * 9000)), made[7][1])
-    [earlier] = await store.create_jobs([made[3]])
+    [_] = await store.create_jobs([made[3]])
     created = await store.create_jobs(made)
     assert [c.created for c in created] == [i != 3 for i in range(60)]
     ids = [j.id for j, _ in made]

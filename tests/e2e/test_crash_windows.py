@@ -42,7 +42,9 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def _kill_at(cluster: Cluster, tmp_path: Path, stage: str, options: list[hourglass.JobOptions]) -> tuple[list[hourglass.Job], Path]:
+def _kill_at(
+    cluster: Cluster, tmp_path: Path, stage: str, options: list[hourglass.JobOptions]
+) -> tuple[list[hourglass.Job], Path]:
     """Runs w1 with the hook at `stage` for jobs named die-*, submits one once-job per options
     (all due at the same instant), waits for w1 to die, then starts w2."""
     exec_dir = tmp_path / "exec"

@@ -16,12 +16,12 @@ import grpc
 import pytest
 
 import hourglass
-from hourglass_core import wire
-from hourglass_pb.v1 import jobs_pb2 as pb
-from hourglass_pb.v1 import jobs_pb2_grpc as pb_grpc
 from benchmarks.cluster import free_port
+from hourglass_core import wire
 from hourglass_core.config import Settings
 from hourglass_dev.main import embedded
+from hourglass_pb.v1 import jobs_pb2 as pb
+from hourglass_pb.v1 import jobs_pb2_grpc as pb_grpc
 from hourglass_worker.executors import RunContext
 
 # (job id, attempt) -> when the executor was called, by the executor's own clock.

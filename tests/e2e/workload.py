@@ -31,7 +31,8 @@ def mixed_specs(t0: datetime, count: int, span_s: float, executor: str = "echo",
     rng = random.Random(42)
     start = t0 + LEAD
     end = start + timedelta(seconds=span_s)
-    options = hourglass.JobOptions(retry=hourglass.RetryPolicy(max_attempts=max_attempts, initial_backoff=timedelta(milliseconds=200)))
+    retry = hourglass.RetryPolicy(max_attempts=max_attempts, initial_backoff=timedelta(milliseconds=200))
+    options = hourglass.JobOptions(retry=retry)
     specs = []
     for i in range(count):
         kind = i % 10

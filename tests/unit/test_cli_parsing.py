@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -66,8 +66,10 @@ def test_at_without_offset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert "add a UTC offset" in err and "2026-12-01T09:00:00Z" in err
 
 
-@pytest.mark.parametrize(("text", "every"), [("10s", timedelta(seconds=10)), ("500ms", timedelta(milliseconds=500)),
-                                             ("1m", timedelta(minutes=1)), ("2h", timedelta(hours=2)), ("15", timedelta(seconds=15))])
+@pytest.mark.parametrize(("text", "every"), [
+    ("10s", timedelta(seconds=10)), ("500ms", timedelta(milliseconds=500)), ("1m", timedelta(minutes=1)),
+    ("2h", timedelta(hours=2)), ("15", timedelta(seconds=15)),
+])
 def test_every_accepts_duration_units_and_anchors_at_now(text: str, every: timedelta) -> None:
     assert spec("--every", text).trigger == IntervalTrigger(every=every, start=NOW)
 
@@ -186,7 +188,7 @@ def _job(job_id: str, state: JobState = JobState.ACTIVE) -> Job:
 
 class FakeClient:
     error: Exception | None = None
-    submitted: list[JobSpec] = []
+    submitted: ClassVar[list[JobSpec]] = []
 
     def __init__(self, address: str | None = None, **kwargs: Any) -> None:
         self.address = address

@@ -57,7 +57,7 @@ async def test_fence_runs_claims_of_the_held_lease_only_and_released_ones_while_
     beating_since = [0.0]
     fence = Fence(keeper, lambda: beating_since[0])
     keeper.assign({1})
-    await keeper._step()  # noqa: SLF001 - one convergence step, no loop
+    await keeper._step()
     token = keeper.token(1)
     assert token is not None
     fence.gained(1, token)
@@ -81,12 +81,12 @@ async def test_keeper_raises_the_fencing_counter_above_the_store_after_a_lost_le
         fencing_floor=lambda: _value(1000),
     )  # fmt: skip
     keeper.assign({0})
-    await keeper._step()  # noqa: SLF001
+    await keeper._step()
     first = keeper.token(0)
     assert first is not None and first > 1000  # seeded before the very first lease
     keeper.forfeit(0)  # the store said our token is stale
     assert lost == [(0, False)] and keeper.token(0) is None
-    await keeper._step()  # noqa: SLF001 - releases the forfeited lease, takes the shard again
+    await keeper._step()
     second = keeper.token(0)
     assert second is not None and second > first
 
@@ -103,13 +103,13 @@ async def test_a_new_assignment_takes_its_shards_without_renewing_fresh_leases_f
     leases.renew = counting_renew  # type: ignore[method-assign]
     keeper = ShardKeeper(leases, "w1", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
     keeper.assign({0, 1})
-    await keeper._step()  # noqa: SLF001
+    await keeper._step()
     keeper.assign({0, 1, 2})  # a hand-over right after: only the new shard's lease is needed
-    await keeper._step()  # noqa: SLF001
+    await keeper._step()
     assert keeper.held == {0, 1, 2} and renewed == []
-    for held in keeper._held.values():  # noqa: SLF001 - as if a renewal period had passed
+    for held in keeper._held.values():
         held.confirmed_at -= 1.0
-    await keeper._step()  # noqa: SLF001
+    await keeper._step()
     assert len(renewed) == 3
 
 

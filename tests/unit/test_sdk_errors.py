@@ -139,7 +139,8 @@ def _spec(key: str = "") -> JobSpec:
 @pytest.mark.parametrize(
     ("code", "details", "expected", "text"),
     [
-        (Code.INVALID_ARGUMENT, "job.trigger.cron.timezone: unknown zone", hourglass.InvalidArgument, "job.trigger.cron.timezone: unknown zone"),
+        (Code.INVALID_ARGUMENT, "job.trigger.cron.timezone: unknown zone", hourglass.InvalidArgument,
+         "job.trigger.cron.timezone: unknown zone"),
         (Code.INVALID_ARGUMENT, "page token is garbage", hourglass.InvalidArgument, "page token is garbage"),
         (Code.NOT_FOUND, "nothing here", hourglass.NotFound, "nothing here"),
         (Code.FAILED_PRECONDITION, "job j is cancelled", hourglass.FailedPrecondition, "job j is cancelled"),

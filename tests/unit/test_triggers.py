@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +16,7 @@ from hourglass_core.errors import InvalidTrigger
 from hourglass_core.models import CronTrigger, IntervalTrigger, OnceTrigger, RetryPolicy, Trigger
 from hourglass_core.triggers import backoff_delay, fires_between, next_fire, validate_trigger
 
-UTC = timezone.utc
+UTC = UTC
 NEW_YORK = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
 
@@ -374,19 +375,19 @@ def test_hourly_job_fires_once_per_real_hour_on_transition_days(
     trigger = CronTrigger("0 * * * *", timezone=str(zone))
     fires = fires_on(trigger, day)
     assert len(fires) == hours
-    assert all(b - a == timedelta(hours=1) for a, b in zip(fires, fires[1:]))
+    assert all(b - a == timedelta(hours=1) for a, b in pairwise(fires))
 
 
 @pytest.mark.parametrize("day", [US_SPRING, US_FALL])
 def test_every_15_minutes_job_keeps_real_15_minute_spacing_through_transitions(day: date) -> None:
     fires = fires_around(CronTrigger("*/15 * * * *", timezone="America/New_York"), day)
-    assert all(b - a == timedelta(minutes=15) for a, b in zip(fires, fires[1:]))
+    assert all(b - a == timedelta(minutes=15) for a, b in pairwise(fires))
 
 
 def test_hourly_at_half_past_fires_twice_at_0130_on_fall_back_day_london() -> None:
     fires = fires_on(CronTrigger("30 * * * *", timezone="Europe/London"), UK_FALL)
     walls = [f.astimezone(LONDON) for f in fires]
-    assert [f for f, w in zip(fires, walls) if (w.hour, w.minute) == (1, 30)] == [
+    assert [f for f, w in zip(fires, walls, strict=True) if (w.hour, w.minute) == (1, 30)] == [
         local(LONDON, 2026, 10, 25, 1, 30, fold=0),
         local(LONDON, 2026, 10, 25, 1, 30, fold=1),
     ]
@@ -695,7 +696,7 @@ def test_property_every_n_seconds_cron_fires_on_second_boundaries(
     fires = fires_between(trigger, after, after + timedelta(seconds=3 * n))
     assert fires
     assert all(f.microsecond == 0 and f.second % n == 0 for f in fires)
-    assert all(b - a == timedelta(seconds=n) for a, b in zip(fires, fires[1:]))
+    assert all(b - a == timedelta(seconds=n) for a, b in pairwise(fires))
 
 
 @PROPERTY

@@ -58,7 +58,7 @@ async def test_runner_reports_success_failure_and_timeout() -> None:
 
 def test_operator_executor_entries_are_validated() -> None:
     assert "dumps" in load_executors("dumps=json:dumps")
-    with pytest.raises(ValueError, match="not name=package.module:function"):
+    with pytest.raises(ValueError, match=r"not name=package\.module:function"):
         load_executors("oops")
     with pytest.raises(ValueError, match="cannot load"):
         load_executors("x=no_such_module_here:f")
@@ -114,7 +114,7 @@ async def test_a_heartbeat_sent_now_goes_out_ahead_of_queued_run_events() -> Non
     for n in range(3):
         link.run_finished(Run("d", "j", f"r{n}", now, 1, RunStatus.SUCCEEDED, "w1", now, now))
     await link.send_heartbeat()  # the worker is leaving: the leader must learn it first
-    messages = link._messages()  # noqa: SLF001 - what the stream would send, in order
+    messages = link._messages()
     kinds = [(await anext(messages)).WhichOneof("kind") for _ in range(5)]
     assert kinds == ["register", "heartbeat", "run_finished", "run_finished", "run_finished"]
 
@@ -125,7 +125,7 @@ async def test_an_assignment_goes_to_the_worker_ahead_of_queued_acks_and_hints()
         conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=seq)))
     conn.assignment = wpb.CoordinatorMessage(assignment=wpb.Assignment(version=2, shards=[3, 4]))
     reader = asyncio.create_task(asyncio.sleep(3600))  # the worker's side stays open
-    outgoing = WorkerStreams._outgoing(conn, reader)  # noqa: SLF001
+    outgoing = WorkerStreams._outgoing(conn, reader)
     kinds = [(await anext(outgoing)).WhichOneof("kind") for _ in range(3)]
     assert kinds == ["assignment", "ack", "ack"]
     reader.cancel()

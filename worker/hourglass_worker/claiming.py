@@ -229,9 +229,9 @@ class Claimer:
         claimer = claims.parse(holder)
         if claimer.dropped:
             return None  # its job was halted before it was due: it does not run
-        if not claimer.abandoned and claimer.worker_id != self._worker_id:
-            if claimer.worker_id in await self._live_workers():
-                return Later.WATCH
+        others = not claimer.abandoned and claimer.worker_id != self._worker_id
+        if others and claimer.worker_id in await self._live_workers():
+            return Later.WATCH
         lease = self._keeper.lease(fire.shard)
         if lease is None:
             return Later.RETRY

@@ -7,7 +7,7 @@ import inspect
 import traceback
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from hourglass_core.models import Payload, RunStatus
@@ -19,7 +19,7 @@ MAX_ERROR = 4000
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: RunStatus
-    result: Payload = Payload()
+    result: Payload = field(default_factory=Payload)
     error: str = ""
 
 

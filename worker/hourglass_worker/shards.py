@@ -132,7 +132,7 @@ class ShardKeeper:
         renewals = [(shard, h) for shard, h in self._held.items() if h.confirmed_at <= fresh_after]
         sent = loop.time()
         results = await asyncio.gather(*(self._leases.renew(h.lease) for _, h in renewals))
-        for (shard, held), ok in zip(renewals, results):
+        for (shard, held), ok in zip(renewals, results, strict=True):
             if self._held.get(shard) is not held:
                 continue  # forfeited or released while renewing
             if ok:
@@ -151,7 +151,7 @@ class ShardKeeper:
             *(self._leases.acquire(shard_key(s), self._worker_id, self._ttl) for s in wanted)
         )
         floor = self._max_token  # tokens of this one round may come back in any order
-        for shard, lease in zip(wanted, leases):
+        for shard, lease in zip(wanted, leases, strict=True):
             if lease is None or shard in self._held:
                 continue
             if lease.token <= floor:

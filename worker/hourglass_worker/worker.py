@@ -384,7 +384,7 @@ class Worker:
             await self._until_due(prepared)
             if fire_key(prepared.fire) in self._prepared:  # else a halt or the shard's loss took it
                 outcome = await self._run_with_overlap(prepared)
-        except Exception:  # noqa: BLE001 - one bad run must not stop the worker
+        except Exception:
             log.exception("run %s failed unexpectedly", prepared.run_id)
         finally:
             self._run_slots.release()
@@ -465,7 +465,8 @@ class Worker:
         try:
             executor = self._executors.get(job.executor)
             if executor is None:
-                status, result, error = RunStatus.FAILED, run.result, f"executor {job.executor!r} is not on worker {self.worker_id}"
+                missing = f"executor {job.executor!r} is not on worker {self.worker_id}"
+                status, result, error = RunStatus.FAILED, run.result, missing
             else:
                 # The start record (a RUNNING run, for readers) goes once the call is made, never
                 # before it: nothing stands between the due time and the call. A successor
@@ -499,11 +500,10 @@ class Worker:
             warn.warning("start", "recording the start of run %s failed: %s", run.run_id, error)
 
     def _report_skipped(self, fire: Fire, run_id: str, reason: RunReason, why: str) -> asyncio.Future[None]:
-        now = utcnow()
-        return self.link.run_finished(
-            Run(fire.namespace, fire.job_id, run_id, fire.due, fire.attempt, RunStatus.SKIPPED,
-                self.worker_id, ended_at=max(now, fire.due), error=why, reason=reason)  # fmt: skip
-        )
+        ended = max(utcnow(), fire.due)
+        run = Run(fire.namespace, fire.job_id, run_id, fire.due, fire.attempt, RunStatus.SKIPPED, self.worker_id,
+                  ended_at=ended, error=why, reason=reason)
+        return self.link.run_finished(run)
 
     # -- life cycle -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

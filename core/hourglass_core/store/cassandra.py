@@ -213,7 +213,7 @@ class CassandraStore:
         answers = await asyncio.gather(*(self._cql.execute(self._st.keys_get, read) for read in reads))
         return {
             (namespace, row["key"]): (row["job_id"], row["shard"])
-            for (namespace, _), rows in zip(reads, answers)
+            for (namespace, _), rows in zip(reads, answers, strict=True)
             for row in rows
         }
 
@@ -306,7 +306,7 @@ class CassandraStore:
             ids = [r["id"] for r in rows]
             budget -= len(ids)
             jobs = await asyncio.gather(*(self._find_job(namespace, i) for i in ids))
-            for job_id, job in zip(ids, jobs):
+            for job_id, job in zip(ids, jobs, strict=True):
                 after = job_id
                 if job is not None and flt.matches(job):
                     items.append(job)
