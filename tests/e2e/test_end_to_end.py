@@ -20,8 +20,8 @@ from tests.e2e.workload import (
     now,
     percentile,
     submit_all,
-    wait_for_executor,
     summary,
+    wait_for_executor,
     wait_for_runs,
 )
 
