@@ -13,10 +13,10 @@ import pytest
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.firing import run_id_for
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
-from hourglass_core.models import Fire, JobSpec, JobState, OnceTrigger, Run, RunStatus
+from hourglass_core.models import Fire, FireKind, JobSpec, JobState, OnceTrigger, Run, RunReason, RunStatus
 from hourglass_core.store.base import Store
 from hourglass_worker import claims
-from hourglass_worker.claiming import Claimer, Prepared
+from hourglass_worker.claiming import Claimer, Later, Prepared
 from hourglass_worker.shards import ShardKeeper
 
 
@@ -50,13 +50,16 @@ async def _claimed_fire(store: Store, holder: str) -> Fire:
     return fire
 
 
-async def _new_owner(store: Store, link: _Link, taken: list[Fire] | None = None) -> Claimer:
+async def _new_owner(store: Store, link: _Link, taken: list[Fire] | None = None, *, held_for: float = 10.0) -> Claimer:
+    """w2, holding shard 0 for `held_for` seconds already."""
     keeper = ShardKeeper(MemoryLeases(), "w2", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
     keeper.assign({0})
     await keeper._step()
     take = (taken if taken is not None else []).append
+    gained = datetime.now(UTC) - timedelta(seconds=held_for)
     return Claimer("w2", store, MemoryMembership(), keeper, link,  # type: ignore[arg-type]
-                   take=take, skipped=lambda *a: None, lookahead=timedelta(seconds=3))  # fmt: skip
+                   take=take, skipped=lambda *a: None, lookahead=timedelta(seconds=3),
+                   gained_at=lambda shard: gained, lease_ttl=timedelta(seconds=3))
 
 
 async def test_reading_a_job_takes_its_next_fire_whoever_moved_the_schedule(fresh_sqlite_store: Store) -> None:
@@ -75,32 +78,72 @@ async def test_reading_a_job_takes_its_next_fire_whoever_moved_the_schedule(fres
     assert [(f.job_id, f.due, f.attempt) for f in taken] == [(job.id, nxt.due, 1)]
 
 
-@pytest.mark.parametrize("gave_up", [True, False], ids=["abandoned", "died"])
-async def test_a_start_record_left_by_a_holder_decides_between_running_again_and_lost(
-    fresh_sqlite_store: Store, gave_up: bool
+@pytest.mark.parametrize(
+    ("left", "same_attempt"),
+    [("abandoned", True), ("watermark before the due time", True), ("watermark at the due time", False),
+     ("start record", False)],
+)
+async def test_what_a_dead_holder_left_decides_between_the_same_attempt_and_a_cut_off_run(
+    fresh_sqlite_store: Store, left: str, same_attempt: bool
 ) -> None:
-    """w1 wrote its run's start, then lost the shard's lease. If it gave the claim up it never
-    called the executor: the new owner runs the same attempt. If it died instead, the run may
-    have been under way: it is recorded LOST (and retried under the job's policy)."""
+    """w1 claimed a fire and then died (or gave the claim up). It called no executor of a fire
+    due after its begun watermark, and gave up only fires it did not call: the new owner runs
+    those as the same attempt. Otherwise the run may have been under way: it is recorded LOST
+    with reason worker_lost, and (on_worker_lost RETRY, the default) attempt 2 follows even
+    though max_attempts is 1."""
+    store = fresh_sqlite_store
     w1 = claims.holder_id("w1", 5)
-    fire = await _claimed_fire(fresh_sqlite_store, w1)
+    fire = await _claimed_fire(store, w1)
     run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
-    started = datetime.now(UTC)
-    await fresh_sqlite_store.record_run(Run(fire.namespace, fire.job_id, run_id, fire.due, 1, RunStatus.RUNNING, "w1", started))
-    if gave_up:
-        assert await fresh_sqlite_store.steal_claim(fire, w1, claims.abandoned(w1), 5)
-    link = _Link()
-    claimer = await _new_owner(fresh_sqlite_store, link)
+    if left == "abandoned":
+        await store.save_begun("w1", fire.due + timedelta(seconds=1))  # irrelevant: it gave the claim up
+        assert await store.steal_claim(fire, w1, claims.abandoned(w1), 5)
+    elif left == "watermark before the due time":
+        await store.save_begun("w1", fire.due - timedelta(microseconds=1))
+    elif left == "watermark at the due time":
+        await store.save_begun("w1", fire.due)
+    else:
+        await store.record_run(Run(fire.namespace, fire.job_id, run_id, fire.due, 1, RunStatus.RUNNING, "w1", fire.due))
+    link, taken = _Link(), list[Fire]()
+    claimer = await _new_owner(store, link, taken)
 
     outcome = await claimer.claim(fire, backlog=True)
 
-    if gave_up:
+    if same_attempt:
         assert isinstance(outcome, Prepared) and outcome.run_id == run_id and outcome.fire.attempt == 1
-        assert link.reported == []
-        assert claims.parse(await fresh_sqlite_store.claim_owner(fire) or "").worker_id == "w2"
+        assert link.reported == [] and taken == []
+        assert claims.parse(await store.claim_owner(fire) or "").worker_id == "w2"
     else:
         assert outcome is None
-        assert [(r.run_id, r.status) for r in link.reported] == [(run_id, RunStatus.LOST)]
+        [lost] = link.reported
+        assert (lost.run_id, lost.status, lost.reason, lost.worker_id) == (run_id, RunStatus.LOST, RunReason.WORKER_LOST, "w1")
+        assert [(f.attempt, f.kind) for f in taken] == [(2, FireKind.RETRY)]
+
+
+async def test_another_workers_claim_is_not_taken_over_before_the_shard_was_held_for_a_lease_ttl(
+    fresh_sqlite_store: Store,
+) -> None:
+    """After the lease backend lost its data a shard is leased again at once, while its earlier
+    owner may still trust its lease (and call executors) for up to a ttl: its claims wait."""
+    w1 = claims.holder_id("w1", 5)
+    fire = await _claimed_fire(fresh_sqlite_store, w1)
+    claimer = await _new_owner(fresh_sqlite_store, _Link(), held_for=1.0)
+
+    assert await claimer.claim(fire, backlog=True) is Later.WATCH
+    assert await fresh_sqlite_store.claim_owner(fire) == w1
+
+
+async def test_a_dropped_claim_is_left_alone(fresh_sqlite_store: Store) -> None:
+    """w1 dropped the fire (its job was paused before it was due) and then died."""
+    w1 = claims.holder_id("w1", 5)
+    fire = await _claimed_fire(fresh_sqlite_store, w1)
+    assert await fresh_sqlite_store.steal_claim(fire, w1, claims.dropped(w1), 5)
+    link = _Link()
+    claimer = await _new_owner(fresh_sqlite_store, link)
+
+    assert await claimer.claim(fire, backlog=True) is None
+    assert link.reported == []
+    assert await fresh_sqlite_store.claim_owner(fire) == claims.dropped(w1)
 
 
 async def test_a_result_landing_after_the_holder_was_read_is_not_taken_for_a_cut_off(

@@ -6,7 +6,8 @@ One claim per fire, ever (a lightweight transaction); the claim row names its ho
 - watched (kept pending, so the shard's checkpoint waits for it) while its holder is a live
   worker, which runs it or is running it;
 - left alone when its holder dropped it (the job was halted before the fire was due);
-- taken over when its holder died, gave the claim up, or is an earlier life of this worker:
+- taken over when its holder died (once this worker has held the shard for a lease ttl, see
+  `settle_claimed`), gave the claim up, or is an earlier life of this worker:
   run here as the same attempt if its executor never began, else (cut off mid-run) recorded
   LOST and followed by what the job's on_worker_lost asks. "Never began" is known, not
   guessed: a worker calls no executor of a fire due after its begun watermark (see `begun`),
@@ -96,6 +97,8 @@ class Claimer:
         take: Callable[[Fire], None],
         skipped: Callable[[Fire, str, RunReason, str], object],
         lookahead: timedelta,
+        gained_at: Callable[[int], datetime | None],
+        lease_ttl: timedelta,
     ) -> None:
         self._worker_id = worker_id
         self._store = store
@@ -105,6 +108,8 @@ class Claimer:
         self._take = take
         self._skipped = skipped
         self._lookahead = lookahead
+        self._gained_at = gained_at
+        self._lease_ttl = lease_ttl
         # Claims this process will run, is running, or ran without the result acknowledged yet.
         self.mine: dict[FireKey, str] = {}
         # Claims being given up or dropped right now (their fire is watched until that is durable).
@@ -230,7 +235,7 @@ class Claimer:
         if claimer.dropped:
             return None  # its job was halted before it was due: it does not run
         others = not claimer.abandoned and claimer.worker_id != self._worker_id
-        if others and claimer.worker_id in await self._live_workers():
+        if others and (not self._held_for_a_ttl(fire.shard) or claimer.worker_id in await self._live_workers()):
             return Later.WATCH
         lease = self._keeper.lease(fire.shard)
         if lease is None:
@@ -256,6 +261,16 @@ class Claimer:
             run = Run(job.namespace, job.id, run_id, fire.due, fire.attempt, RunStatus.RUNNING, claimer.worker_id)
         await self._close_cut_off(job, fire, run, claimer.worker_id)
         return None
+
+    def _held_for_a_ttl(self, shard: int) -> bool:
+        """Whether this worker has held the shard for a whole lease ttl. Only then may it take
+        another worker's claims over: a worker trusts its own lease for less than a ttl after
+        its last renewal, which came before this worker got the lease, so from then on the
+        other can call no executor of the shard, and its begun watermark is final. (Normally
+        its lease had expired before this worker got it; not when the lease backend lost its
+        data, and the shard was leased again at once.)"""
+        since = self._gained_at(shard)
+        return since is not None and utcnow() - since >= self._lease_ttl
 
     async def _may_have_begun(self, worker_id: str, due: datetime) -> bool:
         through = await self._begun.call(worker_id, None)

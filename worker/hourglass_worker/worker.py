@@ -145,7 +145,8 @@ class Worker:
         self._claimer = Claimer(
             worker_id, store, membership, self._keeper, self.link,
             take=self._take, skipped=self._report_skipped, lookahead=settings.lookahead,
-        )  # fmt: skip
+            gained_at=self._fence.since.get, lease_ttl=settings.shard_lease_ttl,
+        )
 
     def _spawn(self, coro: object, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
