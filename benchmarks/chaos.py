@@ -1,12 +1,16 @@
 """`python -m benchmarks.chaos`: the fault scenarios of issue 5, under steady load, with a report.
 
-    python -m benchmarks.chaos                    # all six, full length (>= 300 fires/s; ~15 min)
+    python -m benchmarks.chaos                    # all seven, full length (>= 250 fires/s; ~20 min)
     python -m benchmarks.chaos --scenarios 1,3    # some of them
-    python -m benchmarks.chaos --short            # the CI-sized versions (~85 fires/s)
+    python -m benchmarks.chaos --scenarios 7      # the four faults in one run
+    python -m benchmarks.chaos --short            # the CI-sized versions (~80 fires/s)
 
 1 SIGKILL a worker, 2 SIGSTOP a worker past its lease then SIGCONT, 3 kill the leader
-coordinator, 4 restart Redis with its data gone, 5 stop Cassandra for 20 s, 6 SIGTERM a worker.
-Scenarios 4 and 5 break a Redis (port 6390) and a Cassandra (port 9142, state in
+coordinator, 4 restart Redis with its data gone, 5 stop Cassandra for 20 s, 6 SIGTERM a worker,
+7 all in one run at 250 once-jobs/s with default options: Redis FLUSHALL, Cassandra SIGSTOPped
+for 15 s (14 s short), the leader SIGKILLed and restarted, a worker SIGKILLed and replaced;
+judged from the probe's calls alone (never run; duplicated within one attempt).
+Scenarios 4, 5 and 7 break a Redis (port 6390) and a Cassandra (port 9142, state in
 .services/chaos) of their own; the shared ones are only used, never stopped.
 
 Writes benchmarks/results/chaos-<stamp>.json and .md, and chaos-latest.md. Exit status 1 if a
@@ -39,7 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="CI-sized load and faults")
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated numbers (default: all)")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated numbers (default: all)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the load (jobs and submit rate) by this, e.g. 0.5 for a small machine")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -52,45 +56,56 @@ def _v(value: Any, unit: str = "") -> str:
 
 def _key_timing(r: dict[str, Any]) -> str:
     f = r.get("facts", {})
-    for key, label in (
-        ("shards_running_elsewhere_s", "shards running elsewhere after"),
-        ("failover_s", "new leader after"),
+    return "; ".join(f"{label} {_v(f[key], ' s')}" for key, label in (
         ("all_shards_owned_again_s", "shards owned again after Redis was back"),
         ("cassandra_unavailable_s", "Cassandra unavailable for"),
+        ("failover_s", "new leader after"),
+        ("shards_running_elsewhere_s", "shards running elsewhere after"),
         ("shards_owned_elsewhere_s", "shards owned elsewhere after"),
-    ):
-        if key in f:
-            return f"{label} {_v(f[key], ' s')}"
-    return ""
+    ) if key in f)  # fmt: skip
+
+
+def _offered(results: list[dict[str, Any]], rate: float) -> str:
+    rates = {r["scenario"]: r.get("offered_fires_per_s", rate) for r in results}
+    if len(set(rates.values())) <= 1:
+        return f"{next(iter(rates.values()), rate):g} fires/s per scenario"
+    return "fires/s by scenario: " + ", ".join(f"{n}: {v:g}" for n, v in rates.items())
 
 
 def markdown(results: list[dict[str, Any]], short: bool, stamp: str, rate: float = 0.0) -> str:
     lines = [
         f"# Chaos run {stamp}{' (short)' if short else ''}",
         "",
-        f"Offered load: {rate:g} fires/s per scenario. Machine: {os.cpu_count()} CPUs; load average "
+        f"Offered load: {_offered(results, rate)}. Machine: {os.cpu_count()} CPUs; load average "
         "at the start of each scenario in its details (other work on the machine shows there).",
         "",
         "Each scenario runs on a fresh cluster (2 coordinators, 3 workers, 16 shards) under a steady "
         "load of interval and cron jobs every second, long-running jobs and once-jobs submitted "
-        "throughout by a client that retries with idempotency keys. *Lost*: an expected fire whose "
+        "throughout by a client that retries with idempotency keys (scenario 7: once-jobs only, with "
+        "the default options, one in ten running 2 s). *Lost*: an expected fire whose "
         "executor was never called. *Duplicated*: an attempt called twice. *Retried*: attempts >= 2 "
-        "after a run was cut off (recorded LOST): the documented retry. Lateness is measured where "
+        "after a run was cut off (recorded LOST): the documented retry. From the probe's calls alone "
+        "(no run records): *never run*: an accepted fire none of whose attempts called the executor; "
+        "*dup. in an attempt*: a (job, due, attempt) called more than once; *later attempt*: fires that "
+        "ran as attempt >= 2 (a run cut off mid-run and retried is not a duplicate within an attempt). "
+        "Lateness is measured where "
         "the job's code is called; *recovery* covers fires due from the fault until lateness was back "
         "to normal (*time to recover*, by due time).",
         "",
-        "| # | scenario | fires/s | expected | ran | lost | duplicated | retried (cut off) | lateness p50 / p99 before | "
+        "| # | scenario | fires/s | expected | ran | lost | duplicated | retried (cut off) | "
+        "never run / dup. in an attempt / later attempt | lateness p50 / p99 before | "
         "lateness p50 / p99 during recovery | time to recover | key timing | targets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['scenario']} | {r['title']} | | | | | | | | | | error: {r['error']} | ✗ |")
+            lines.append(f"| {r['scenario']} | {r['title']} | | | | | | | | | | | error: {r['error']} | ✗ |")
             continue
-        st, rec = r["steady_lateness"], r["recovery_lateness"]
+        st, rec, cl = r["steady_lateness"], r["recovery_lateness"], r["call_log"]
         lines.append(
             f"| {r['scenario']} | {r['title']} | {r['fires_per_s']:g} | {r['expected']} | {r['ran']} | {r['lost']} | "
             f"{r['duplicated']} | {r['retried_attempts']} ({r['cut_off_recorded_lost']}) | "
+            f"{cl['never_run']} / {cl['duplicated_within_attempt']} / {cl['ran_as_later_attempt']} | "
             f"{_v(st['p50_ms'], ' ms')} / {_v(st['p99_ms'], ' ms')} | {_v(rec['p50_ms'], ' ms')} / {_v(rec['p99_ms'], ' ms')} | "
             f"{_v(r['time_to_recover_s'], ' s')} | {_key_timing(r)} | {'✓' if r['passed'] else '✗'} |"
         )
@@ -101,10 +116,24 @@ def markdown(results: list[dict[str, Any]], short: bool, stamp: str, rate: float
             continue
         for check, ok in r["checks"].items():
             lines.append(f"- {'✓' if ok else '✗'} {check}")
+        cl = r["call_log"]
+        lines += [
+            "",
+            f"- load: {r.get('load', '')} ({r.get('offered_fires_per_s', 0):g} fires/s offered, "
+            f"{r['fires_per_s']:g} accepted over {r['load_s']:g} s)",
+            f"- from the call log: {cl['never_run']} never run, {cl['duplicated_within_attempt']} duplicated "
+            f"within one attempt, {cl['ran_as_later_attempt']} fires ran as a later attempt "
+            f"({cl['later_attempt_after_attempt_1_ran']} after attempt 1 had been called, i.e. cut off and "
+            f"retried; {cl['later_attempt_without_attempt_1']} without attempt 1 ever being called)",
+        ]
+        if cl["never_run_sample"]:
+            lines.append(f"- never run (sample): {', '.join(cl['never_run_sample'])}")
+        if cl["duplicated_within_attempt_sample"]:
+            lines.append(f"- duplicated within an attempt (sample, job@due#attempt): "
+                         f"{', '.join(cl['duplicated_within_attempt_sample'])}")  # fmt: skip
         facts = {**r["facts"], "stuck RUNNING records": r["stuck_running"], "unexpected calls": r["unexpected"],
                  "recorded statuses": r["statuses"], "submits": r["submits"],
                  "load average at start": r.get("load_average"), "waited for a quiet machine (s)": r.get("settled_s"), "logs": r["logs"]}  # fmt: skip
-        lines.append("")
         lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in facts.items()]
         if r["lost_sample"]:
             lines.append(f"- lost (sample): {', '.join(r['lost_sample'])}")
@@ -125,7 +154,7 @@ def settle(idle_share: float = 0.5, max_s: float = 90.0) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     chosen = {int(n) for n in args.scenarios.split(",") if n.strip()}
-    profile = (chaos_load.SHORT if args.short else chaos_load.FULL).scaled(args.scale)
+    default_profile = (chaos_load.SHORT if args.short else chaos_load.FULL).scaled(args.scale)
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "start"], check=True, cwd=ROOT)
     results: list[dict[str, Any]] = []
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -140,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"starting a Cassandra of our own on {own_cassandra.address} ...", file=sys.stderr)
                 own_cassandra.start()
             settled_s = settle()
+            profile = spec.profile(args.short).scaled(args.scale)
             print(f"== {spec.number}. {spec.title} ({profile.fire_rate:g} fires/s)", file=sys.stderr)
             load_average = [round(x, 2) for x in os.getloadavg()]
             try:
@@ -155,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=1, default=str), file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"chaos-{stamp}.json").write_text(json.dumps(
-        {"stamp": stamp, "short": args.short, "profile": vars(profile), "results": results}, indent=1, default=str))  # fmt: skip
-    text = markdown(results, args.short, stamp, profile.fire_rate)
+        {"stamp": stamp, "short": args.short, "profile": vars(default_profile), "results": results}, indent=1, default=str))  # fmt: skip
+    text = markdown(results, args.short, stamp, default_profile.fire_rate)
     (args.out / f"chaos-{stamp}.md").write_text(text)
     (args.out / "chaos-latest.md").write_text(text)
     print(text)

@@ -14,8 +14,8 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -80,6 +80,17 @@ class OwnRedis:
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 10)
         self._pidfile.unlink(missing_ok=True)
+
+    def flushall(self) -> int:
+        """FLUSHALL: every key (leases, membership, fencing counters) gone, the server still up;
+        returns how many keys there were."""
+        client = redis.Redis(port=self.port, socket_timeout=5)
+        try:
+            keys = int(client.dbsize())
+            client.flushall()
+            return keys
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self._pidfile.exists():

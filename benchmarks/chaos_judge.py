@@ -7,10 +7,14 @@ recorded (runs_by_id): lost, duplicated, retried and late fires, and when latene
 - documented retries: calls of attempt >= 2 after a run was recorded LOST (a cut-off run is
   retried under the job's retry policy: the one duplicate the design allows, and the executor
   is told the attempt so it can be idempotent).
+
+`call_log` judges from the probe's calls alone (no run records): fires never run (no attempt
+called their executor), attempts called twice, and fires that ran as a later attempt.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -130,6 +134,57 @@ def judge(
         "statuses": dict(statuses),
         "steady_lateness": lateness_summary(steady),
         "by_second": {s: v for s, v in sorted(late_by_second.items())},
+    }
+
+
+def call_log(expected: dict[str, set[int]], calls: Iterable[Call]) -> dict[str, Any]:
+    """Counts from the executor's calls only, per expected fire (job, due):
+
+    - never_run: no attempt of the fire called the executor;
+    - duplicated_within_attempt: calls of one run beyond its first (a run id names one attempt
+      of one fire: exact, whatever the job's schedule);
+    - ran_as_later_attempt: fires with a call of attempt >= 2, split into those whose attempt 1
+      had been called (a run cut off mid-run and retried: not a duplicate within an attempt)
+      and those whose first call was a later attempt (attempt 1 never called the executor).
+
+    A call is matched to its fire by job: a once-job has one fire, so every call of the job is
+    that fire's, whatever due time the attempt carries (a retry is due at its own time). For a
+    recurring job, attempt 1 matches by due time; attempt n (a retry, due after the fire it
+    retries) the latest fire due at or before it whose attempt n-1 was called and attempt n not
+    yet, else the latest such fire with no call at all, else the latest fire before it (a
+    heuristic: the call log does not name the fire a retry belongs to)."""
+    dues = {job: sorted(d) for job, d in expected.items()}
+    attempts: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)
+    starts = [c for c in calls if c.kind == "S" and c.job_id in dues]
+    for c in sorted(starts, key=lambda c: (c.attempt, c.due_us)):
+        fires = dues[c.job_id]
+        if len(fires) == 1:
+            due = fires[0]
+        elif c.attempt <= 1:
+            if c.due_us not in expected[c.job_id]:
+                continue  # not an expected fire (counted as "unexpected" by `judge`)
+            due = c.due_us
+        else:
+            before = fires[: bisect_right(fires, c.due_us)][::-1]
+            if not before:
+                continue
+            chained = [d for d in before if attempts[(c.job_id, d)][c.attempt - 1] and not attempts[(c.job_id, d)][c.attempt]]
+            unrun = [d for d in before if not attempts.get((c.job_id, d))]
+            due = (chained or unrun or before)[0]
+        attempts[(c.job_id, due)][c.attempt] += 1
+    ran = {fire for fire, counts in attempts.items() if counts.total()}
+    never = sorted((job, due) for job, ds in expected.items() for due in ds if (job, due) not in ran)
+    per_run = Counter(c.run_id for c in starts)
+    twice = sorted(f"{run}x{n}" for run, n in per_run.items() if n > 1)
+    later = [counts for counts in attempts.values() if any(a > 1 and n for a, n in counts.items())]
+    return {
+        "never_run": len(never),
+        "never_run_sample": [f"{job}@{due}" for job, due in never[:10]],
+        "duplicated_within_attempt": sum(n - 1 for n in per_run.values() if n > 1),
+        "duplicated_within_attempt_sample": twice[:10],
+        "ran_as_later_attempt": len(later),
+        "later_attempt_after_attempt_1_ran": sum(1 for counts in later if counts[1]),
+        "later_attempt_without_attempt_1": sum(1 for counts in later if not counts[1]),
     }
 
 

@@ -1,6 +1,8 @@
 """The chaos harness's steady load: recurring jobs (every second, by interval and by cron), a few
 long-running jobs (so some run is always mid-execution), and once-jobs submitted as the run
 goes, through every coordinator replica, by a client that retries with idempotency keys.
+A profile may also be once-jobs only (`COMBINED_FULL`), with the default job options (one
+attempt) and a share of them running for a while, so a dead worker cuts some off mid-run.
 
 Every job names the `chaos_probe` executor; what each fire should have been is known exactly
 (`expected`), so the judge can tell lost and duplicated fires apart from late ones.
@@ -17,9 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import hourglass
-from hourglass_core.triggers import fires_between
-
 from benchmarks import chaos_probe
+from hourglass_core.triggers import fires_between
 
 US = 1_000_000
 
@@ -42,6 +43,10 @@ class Profile:
     # on a box busy with the rest of the suite, where they check correctness strictly and
     # timing loosely; the full versions (`make chaos`) judge the targets exactly.
     timing_slack_s: float = 0.0
+    # Once-jobs with the default JobOptions (max_attempts 1, misfire grace 60 s) instead of
+    # `OPTIONS`; and the share of them that sleep `long_sleep` (mid-run when a worker dies).
+    once_defaults: bool = False
+    long_once_share: float = 0.0
 
     def scaled(self, factor: float) -> Profile:
         """The same scenario with `factor` times the jobs and submits."""
@@ -49,7 +54,7 @@ class Profile:
             return self
         return replace(
             self, interval_jobs=round(self.interval_jobs * factor), cron_jobs=round(self.cron_jobs * factor),
-            long_jobs=max(2, round(self.long_jobs * factor)), once_rate=self.once_rate * factor,
+            long_jobs=max(2, round(self.long_jobs * factor)) if self.long_jobs else 0, once_rate=self.once_rate * factor,
         )  # fmt: skip
 
     @property
@@ -60,6 +65,10 @@ class Profile:
 FULL = Profile(interval_jobs=180, cron_jobs=60, long_jobs=12, once_rate=60, before_s=15, after_s=20, drain_s=30)
 SHORT = Profile(interval_jobs=40, cron_jobs=20, long_jobs=6, once_rate=15, before_s=5, after_s=6, drain_s=20,
                 timing_slack_s=2.0)
+# Scenario 7 (several faults in one run): once-jobs only, default options, 1 in 10 running 2 s.
+COMBINED_FULL = Profile(interval_jobs=0, cron_jobs=0, long_jobs=0, once_rate=250, before_s=15, after_s=20,
+                        drain_s=30, long_sleep=2.0, once_defaults=True, long_once_share=0.1)
+COMBINED_SHORT = replace(COMBINED_FULL, once_rate=80, before_s=5, after_s=6, drain_s=20, timing_slack_s=2.0)
 
 OPTIONS = hourglass.JobOptions(
     retry=hourglass.RetryPolicy(max_attempts=3, initial_backoff=timedelta(milliseconds=200)),
@@ -121,9 +130,10 @@ class Workload:
                     raise
                 time.sleep(0.5)
 
-    def _spec(self, name: str, trigger: hourglass.Trigger, params: dict[str, object] | None = None) -> hourglass.JobSpec:
+    def _spec(self, name: str, trigger: hourglass.Trigger, params: dict[str, object] | None = None,
+              options: hourglass.JobOptions = OPTIONS) -> hourglass.JobSpec:  # fmt: skip
         return hourglass.JobSpec(
-            name=name, executor=chaos_probe.NAME, trigger=trigger, options=OPTIONS,
+            name=name, executor=chaos_probe.NAME, trigger=trigger, options=options,
             params=hourglass.Payload(json.dumps(params or {}).encode(), "application/json"),
             idempotency_key=uuid.uuid4().hex, labels={"suite": "chaos"},
         )  # fmt: skip
@@ -145,7 +155,7 @@ class Workload:
         ]  # fmt: skip
         for i in range(0, len(specs), 200):
             self._submit(specs[i : i + 200])
-        for job in self._submit(long_specs):
+        for job in self._submit(long_specs) if long_specs else []:
             self.long.add(job.id)
 
     def _submit(self, specs: list[hourglass.JobSpec]) -> list[hourglass.Job]:
@@ -185,11 +195,19 @@ class Workload:
 
     def _feed_loop(self) -> None:
         """Twice a second, a batch of once-jobs due 2.5 s later, until the load ends."""
-        period, n, i = 0.5, max(1, round(self.profile.once_rate * 0.5)), 0
+        p = self.profile
+        period, n, i = 0.5, max(1, round(p.once_rate * 0.5)), 0
+        options = hourglass.JobOptions() if p.once_defaults else OPTIONS
+        every = round(1 / p.long_once_share) if p.long_once_share > 0 else 0
         next_at = time.monotonic()
         while not self._stop.is_set() and now() < self.end - timedelta(seconds=3):
             at = now() + timedelta(seconds=2.5)
-            self._submit([self._spec(f"once-{i}-{k}", hourglass.OnceTrigger(at=at)) for k in range(n)])
+            long = [every > 0 and (i * n + k) % every == 0 for k in range(n)]
+            specs = [self._spec(f"once-{i}-{k}", hourglass.OnceTrigger(at=at), {"sleep": p.long_sleep} if long[k] else None,
+                                options) for k in range(n)]  # fmt: skip
+            jobs = self._submit(specs)
+            with self._lock:
+                self.long.update(job.id for job, is_long in zip(jobs, long, strict=False) if is_long)
             i += 1
             next_at += period
             self._stop.wait(max(0.0, next_at - time.monotonic()))

@@ -80,6 +80,16 @@ class Cluster:
         wait_for_grpc(address)
         return address
 
+    def restart_coordinator(self, index: int, **extra: str) -> None:
+        """Starts replica `index` again on its address (after it died or was killed), as a
+        supervisor would; its log goes on in the same file. Waits until it answers gRPC."""
+        address, old = self.coordinators[index]
+        if old.poll() is None:
+            raise RuntimeError(f"coordinator-{index} is still running")
+        proc = self._spawn(["coordinator"], f"coordinator-{index}.log", HOURGLASS_LISTEN=address, **extra)
+        self.coordinators[index] = (address, proc)
+        wait_for_grpc(address)
+
     def start_worker(self, worker_id: str, **extra: str) -> None:
         self.workers[worker_id] = self._spawn(["worker"], f"{worker_id}.log", HOURGLASS_WORKER_ID=worker_id, **extra)
 

@@ -89,7 +89,7 @@ class Load:
 
     @property
     def total(self) -> int:
-        return max(1, int(round(self.rate * self.duration)))
+        return max(1, round(self.rate * self.duration))
 
 
 @dataclass

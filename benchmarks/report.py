@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt
 
 RSS_LIMIT_MIB = 256.0
 Result = dict[str, Any]
@@ -80,7 +80,7 @@ TARGETS: list[Row] = [
     ("6. 1M jobs stored", "every figure within 10 %", lambda r: (
         (r.get("scale") or {}).get("summary", "not run"),
         (r.get("scale") or {}).get("figures", {}).get("within_10_percent"))),
-    (f"memory", f"peak RSS of each coordinator and worker ≤ {RSS_LIMIT_MIB:g} MiB", lambda r: _memory(r)),
+    ("memory", f"peak RSS of each coordinator and worker ≤ {RSS_LIMIT_MIB:g} MiB", lambda r: _memory(r)),
 ]
 
 

@@ -22,8 +22,8 @@ import tempfile
 import time
 import traceback
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ def settle(pids: dict[str, int], limit_s: float = 90.0, names: tuple[str, ...] =
     while time.monotonic() - t0 < limit_s and calm < 2:
         before = [sum(p.cpu_times()[:2]) for p in procs]
         time.sleep(1.0)
-        busiest = max((sum(p.cpu_times()[:2]) - b for p, b in zip(procs, before)), default=0.0)
+        busiest = max((sum(p.cpu_times()[:2]) - b for p, b in zip(procs, before, strict=True)), default=0.0)
         calm = calm + 1 if busiest < 0.35 else 0
     return round(time.monotonic() - t0, 1)
 

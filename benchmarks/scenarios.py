@@ -21,9 +21,9 @@ import grpc
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from benchmarks import environment, firing, probe
-from benchmarks.profile import Profiler
 from benchmarks.loadgen import Load, LoadResult, processes_for, run_load
 from benchmarks.monitor import Monitor, busiest, cpu_cost
+from benchmarks.profile import Profiler
 from benchmarks.workload import far_future_us, spec_template
 from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import jobs_pb2_grpc

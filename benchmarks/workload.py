@@ -19,9 +19,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from hourglass_pb.v1 import jobs_pb2 as pb
-
 from benchmarks import probe
+from hourglass_pb.v1 import jobs_pb2 as pb
 
 Call = Callable[[int], Awaitable[Any]]
 FAR_FUTURE_S = 30 * 24 * 3600
@@ -114,7 +113,7 @@ def fire_feed(stubs: Sequence[Any], params: dict[str, Any]) -> Call:
             if idem:
                 spec.idempotency_key = f"{prefix}-{i}-{k}"
         resp = await stubs[i % n].SubmitJobs(req, timeout=timeout)
-        return [(r.job.id, due) for r, due in zip(resp.results, dues)]
+        return [(r.job.id, due) for r, due in zip(resp.results, dues, strict=True)]
 
     return call
 
