@@ -13,6 +13,7 @@ help:
 	@echo "make test           install, start Redis and Cassandra, run every test"
 	@echo "make services       start Redis and Cassandra on loopback   (make services-stop stops them)"
 	@echo "make cluster        Redis + Cassandra + 2 coordinators + 2 workers on this box"
+	@echo "make lint           ruff (also run by make test)"
 	@echo "make typecheck      mypy --strict"
 	@echo "make proto          regenerate proto/hourglass_pb from proto/hourglass/v1"
 
@@ -49,11 +50,14 @@ services-stop:
 cluster: services
 	bash scripts/cluster.sh
 
-test: services
+test: services lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 typecheck: $(STAMP)
 	$(PY) -m mypy client core coordinator worker benchmarks tests

@@ -64,7 +64,7 @@ def main() -> int:
         try:
             print(_query_once(args.host, args.port))
             return 0
-        except Exception as exc:  # NoHostAvailable, OperationTimedOut, ... - all mean "not yet"
+        except Exception as exc:  # noqa: BLE001 - NoHostAvailable, OperationTimedOut, ...: all mean "not yet"
             last_error = exc
         if args.pid is not None and not _alive(args.pid):
             print(f"wait_cql: process {args.pid} exited before CQL came up", file=sys.stderr)
