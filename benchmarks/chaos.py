@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from benchmarks import chaos_load
+from benchmarks import chaos_load, history
 from benchmarks.chaos_faults import OwnCassandra
 from benchmarks.chaos_scenarios import SCENARIOS, run_scenario
 from benchmarks.cluster import ROOT
@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(results, args.short, stamp, default_profile.fire_rate)
     (args.out / f"chaos-{stamp}.md").write_text(text)
     (args.out / "chaos-latest.md").write_text(text)
+    history.append(args.out, history.chaos_line(stamp, args.short, results))
     print(text)
     return 0 if results and all(r.get("passed") for r in results) else 1
 

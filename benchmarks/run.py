@@ -29,7 +29,7 @@ from typing import Any
 
 import grpc
 
-from benchmarks import environment, ghz, monitor, probe, report, scenarios
+from benchmarks import environment, ghz, history, monitor, probe, report, scenarios
 from benchmarks.cluster import ROOT, Cluster
 from benchmarks.loadgen import run_load
 from benchmarks.workload import spec_template
@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         if env:
             env["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
             written = report.write(args.out, stamp, env, results, args.quick)
+            history.append(args.out, history.bench_line(stamp, args.quick, results))
             print("\n".join(str(p) for p in written))
         if cluster is not None:
             close_bench(args, cluster)
