@@ -24,9 +24,9 @@ import grpc
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
-from hourglass_core.coalesce import coalesced_writes
+from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
-from hourglass_core.models import Fire, FireKind
+from hourglass_core.models import Fire, FireKind, Run
 from hourglass_core.store.base import Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
@@ -93,8 +93,12 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         self._worker_timeout = worker_timeout
         self._connections: dict[str, _Connection] = {}
         self._background: set[asyncio.Task[None]] = set()
-        # Run events of every stream go to the store together (see coalesce).
-        self._runs = coalesced_writes(store.record_runs, max_items=16, max_flushing=4, name="run-events")
+        # Run events of every stream go to the store together (see coalesce): an item is the
+        # events of one message.
+        self._runs: Coalescer[None, list[Run], None] = coalesced_writes(
+            lambda groups: store.record_runs([run for group in groups for run in group]),
+            max_items=4, max_flushing=4, name="run-events",
+        )
         self.shard_map = ShardMap(0, {})
 
     # -- the stream -----------------------------------------------------------------------
@@ -201,10 +205,11 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                             self._record_beat(conn.info, after=conn.beat), name=f"leaving-{conn.info.worker_id}"
                         )
                     self._beat(conn)
-                elif kind in ("run_started", "run_finished"):
-                    event = getattr(message, kind)
-                    acks.start(event.seq)
-                    task = asyncio.create_task(self._record(conn, event, acks))
+                elif kind in ("run_started", "run_finished", "run_events"):
+                    events = list(message.run_events.finished) if kind == "run_events" else [getattr(message, kind)]
+                    for event in events:
+                        acks.start(event.seq)
+                    task = asyncio.create_task(self._record(conn, events, acks))
                     writes.add(task)
                     task.add_done_callback(writes.discard)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
@@ -215,15 +220,15 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                 task.cancel()
 
     async def _record(
-        self, conn: _Connection, event: wpb.RunStarted | wpb.RunFinished, acks: AckTracker
+        self, conn: _Connection, events: Sequence[wpb.RunStarted | wpb.RunFinished], acks: AckTracker
     ) -> None:
-        """Writes the event until it is durable (or the stream closes: this task is then
-        cancelled), then acknowledges it."""
-        run = wire.run_from_event(event, conn.info.worker_id)
-        await until_done(lambda: self._runs.call(None, run), warn, "record", f"recording run {event.run_id}")
-        watermark = acks.finish(event.seq)
-        if watermark is not None:
-            conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=watermark)))
+        """Writes the events until they are durable (or the stream closes: this task is then
+        cancelled), then acknowledges them, in one ack."""
+        runs = [wire.run_from_event(event, conn.info.worker_id) for event in events]
+        await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
+        acked = [watermark for event in events if (watermark := acks.finish(event.seq)) is not None]
+        if acked:
+            conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=max(acked))))
 
     # -- pushes ---------------------------------------------------------------------------
     def _push_assignment(self, conn: _Connection) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hourglass_coordinator.worker_streams import AckTracker, WorkerStreams, _Connection
+from hourglass_core import wire
 from hourglass_core.leases.base import WorkerInfo
+from hourglass_core.leases.memory import MemoryMembership
 from hourglass_core.models import Fire, Payload, Run, RunStatus
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.executors import RunContext, load_executors, to_payload
@@ -106,7 +109,7 @@ def test_shard_book_counts_fires_in_hand_over_every_shard() -> None:
     assert book.pending_total() == 3
 
 
-async def test_a_heartbeat_sent_now_goes_out_ahead_of_queued_run_events() -> None:
+async def test_a_heartbeat_sent_now_goes_out_ahead_of_queued_run_events_which_go_together() -> None:
     leaving = wpb.Heartbeat(leaving=True)
     link = CoordinatorLink(["unused:1"], wpb.Register(worker_id="w1"), lambda m: None, lambda: leaving,
                            timedelta(seconds=60))  # fmt: skip
@@ -115,8 +118,10 @@ async def test_a_heartbeat_sent_now_goes_out_ahead_of_queued_run_events() -> Non
         link.run_finished(Run("d", "j", f"r{n}", now, 1, RunStatus.SUCCEEDED, "w1", now, now))
     await link.send_heartbeat()  # the worker is leaving: the leader must learn it first
     messages = link._messages()
-    kinds = [(await anext(messages)).WhichOneof("kind") for _ in range(5)]
-    assert kinds == ["register", "heartbeat", "run_finished", "run_finished", "run_finished"]
+    sent = [await anext(messages) for _ in range(3)]
+    assert [m.WhichOneof("kind") for m in sent] == ["register", "heartbeat", "run_events"]
+    # The queued events go together, in one message, in order.
+    assert [e.run_id for e in sent[2].run_events.finished] == ["r0", "r1", "r2"]
 
 
 async def test_an_assignment_goes_to_the_worker_ahead_of_queued_acks_and_hints() -> None:
@@ -131,3 +136,32 @@ async def test_an_assignment_goes_to_the_worker_ahead_of_queued_acks_and_hints()
     reader.cancel()
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(anext(outgoing), 1)
+
+
+class _RecordingStore:
+    def __init__(self) -> None:
+        self.writes: list[list[str]] = []
+
+    async def record_runs(self, runs: list[Run]) -> None:
+        self.writes.append([r.run_id for r in runs])
+
+
+async def test_a_message_of_many_run_events_is_written_together_and_acknowledged_once() -> None:
+    store = _RecordingStore()
+    streams = WorkerStreams("replica", store, MemoryMembership(), num_shards=4,  # type: ignore[arg-type]
+                            heartbeat_interval=timedelta(seconds=1), worker_timeout=timedelta(seconds=3))
+    conn = _Connection(WorkerInfo("w1", frozenset({"echo"}), 8, "replica"))
+    now = datetime.now(UTC)
+    events = [wire.run_finished_to_pb(Run("d", "j", f"r{n}", now, 1, RunStatus.SUCCEEDED, "w1", now, now), n + 1)
+              for n in range(3)]
+
+    async def messages() -> AsyncIterator[wpb.WorkerMessage]:
+        yield wpb.WorkerMessage(run_events=wpb.RunEvents(finished=events))
+        await asyncio.sleep(3600)  # the stream stays open
+
+    reader = asyncio.create_task(streams._read(conn, messages()))
+    ack = await asyncio.wait_for(conn.outbox.get(), 5)
+    reader.cancel()
+    assert store.writes == [["r0", "r1", "r2"]]
+    assert ack is not None and ack.WhichOneof("kind") == "ack" and ack.ack.seq == 3
+    assert conn.outbox.empty()

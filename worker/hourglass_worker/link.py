@@ -1,5 +1,6 @@
 """The worker's stream to a coordinator replica: reconnects, and re-sends every run event the
-coordinator has not acknowledged, so no result is lost when a replica goes away."""
+coordinator has not acknowledged, so no result is lost when a replica goes away. Events that
+queue up while the stream is busy go out together, in one message."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from hourglass_pb.v1 import worker_pb2_grpc
 log = logging.getLogger(__name__)
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 2.0
+EVENTS_PER_MESSAGE = 64
 
 
 class CoordinatorLink:
@@ -36,9 +38,9 @@ class CoordinatorLink:
         self._heartbeat_interval = heartbeat_interval.total_seconds()
         self._max_gap = 3 * self._heartbeat_interval  # a longer one breaks a run of heartbeats
         self._seq = 0
-        self._unacked: dict[int, wpb.WorkerMessage] = {}
+        self._unacked: dict[int, wpb.RunFinished] = {}
         self._waiters: dict[int, asyncio.Future[None]] = {}
-        self._outbox: asyncio.Queue[wpb.WorkerMessage | None] = asyncio.Queue()  # None: just wakes
+        self._outbox: asyncio.Queue[wpb.RunFinished | None] = asyncio.Queue()  # None: just wakes
         self._beat_now = False
         self._all_acked = asyncio.Event()
         self._all_acked.set()
@@ -55,15 +57,13 @@ class CoordinatorLink:
     def run_finished(self, run: Run) -> asyncio.Future[None]:
         """Queues the event; the future is done once a replica acknowledged it (it is durable)."""
         seq = self._next_seq()
-        self._queue(seq, wpb.WorkerMessage(run_finished=wire.run_finished_to_pb(run, seq)))
+        event = wire.run_finished_to_pb(run, seq)
+        self._unacked[seq] = event
+        self._all_acked.clear()
+        self._outbox.put_nowait(event)
         durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[seq] = durable
         return durable
-
-    def _queue(self, seq: int, message: wpb.WorkerMessage) -> None:
-        self._unacked[seq] = message
-        self._all_acked.clear()
-        self._outbox.put_nowait(message)
 
     def _ack(self, seq: int) -> None:
         for done in [s for s in self._unacked if s <= seq]:
@@ -159,8 +159,12 @@ class CoordinatorLink:
                 self._beat_sent()
             wait = max(0.0, last_heartbeat + self._heartbeat_interval - loop.time())
             try:
-                message = await asyncio.wait_for(outbox.get(), wait)
+                event = await asyncio.wait_for(outbox.get(), wait)
             except TimeoutError:
                 continue
-            if message is not None:
-                yield message
+            events = [] if event is None else [event]
+            while not outbox.empty() and len(events) < EVENTS_PER_MESSAGE:
+                if (more := outbox.get_nowait()) is not None:
+                    events.append(more)
+            if events:
+                yield wpb.WorkerMessage(run_events=wpb.RunEvents(finished=events))

@@ -35,6 +35,7 @@ class WorkerMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     RUN_STARTED_FIELD_NUMBER: _builtins.int
     RUN_FINISHED_FIELD_NUMBER: _builtins.int
+    RUN_EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___Register: ...
     @_builtins.property
@@ -43,6 +44,10 @@ class WorkerMessage(_message.Message):
     def run_started(self) -> Global___RunStarted: ...
     @_builtins.property
     def run_finished(self) -> Global___RunFinished: ...
+    @_builtins.property
+    def run_events(self) -> Global___RunEvents:
+        """Many results at once: what queued up while the stream was busy goes in one message."""
+
     def __init__(
         self,
         *,
@@ -50,16 +55,37 @@ class WorkerMessage(_message.Message):
         heartbeat: Global___Heartbeat | None = ...,
         run_started: Global___RunStarted | None = ...,
         run_finished: Global___RunFinished | None = ...,
+        run_events: Global___RunEvents | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_finished", b"run_finished", "run_started", b"run_started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_events", b"run_events", "run_finished", b"run_finished", "run_started", b"run_started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_finished", b"run_finished", "run_started", b"run_started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_events", b"run_events", "run_finished", b"run_finished", "run_started", b"run_started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "run_started", "run_finished"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "run_started", "run_finished", "run_events"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___WorkerMessage: _TypeAlias = WorkerMessage  # noqa: Y015
+
+@_typing.final
+class RunEvents(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINISHED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def finished(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunFinished]: ...
+    def __init__(
+        self,
+        *,
+        finished: _abc.Iterable[Global___RunFinished] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finished", b"finished"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunEvents: _TypeAlias = RunEvents  # noqa: Y015
 
 @_typing.final
 class Register(_message.Message):
