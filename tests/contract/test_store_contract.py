@@ -590,6 +590,26 @@ async def test_late_running_event_does_not_revert_a_finished_run(
     assert listed == failed
 
 
+async def test_a_finished_run_without_a_running_event_still_sets_the_jobs_last_start(
+    store: Store, ns: str, shard: int
+) -> None:
+    """Short runs send no RUNNING event; the job shows the start of the run that started last,
+    even when an earlier, longer run finishes after it."""
+    job, fire = await create(store, ns, shard)
+    long_start, short_start = fire.due, fire.due + timedelta(seconds=5)
+    short = make_run(job, fire.due, RunStatus.SUCCEEDED, attempt=2, worker_id="w-short", started_at=short_start,
+                     ended_at=short_start + timedelta(milliseconds=3))
+    long = make_run(job, fire.due, RunStatus.SUCCEEDED, worker_id="w-long", started_at=long_start,
+                    ended_at=long_start + timedelta(seconds=10))
+    await store.record_run(short)
+    stored = await store.get_job(ns, job.id)
+    assert (stored.last_start_time, stored.last_executor, stored.running) == (short_start, "w-short", False)
+    await store.record_run(long)
+    stored = await store.get_job(ns, job.id)
+    assert (stored.last_start_time, stored.last_executor) == (short_start, "w-short")
+    assert (stored.last_end_time, stored.last_status) == (long.ended_at, RunStatus.SUCCEEDED)
+
+
 async def test_a_skipped_or_lost_run_keeps_its_reason_beside_its_text(store: Store, ns: str, shard: int) -> None:
     job, fire = await create(store, ns, shard)
     for attempt, (status, reason) in enumerate([(RunStatus.SKIPPED, RunReason.OVERLAP),

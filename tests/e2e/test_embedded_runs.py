@@ -40,6 +40,11 @@ async def block_loop(ctx: RunContext) -> None:
     time.sleep(json.loads(ctx.params.data)["seconds"])
 
 
+async def nap(ctx: RunContext) -> None:
+    CALLED[(ctx.job_id, ctx.attempt)] = datetime.now(UTC)
+    await asyncio.sleep(json.loads(ctx.params.data)["seconds"])
+
+
 @pytest.fixture
 def address() -> str:
     return f"127.0.0.1:{free_port()}"
@@ -50,7 +55,7 @@ async def client(tmp_path: Path, address: str) -> AsyncIterator[hourglass.AsyncC
     settings = Settings(
         store=f"sqlite:///{tmp_path / 'hg.db'}", coordination="memory://", num_shards=4,
         listen=address, coordinator=address,
-        executors=f"record={HERE}:record,block={HERE}:block_loop",
+        executors=f"record={HERE}:record,block={HERE}:block_loop,nap={HERE}:nap",
     )  # fmt: skip
     async with embedded(settings, workers=1), hourglass.AsyncClient(address, timeout=10) as c:
         await _wait_for_executors(c)
@@ -146,3 +151,22 @@ async def test_an_unknown_on_worker_lost_is_refused_naming_the_field_and_stores_
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "job.options.on_worker_lost" in (raised.value.details() or "")
     assert not [j for j in (await client.list()).items if j.name == "bad"]
+
+
+async def test_a_long_run_shows_as_running_while_it_goes_and_a_short_one_only_when_done(
+    client: hourglass.AsyncClient,
+) -> None:
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    long, short = await client.submit_many([once("long", "nap", at, {"seconds": 2.5}), once("short", "record", at)])
+    await asyncio.sleep((at - datetime.now(UTC)).total_seconds() + 1.6)
+    [going] = (await client.runs(long.id)).items
+    assert going.status is hourglass.RunStatus.RUNNING and going.started_at is not None, going
+    assert abs(going.started_at - CALLED[(long.id, 1)]) <= timedelta(milliseconds=2)
+    assert (await client.get(long.id)).running
+    [done] = (await client.runs(short.id)).items
+    assert done.status is hourglass.RunStatus.SUCCEEDED
+    job = await client.get(short.id)
+    assert (job.last_start_time, job.last_executor) == (done.started_at, "dev-worker-1")
+    [finished] = await _runs_when_done(client, [long.id])
+    assert finished.status is hourglass.RunStatus.SUCCEEDED and finished.started_at == going.started_at
+    assert not (await client.get(long.id)).running

@@ -72,6 +72,10 @@ LEASE_WAIT = timedelta(milliseconds=100)
 # begun watermark cover it (asked for `BegunMark.lead` ahead, at most this), so that its
 # executor is called at the due time, not a write's latency after it.
 START_LEAD = timedelta(milliseconds=100)
+# A run still going this long after its executor was called gets a RUNNING record, so readers
+# see long runs as they go; a shorter one is written once, with its result (which carries its
+# start): one write per run instead of two.
+START_RECORD_AFTER_S = 1.0
 # A halt is remembered this long after it came: fires prepared before it are due by then.
 HALT_KEPT = timedelta(minutes=2)
 JobRef = tuple[str, str]
@@ -469,11 +473,14 @@ class Worker:
                 missing = f"executor {job.executor!r} is not on worker {self.worker_id}"
                 status, result, error = RunStatus.FAILED, run.result, missing
             else:
-                # The start record (a RUNNING run, for readers) goes once the call is made, never
-                # before it: nothing stands between the due time and the call. A successor
-                # knows from the begun watermark, not from it, whether the executor began.
-                self._spawn(self._record_start(run), "start")
-                outcome = await self._runner.run(executor, ctx, job.options.timeout)
+                # Never a write between the due time and the call: a successor knows from the
+                # begun watermark, not from a start record, whether the executor began.
+                start_record = asyncio.get_running_loop().call_later(
+                    START_RECORD_AFTER_S, lambda: self._spawn(self._record_start(run), "start"))
+                try:
+                    outcome = await self._runner.run(executor, ctx, job.options.timeout)
+                finally:
+                    start_record.cancel()
                 status, result, error = outcome.status, outcome.result, outcome.error
                 if ctx.cancelled.is_set() and status is RunStatus.FAILED:
                     status = RunStatus.CANCELLED

@@ -137,8 +137,10 @@ class Store(Protocol):
     async def record_run(self, run: Run) -> None:
         """Upserts the run (by id and in its job's run list) and mirrors it on the job:
         RUNNING sets running, last_start_time and last_executor; a finished status clears
-        running and sets last_end_time and last_status. A finished run is never turned back
-        to RUNNING by a late or repeated event."""
+        running and sets last_end_time and last_status, and, when it has a start time,
+        last_start_time and last_executor as of that start (a short run may have had no
+        RUNNING event). A finished run is never turned back to RUNNING by a late or repeated
+        event, and the job's last start is that of the run that started last."""
         ...
 
     async def record_runs(self, runs: Sequence[Run]) -> None:

@@ -362,15 +362,19 @@ class CassandraStore:
         await self._cql.execute(_batch(BatchType.LOGGED, self._move_writes(job, next_fire, decided)))
 
     async def advance_schedules(self, moves: Sequence[tuple[Job, Fire | None, datetime]]) -> None:
-        """The moves of claim winners (see advance_schedule), _MOVES_PER_BATCH to a LOGGED
-        batch: each next fire's row and its job's pointer to it land together."""
-        chunks = [moves[i : i + _MOVES_PER_BATCH] for i in range(0, len(moves), _MOVES_PER_BATCH)]
-        await asyncio.gather(*(
-            self._cql.execute(_batch(BatchType.LOGGED, [
-                write for job, nxt, read_at in chunk for write in self._move_writes(job, nxt, codec.to_us(read_at))
-            ]))
-            for chunk in chunks
-        ))  # fmt: skip
+        """The moves of claim winners (see advance_schedule), _MOVES_PER_BATCH to a batch: a
+        LOGGED one where a next fire's row and its job's pointer to it must land together; an
+        UNLOGGED one for completions (one idempotent write each, with a fixed timestamp:
+        nothing to keep together, so no batchlog write and delete)."""
+        moving = [m for m in moves if m[1] is not None]
+        completing = [m for m in moves if m[1] is None]
+        batches = [
+            _batch(kind, [write for job, nxt, read_at in group[i : i + _MOVES_PER_BATCH]
+                          for write in self._move_writes(job, nxt, codec.to_us(read_at))])
+            for kind, group in ((BatchType.LOGGED, moving), (BatchType.UNLOGGED, completing))
+            for i in range(0, len(group), _MOVES_PER_BATCH)
+        ]
+        await asyncio.gather(*(self._cql.execute(b) for b in batches))
 
     def _move_writes(self, job: Job, next_fire: Fire | None, decided: int) -> list[tuple[Any, Sequence[Any]]]:
         """Writes moving `job` on to `next_fire` (None: completing it), stamped `decided`."""
@@ -571,13 +575,15 @@ class CassandraStore:
         by_id = unset_none([cols[c] for c in codec.RUN_COLUMNS]) + [self._retention_s, ts]
         by_job = unset_none([cols[c] for c in RUN_BY_JOB_COLUMNS]) + [self._retention_s, ts]
         key = (run.namespace, run.job_id)
+        writes: list[tuple[Any, Sequence[Any]]] = [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job)]
         if run.status is RunStatus.RUNNING:
-            mirror = (self._st.job_run_started, unset_none(
-                [ts, cols["started_at"], run.worker_id, *key]))  # fmt: skip
-        else:
-            mirror = (self._st.job_run_finished, unset_none(
-                [ts, cols["ended_at"], run.status.value, *key]))  # fmt: skip
-        return [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job), mirror]
+            writes.append((self._st.job_run_started, unset_none([ts, cols["started_at"], run.worker_id, *key])))
+            return writes
+        writes.append((self._st.job_run_finished, unset_none([ts, cols["ended_at"], run.status.value, *key])))
+        if run.started_at is not None:  # as of its start, as a RUNNING event would have written it
+            began = codec.to_us(run.started_at)
+            writes.append((self._st.job_run_began, [began, began, run.worker_id, *key]))
+        return writes
 
     async def get_run(self, run_id: str) -> Run:
         rows = await self._cql.execute(self._st.run_get, (run_id,))

@@ -50,6 +50,8 @@ CQL: dict[str, str] = {
         "UPDATE jobs USING TIMESTAMP ? SET running = true, last_start_time = ?,"
         " last_executor = ? WHERE namespace = ? AND id = ?"
     ),
+    # A finished run's start, for a run whose RUNNING event was never sent (a short one).
+    "job_run_began": "UPDATE jobs USING TIMESTAMP ? SET last_start_time = ?, last_executor = ? WHERE namespace = ? AND id = ?",
     "job_run_finished": (
         "UPDATE jobs USING TIMESTAMP ? SET running = false, last_end_time = ?,"
         " last_status = ? WHERE namespace = ? AND id = ?"
@@ -111,6 +113,7 @@ class Statements:
     job_complete: Any
     job_complete_at: Any
     job_run_started: Any
+    job_run_began: Any
     job_run_finished: Any
     listing_insert: Any
     listing_slice: Any

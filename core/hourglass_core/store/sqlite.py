@@ -359,8 +359,10 @@ class SqliteStore:
                 writes.append((sql.JOB_RUN_STARTED, {
                     **key, "at": cols["started_at"], "worker": run.worker_id}))  # fmt: skip
             else:
-                writes.append((sql.JOB_RUN_FINISHED, {
-                    **key, "at": cols["ended_at"], "status": run.status.value}))  # fmt: skip
+                writes.append((sql.JOB_RUN_FINISHED, {**key, "at": cols["ended_at"], "status": run.status.value}))
+                if run.started_at is not None:  # as of its start, as a RUNNING event would have written it
+                    began = {**key, "ts": cols["started_at"], "at": cols["started_at"], "worker": run.worker_id}
+                    writes.append((sql.JOB_RUN_BEGAN, began))
 
         def _record() -> None:
             with self._tx() as db:

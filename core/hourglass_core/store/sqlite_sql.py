@@ -48,6 +48,13 @@ UPDATE jobs SET
     start_ts = MAX(start_ts, :ts)
 WHERE namespace = :namespace AND id = :id
 """
+JOB_RUN_BEGAN = """
+UPDATE jobs SET
+    last_start_time = CASE WHEN :ts >= start_ts THEN :at ELSE last_start_time END,
+    last_executor = CASE WHEN :ts >= start_ts THEN :worker ELSE last_executor END,
+    start_ts = MAX(start_ts, :ts)
+WHERE namespace = :namespace AND id = :id
+"""
 JOB_RUN_FINISHED = """
 UPDATE jobs SET
     running = CASE WHEN :ts >= running_ts THEN 0 ELSE running END,
