@@ -31,9 +31,11 @@ warn = RateLimitedLog(log)
 MIN_LEAD = timedelta(milliseconds=10)
 MAX_LEAD = timedelta(milliseconds=100)
 FIRST_LEAD = timedelta(milliseconds=50)  # before any write was timed
-# A write covers fires due up to this many leads ahead of now: fewer writes against fewer fires
-# that never began below the watermark at a crash.
+# A write covers fires due up to this many leads (and at least REACH_MIN) ahead of now: fewer
+# writes (at most about 1 / REACH_MIN a second while fires run) against fewer fires that never
+# began below the watermark at a crash.
 REACH = 3
+REACH_MIN = timedelta(milliseconds=50)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -84,7 +86,7 @@ class BegunMark:
                 if round_ is None:
                     continue
                 while self._wanted > self.durable:
-                    target = max(self._wanted, self._clock() + REACH * self.lead)
+                    target = max(self._wanted, self._clock() + max(REACH * self.lead, REACH_MIN))
                     began = time.monotonic()
                     try:
                         await self._save(target)

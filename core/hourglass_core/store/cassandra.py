@@ -47,6 +47,7 @@ _RUN_ROW_BYTES = 800  # a run's rows without its result and error (written twice
 # A run's writes touch three partitions; past unlogged_batch_across_partitions_warn_threshold
 # (10) Cassandra answers every unlogged batch with a warning, which the driver logs.
 _RUNS_PER_BATCH = 3
+_COMPLETIONS_PER_BATCH = 10  # one partition each: at the same threshold
 
 
 def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> BatchStatement:
@@ -369,10 +370,11 @@ class CassandraStore:
         moving = [m for m in moves if m[1] is not None]
         completing = [m for m in moves if m[1] is None]
         batches = [
-            _batch(kind, [write for job, nxt, read_at in group[i : i + _MOVES_PER_BATCH]
+            _batch(kind, [write for job, nxt, read_at in group[i : i + size]
                           for write in self._move_writes(job, nxt, codec.to_us(read_at))])
-            for kind, group in ((BatchType.LOGGED, moving), (BatchType.UNLOGGED, completing))
-            for i in range(0, len(group), _MOVES_PER_BATCH)
+            for kind, group, size in ((BatchType.LOGGED, moving, _MOVES_PER_BATCH),
+                                      (BatchType.UNLOGGED, completing, _COMPLETIONS_PER_BATCH))
+            for i in range(0, len(group), size)
         ]
         await asyncio.gather(*(self._cql.execute(b) for b in batches))
 
