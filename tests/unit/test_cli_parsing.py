@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 import hourglass
-from hourglass import cli
+from hourglass import cli, cli_format
 from hourglass_core.models import (
     CronTrigger,
     IntervalTrigger,
@@ -322,3 +322,24 @@ def test_the_sdk_and_cli_import_no_server_dependency() -> None:
     )
     env = {"PYTHONPATH": ":".join(str(ROOT / p) for p in ("client", "core", "coordinator", "worker", "proto"))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_on_worker_lost_defaults_to_retry_and_takes_record() -> None:
+    assert spec("--every", "10s").options.on_worker_lost is hourglass.WorkerLostPolicy.RETRY
+    recorded = spec("--every", "10s", "--on-worker-lost", "record")
+    assert recorded.options.on_worker_lost is hourglass.WorkerLostPolicy.RECORD
+
+
+def test_on_worker_lost_outside_its_choices_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--on-worker-lost" in usage_error(capsys, *BASE, "--every", "10s", "--on-worker-lost", "sometimes")
+
+
+def test_runs_and_run_show_why_a_fire_did_not_run() -> None:
+    skipped = hourglass.Run("default", "j1", "r1", NOW, 1, hourglass.RunStatus.SKIPPED, "w1", ended_at=NOW,
+                            error="the previous run was still going", reason=hourglass.RunReason.OVERLAP)
+    ok = hourglass.Run("default", "j1", "r2", NOW, 1, hourglass.RunStatus.SUCCEEDED, "w1", NOW, NOW)
+    header, first, second = cli_format.runs_table([skipped, ok]).splitlines()
+    assert "REASON" in header.split() and "overlap" in first.split() and "overlap" not in second
+    text = cli_format.run_text(skipped)
+    assert "reason: overlap" in " ".join(text.split()) and "the previous run was still going" in text
+    assert cli_format.run_json(skipped)["reason"] == "overlap" and cli_format.run_json(ok)["reason"] is None
