@@ -357,6 +357,9 @@ class Worker:
         if key in self._claimer.mine:
             return  # a claim of an earlier life that completed late; the registered one stands
         self._claimer.mine[key] = prepared.holder
+        if self._halted(prepared):  # its job was read before a halt that came meanwhile
+            self._drop(prepared)
+            return
         self._prepared[key] = prepared
         self._timer.add(prepared.fire, at=prepared.fire.due - START_LEAD)
 
