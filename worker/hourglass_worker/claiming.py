@@ -35,7 +35,7 @@ from hourglass_core.models import Fire, FireKind, Job, JobState, Run, RunReason,
 from hourglass_core.store.base import Store
 from hourglass_worker import claims
 from hourglass_worker.link import CoordinatorLink
-from hourglass_worker.shards import ShardKeeper
+from hourglass_worker.shards import SAFE_FRACTION, ShardKeeper
 from hourglass_worker.timer import FireKey, fire_key
 
 log = logging.getLogger(__name__)
@@ -263,14 +263,15 @@ class Claimer:
         return None
 
     def _held_for_a_ttl(self, shard: int) -> bool:
-        """Whether this worker has held the shard for a whole lease ttl. Only then may it take
-        another worker's claims over: a worker trusts its own lease for less than a ttl after
-        its last renewal, which came before this worker got the lease, so from then on the
-        other can call no executor of the shard, and its begun watermark is final. (Normally
-        its lease had expired before this worker got it; not when the lease backend lost its
-        data, and the shard was leased again at once.)"""
+        """Whether this worker has held the shard as long as any earlier owner may have
+        trusted its own lease. Only then may it take another worker's claims over: a worker
+        trusts its lease for SAFE_FRACTION of a ttl after its last renewal, which came before
+        this worker got the lease, so from then on the other calls no executor of the shard
+        and its begun watermark is final. (Normally its lease had expired before this worker
+        got it; not when the lease backend lost its data and the shard was leased again at
+        once.)"""
         since = self._gained_at(shard)
-        return since is not None and utcnow() - since >= self._lease_ttl
+        return since is not None and utcnow() - since >= self._lease_ttl * SAFE_FRACTION
 
     async def _may_have_begun(self, worker_id: str, due: datetime) -> bool:
         through = await self._begun.call(worker_id, None)
