@@ -205,7 +205,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                             self._record_beat(conn.info, after=conn.beat), name=f"leaving-{conn.info.worker_id}"
                         )
                     self._beat(conn)
-                elif kind in ("run_started", "run_finished", "run_events"):
+                elif kind in ("run_finished", "run_events"):
                     events = list(message.run_events.finished) if kind == "run_events" else [getattr(message, kind)]
                     for event in events:
                         acks.start(event.seq)
@@ -220,7 +220,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                 task.cancel()
 
     async def _record(
-        self, conn: _Connection, events: Sequence[wpb.RunStarted | wpb.RunFinished], acks: AckTracker
+        self, conn: _Connection, events: Sequence[wpb.RunFinished], acks: AckTracker
     ) -> None:
         """Writes the events until they are durable (or the stream closes: this task is then
         cancelled), then acknowledges them, in one ack."""

@@ -406,19 +406,6 @@ def fire_from_hint(hint: wpb.FireHint) -> Fire:
     )
 
 
-def run_started_to_pb(run: Run, seq: int, shard: int) -> wpb.RunStarted:
-    return wpb.RunStarted(
-        seq=seq,
-        namespace=run.namespace,
-        job_id=run.job_id,
-        run_id=run.run_id,
-        due=ts(run.due),
-        attempt=run.attempt,
-        started_at=ts(run.started_at or datetime.now(UTC)),
-        shard=shard,
-    )
-
-
 def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
     out = wpb.RunFinished(
         seq=seq,
@@ -440,18 +427,7 @@ def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
     return out
 
 
-def run_from_event(event: wpb.RunStarted | wpb.RunFinished, worker_id: str) -> Run:
-    if isinstance(event, wpb.RunStarted):
-        return Run(
-            namespace=event.namespace,
-            job_id=event.job_id,
-            run_id=event.run_id,
-            due=from_ts(event.due) or datetime.now(UTC),
-            attempt=event.attempt,
-            status=RunStatus.RUNNING,
-            worker_id=worker_id,
-            started_at=from_ts(event.started_at),
-        )
+def run_from_event(event: wpb.RunFinished, worker_id: str) -> Run:
     return Run(
         namespace=event.namespace,
         job_id=event.job_id,

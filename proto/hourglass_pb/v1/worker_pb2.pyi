@@ -33,15 +33,12 @@ class WorkerMessage(_message.Message):
 
     REGISTER_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
-    RUN_STARTED_FIELD_NUMBER: _builtins.int
     RUN_FINISHED_FIELD_NUMBER: _builtins.int
     RUN_EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___Register: ...
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
-    @_builtins.property
-    def run_started(self) -> Global___RunStarted: ...
     @_builtins.property
     def run_finished(self) -> Global___RunFinished: ...
     @_builtins.property
@@ -53,15 +50,14 @@ class WorkerMessage(_message.Message):
         *,
         register: Global___Register | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
-        run_started: Global___RunStarted | None = ...,
         run_finished: Global___RunFinished | None = ...,
         run_events: Global___RunEvents | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_events", b"run_events", "run_finished", b"run_finished", "run_started", b"run_started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_events", b"run_events", "run_finished", b"run_finished"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_events", b"run_events", "run_finished", b"run_finished", "run_started", b"run_started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "run_events", b"run_events", "run_finished", b"run_finished"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "run_started", "run_finished", "run_events"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "run_finished", "run_events"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -145,50 +141,6 @@ class Heartbeat(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
-
-@_typing.final
-class RunStarted(_message.Message):
-    """Sent once a fire is claimed and its executor starts."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SEQ_FIELD_NUMBER: _builtins.int
-    NAMESPACE_FIELD_NUMBER: _builtins.int
-    JOB_ID_FIELD_NUMBER: _builtins.int
-    RUN_ID_FIELD_NUMBER: _builtins.int
-    DUE_FIELD_NUMBER: _builtins.int
-    ATTEMPT_FIELD_NUMBER: _builtins.int
-    STARTED_AT_FIELD_NUMBER: _builtins.int
-    SHARD_FIELD_NUMBER: _builtins.int
-    seq: _builtins.int
-    namespace: _builtins.str
-    job_id: _builtins.str
-    run_id: _builtins.str
-    attempt: _builtins.int
-    shard: _builtins.int
-    @_builtins.property
-    def due(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp: ...
-    def __init__(
-        self,
-        *,
-        seq: _builtins.int = ...,
-        namespace: _builtins.str = ...,
-        job_id: _builtins.str = ...,
-        run_id: _builtins.str = ...,
-        due: _timestamp_pb2.Timestamp | None = ...,
-        attempt: _builtins.int = ...,
-        started_at: _timestamp_pb2.Timestamp | None = ...,
-        shard: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "started_at", b"started_at"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "job_id", b"job_id", "namespace", b"namespace", "run_id", b"run_id", "seq", b"seq", "shard", b"shard", "started_at", b"started_at"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___RunStarted: _TypeAlias = RunStarted  # noqa: Y015
 
 @_typing.final
 class RunFinished(_message.Message):
