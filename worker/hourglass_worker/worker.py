@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog
-from hourglass_core.coalesce import coalesced_writes
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
@@ -121,8 +120,8 @@ class Worker:
         # Shard reads at once: each may hold up to READ_LIMIT rows.
         self._read_slots = asyncio.Semaphore(READS_AT_ONCE)
         self._timer = FireTimer()
-        # Run starts from many fires at once go to the store together (see coalesce).
-        self._starts = coalesced_writes(store.record_runs, max_items=16, max_flushing=4, name="run-starts")
+        # Runs going, by run id, in the order they started, until their start is recorded.
+        self._unrecorded: dict[str, Run] = {}
         self._begun = BegunMark(lambda through: store.save_begun(worker_id, through))
         self._halts: dict[JobRef, datetime] = {}  # job -> when it was paused or cancelled
         self._die_at = tuple(os.environ.get(DIE_ENV, "").partition(":")[::2])
@@ -478,12 +477,11 @@ class Worker:
             else:
                 # Never a write between the due time and the call: a successor knows from the
                 # begun watermark, not from a start record, whether the executor began.
-                start_record = asyncio.get_running_loop().call_later(
-                    START_RECORD_AFTER_S, lambda: self._spawn(self._record_start(run), "start"))
+                self._unrecorded[run.run_id] = run  # see _record_long_runs
                 try:
                     outcome = await self._runner.run(executor, ctx, job.options.timeout)
                 finally:
-                    start_record.cancel()
+                    self._unrecorded.pop(run.run_id, None)
                 status, result, error = outcome.status, outcome.result, outcome.error
                 if ctx.cancelled.is_set() and status is RunStatus.FAILED:
                     status = RunStatus.CANCELLED
@@ -502,13 +500,25 @@ class Worker:
             log.warning("worker %s dies at %s of %s (%s)", self.worker_id, stage, prepared.run_id, DIE_ENV)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _record_start(self, run: Run) -> None:
-        """Best effort: the result, written later, tells the same and more. Its write timestamp
-        (the start time) is older than the result's, so it never overwrites the result."""
-        try:
-            await self._starts.call(None, run)
-        except Exception as error:  # noqa: BLE001 - the store may be away for a while
-            warn.warning("start", "recording the start of run %s failed: %s", run.run_id, error)
+    async def _record_long_runs(self) -> None:
+        """Forever: records the start of the runs going for START_RECORD_AFTER_S, together.
+        Best effort: the result, written later, tells the same and more; a start's write
+        timestamp (its start time) is older than the result's, so it never overwrites it."""
+        while True:
+            await asyncio.sleep(START_RECORD_AFTER_S / 2)
+            older = utcnow() - timedelta(seconds=START_RECORD_AFTER_S)
+            long: list[Run] = []
+            for run in self._unrecorded.values():  # oldest first
+                if run.started_at is None or run.started_at > older:
+                    break
+                long.append(run)
+            for run in long:
+                del self._unrecorded[run.run_id]
+            if long:
+                try:
+                    await self._store.record_runs(long)
+                except Exception as error:  # noqa: BLE001 - the store may be away for a while
+                    warn.warning("start", "recording the start of %d runs failed: %s", len(long), error)
 
     def _report_skipped(self, fire: Fire, run_id: str, reason: RunReason, why: str) -> asyncio.Future[None]:
         ended = max(utcnow(), fire.due)
@@ -525,6 +535,7 @@ class Worker:
             asyncio.create_task(self._dispatch(), name="dispatch"),
             asyncio.create_task(self._later.run(), name="look-again"),
             asyncio.create_task(self._begun.run(), name="begun-watermark"),
+            asyncio.create_task(self._record_long_runs(), name="long-runs"),
         ]
         keeper = asyncio.create_task(self._keeper.run(), name="shard-keeper")
         try:
