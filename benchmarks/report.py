@@ -48,6 +48,12 @@ def _ge(value: Any, limit: float) -> bool | None:
 
 Row = tuple[str, str, Callable[[dict[str, Result]], tuple[str, bool | None]]]
 
+
+def _p99_ratio(r: dict[str, Result]) -> float | None:
+    """Celery's firing p99 over Hourglass's, from the same run."""
+    ours, peer = _f(r.get("firing"), "lateness_p99_ms"), _f(r.get("celery-peer"), "lateness_p99_ms")
+    return None if not ours or peer is None else round(peer / ours, 2)
+
 TARGETS: list[Row] = [
     ("1. submit at 1000 rps", "p99 ≤ 20 ms, 0 errors", lambda r: (
         f"p50 {_fmt(_f(r.get('submit'), 'p50_ms'), ' ms')}, p99 {_fmt(_f(r.get('submit'), 'p99_ms'), ' ms')}, "
@@ -73,6 +79,13 @@ TARGETS: list[Row] = [
         _all(_le(_f(r.get("firing"), "lateness_p50_ms"), 5), _le(_f(r.get("firing"), "lateness_p99_ms"), 25),
              _le(_f(r.get("firing"), "lateness_p99.9_ms"), 100), _le(_f(r.get("firing"), "lost"), 0),
              _le(_f(r.get("firing"), "duplicates"), 0), _ge((r.get("firing") or {}).get("params", {}).get("rate"), 1000)))),
+    ("4b. the same firing on Celery ETA tasks (peer, same run)", "Hourglass's p99 ≥ 10x lower", lambda r: (
+        f"Celery p50 {_fmt(_f(r.get('celery-peer'), 'lateness_p50_ms'), ' ms')}, "
+        f"p99 {_fmt(_f(r.get('celery-peer'), 'lateness_p99_ms'), ' ms')}, "
+        f"p99.9 {_fmt(_f(r.get('celery-peer'), 'lateness_p99.9_ms'), ' ms')}; "
+        f"{_fmt(_f(r.get('celery-peer'), 'lost'))} lost, {_fmt(_f(r.get('celery-peer'), 'duplicates'))} duplicates; "
+        f"Hourglass's p99 {_fmt(_p99_ratio(r), 'x')} lower",
+        _ge(_p99_ratio(r), 10))),
     ("5. reads (10:1 read:write)", "≥ 5,000 /s, p99 ≤ 10 ms", lambda r: (
         f"{_fmt(_f(r.get('reads'), 'max_rate_p99_10ms'))} /s with p99 ≤ 10 ms; "
         f"{_fmt(_f(r.get('reads'), 'max_sustained_rate_p99_50ms'))} /s with p99 ≤ 50 ms",

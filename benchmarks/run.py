@@ -29,7 +29,7 @@ from typing import Any
 
 import grpc
 
-from benchmarks import environment, ghz, history, monitor, probe, report, scenarios
+from benchmarks import celery_peer, environment, ghz, history, monitor, probe, report, scenarios
 from benchmarks.cluster import ROOT, Cluster
 from benchmarks.loadgen import run_load
 from benchmarks.workload import spec_template
@@ -226,6 +226,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs and probe records")
     ap.add_argument("--keep-data", action="store_true", help="keep the run's keyspace (dropped by default)")
     ap.add_argument("--no-ghz", action="store_true", help="skip the ghz cross-check of scenarios 1 and 2")
+    ap.add_argument("--no-peer", action="store_true", help="skip the Celery peer of the firing (scenario 4)")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy profiles of coordinators and a worker during scenarios 1, 4 and 5")
     args = ap.parse_args(argv)
@@ -316,10 +317,23 @@ def main(argv: list[str] | None = None) -> int:
                           "keyspace": cluster.keyspace}
         env["idle_cpu_percent"] = dict(bench.idle)
         run_pass(args, bench, results)
-        if args.scale:
-            # A cluster of its own: the base pass's firing backlog would otherwise be measured.
+        firing = results.get("firing", {}).get("params")
+        if firing and not args.quick and not args.no_peer:
+            # The same firing load on Celery ETA tasks, on this machine, with the cluster gone
+            # (Cassandra stays up, idle once it has flushed): each scheduler gets the machine.
+            waited = settle(bench.pids, limit_s=300.0, names=("cassandra",))
             close_bench(args, cluster)
             cluster = None
+            print(f"Celery peer of the firing at {firing['rate']:g}/s ...", file=sys.stderr)
+            results["celery-peer"] = {"settled_s": waited,
+                                      **_guarded(lambda _: celery_peer.run(firing["rate"], firing["duration_s"]), bench)}
+            print(f"Celery peer: {results['celery-peer'].get('figures') or results['celery-peer'].get('error')}",
+                  file=sys.stderr)
+        if args.scale:
+            # A cluster of its own: the base pass's firing backlog would otherwise be measured.
+            if cluster is not None:
+                close_bench(args, cluster)
+                cluster = None
             cluster, bench = open_bench(args, tmp / "scale", stamp)
             results["scale"] = {"number": 6, **run_scale(bench, results, args.chosen, args.scale_jobs,
                                                          lambda key: _overrides(args, key))}
