@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,26 @@ def sigstop_worker(run: Run) -> Outcome:
                        "victim_shards": len(shards)}, {}  # fmt: skip
 
 
+def _leases_taken_again(run: Run, worker: str, after_us: int) -> list[tuple[int, int]]:
+    """(shard, when) of every shard lease `worker` took after `after_us`: the time from its own
+    log line ("owns shard N (token T)", written as it got the lease), counted only where Redis
+    shows that very lease (its owner and token) in the watch's history. The watch polls every
+    50 ms from a thread of the busy harness, so it may see a lease a while after it was taken."""
+    seen = {(shard, token) for snap in run.watch.history if snap.at_us >= after_us
+            for shard, (owner, token) in snap.shards.items() if owner == worker}
+    taken = []
+    line = re.compile(r"^(\S+ \S+) INFO hourglass_worker\.worker: worker (\S+) owns shard (\d+) \(token (\d+)\)")
+    for text in (run.cluster.tmp / f"{worker}.log").read_text(errors="replace").splitlines():
+        m = line.match(text)
+        if m is None or m[2] != worker or (int(m[3]), int(m[4])) not in seen:
+            continue
+        at = datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").astimezone()  # the log's local time
+        at_us = round(at.timestamp() * US)
+        if at_us >= after_us:
+            taken.append((int(m[3]), at_us))
+    return taken
+
+
 def sigstop_checks(run: Run, fault: int, facts: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, bool]:
     resumed = facts.pop("_resumed")
     victim = _moved_facts(run, facts, fault)
@@ -244,11 +264,14 @@ def sigstop_checks(run: Run, fault: int, facts: dict[str, Any], records: list[di
     # owner watches them), and are counted apart.
     violations = handed_over = 0
     mine_after = [c for c in run.calls() if c.kind == "S" and c.worker == victim and c.at_us > resumed]
+    taken = _leases_taken_again(run, victim, resumed)
     for call in mine_after:
         snapshot = run.watch.at(call.at_us)
         shard = run.workload.shard.get(call.job_id)
         if snapshot is not None and shard is not None and snapshot.shards.get(shard, ("", 0))[0] == victim:
             continue
+        if shard is not None and any(s == shard and at <= call.at_us for s, at in taken):
+            continue  # it had taken the lease again when it called (the watch saw that late)
         held_since_waking = shard is not None and any(
             resumed <= snap.at_us <= call.at_us and snap.shards.get(shard, ("", 0))[0] == victim
             for snap in run.watch.history
