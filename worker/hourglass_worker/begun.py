@@ -47,9 +47,16 @@ class BegunMark:
     """`await cover(due)` returns once the watermark is durably at or past `due`; `run()` is
     the loop that writes it (one write at a time, so it only ever grows)."""
 
-    def __init__(self, save: Callable[[datetime], Awaitable[None]], *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        save: Callable[[datetime], Awaitable[None]],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._save = save
         self._clock = clock
+        self._timer = timer  # times the writes
         self.durable = _NEVER
         self._wanted = _NEVER
         self._round: asyncio.Future[None] | None = None  # resolved by the next write to finish
@@ -87,7 +94,7 @@ class BegunMark:
                     continue
                 while self._wanted > self.durable:
                     target = max(self._wanted, self._clock() + max(REACH * self.lead, REACH_MIN))
-                    began = time.monotonic()
+                    began = self._timer()
                     try:
                         await self._save(target)
                     except Exception as error:  # noqa: BLE001 - the store may be away for a while
@@ -95,7 +102,7 @@ class BegunMark:
                         await asyncio.sleep(backoff.next_delay())
                         continue
                     backoff.reset()
-                    self._latencies.append(time.monotonic() - began)
+                    self._latencies.append(self._timer() - began)
                     self.durable = max(self.durable, target)
                 round_.set_result(None)
         finally:
