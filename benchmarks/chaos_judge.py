@@ -1,5 +1,5 @@
 """Judging a chaos scenario from what the job code saw (the probe's calls) and what Hourglass
-recorded (runs_by_id): lost, duplicated, retried and late fires, and when lateness recovered.
+recorded (runs_by_job): lost, duplicated, retried and late fires, and when lateness recovered.
 
 - lost: an expected fire (job, due) whose attempt 1 never called the executor, unless its run
   was recorded LOST (cut off) and a later attempt of the job ran;
@@ -45,23 +45,6 @@ def lateness_summary(values_ms: Sequence[float]) -> dict[str, Any]:
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-def recorded_runs(cassandra: str, keyspace: str) -> list[dict[str, Any]]:
-    """Every row of keyspace.runs_by_id: job_id, due, attempt, status, worker_id, started_at."""
-    from cassandra.cluster import Cluster
-    from cassandra.query import SimpleStatement
-
-    host, _, port = cassandra.rpartition(":")
-    cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=20)
-    try:
-        session = cluster.connect()
-        statement = SimpleStatement(
-            f"SELECT job_id, due, attempt, status, worker_id, started_at FROM {keyspace}.runs_by_id", fetch_size=5000
-        )
-        return [row._asdict() for row in session.execute(statement, timeout=120)]
-    finally:
-        cluster.shutdown()
 
 
 def checkpoint_tokens(cassandra: str, keyspace: str) -> dict[int, int]:

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chaos_judge, chaos_load, chaos_probe
+from benchmarks import chaos_judge, chaos_load, chaos_probe, environment
 from benchmarks.chaos_faults import LeaseWatch, OwnCassandra, OwnRedis, wall_us
 from benchmarks.chaos_load import FULL, SHORT, Profile, Workload, now
 from benchmarks.cluster import Cluster
@@ -598,7 +598,7 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
         workload.stop_feed()
         drained = _drain(run, profile.drain_s)
         cluster.stop()
-        records = chaos_judge.recorded_runs(cluster.cassandra, cluster.keyspace)
+        records = environment.recorded_runs(cluster.cassandra, cluster.keyspace)
         calls = run.calls()
         result = chaos_judge.judge(workload.expected, calls, records, fault)
         call_log = chaos_judge.call_log(workload.expected, calls)

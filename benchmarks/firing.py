@@ -2,7 +2,7 @@
 
 Two sources, both complete (no sampling):
 - the probe executor's records (benchmarks/probe.py): when the job's code was actually called;
-- the store's run records (`runs_by_id`): what Hourglass recorded (status, started_at).
+- the store's run records (`runs_by_job`): what Hourglass recorded (status, started_at).
 Lateness is measured against the due time the client asked for, so a fire written late (its
 submit answered after the due time) counts as late too.
 """

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from hourglass_core.models import (
     Fire,
@@ -23,14 +24,40 @@ from hourglass_core.models import (
 )
 from hourglass_core.triggers import backoff_delay, next_fire
 
-_RUN_NAMESPACE = uuid.UUID("6f1d2a52-8c4e-4f0b-9a57-5b8c1e0d7a11")
+_RUN_ID = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}):([^:]{1,128}):(\d{8}T\d{6}\.\d{6}Z):(\d{1,9})$")
+_RUN_DUE_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """What a run id names: one attempt of one fire of one job."""
+
+    namespace: str
+    job_id: str
+    due: datetime
+    attempt: int
 
 
 def run_id_for(namespace: str, job_id: str, due: datetime, attempt: int) -> str:
     """The id of the run of one attempt of one fire: the same on every worker, so a repeated
-    event or a second claimer can never create a second run of the same attempt."""
-    micros = int(due.timestamp() * 1_000_000)
-    return str(uuid.uuid5(_RUN_NAMESPACE, f"{namespace}/{job_id}/{micros}/{attempt}"))
+    event or a second claimer can never create a second run of the same attempt. It spells out
+    its key (`namespace:job:due:attempt`, due in UTC to the microsecond), so a run is found by
+    its id in the rows kept per job, with no second copy of every run kept by id."""
+    return f"{namespace}:{job_id}:{due.astimezone(UTC).strftime(_RUN_DUE_FORMAT)}:{attempt}"
+
+
+def run_key_of(run_id: str) -> RunKey | None:
+    """The key a run id made by run_id_for names; None for any other string (ids of runs
+    recorded before ids spelled out their key are random-looking UUIDs)."""
+    match = _RUN_ID.match(run_id)
+    if match is None:
+        return None
+    namespace, job_id, due, attempt = match.groups()
+    try:
+        when = datetime.strptime(due, _RUN_DUE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return RunKey(namespace, job_id, when, int(attempt))
 
 
 _JOB_NAMESPACE = uuid.UUID("0b5e2c7e-3f4a-4d21-9a0e-6c1f7d2b8e54")

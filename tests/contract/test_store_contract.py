@@ -24,7 +24,7 @@ from hourglass_core.errors import (
     StaleOwner,
     Unavailable,
 )
-from hourglass_core.firing import job_id_for_key
+from hourglass_core.firing import job_id_for_key, run_id_for
 from hourglass_core.models import (
     CronTrigger,
     Fire,
@@ -543,8 +543,8 @@ async def test_max_fencing_token_is_the_largest_saved(store: Store, shard: int) 
 
 # -- runs ---------------------------------------------------------------------------------
 def make_run(job: Job, due: datetime, status: RunStatus, **fields: object) -> Run:
-    run = Run(job.namespace, job.id, str(uuid.uuid4()), due, 1, status)
-    return replace(run, **fields)  # type: ignore[arg-type]
+    run = replace(Run(job.namespace, job.id, "", due, 1, status), **fields)  # type: ignore[arg-type]
+    return replace(run, run_id=run_id_for(run.namespace, run.job_id, run.due, run.attempt))
 
 
 async def test_record_run_running_then_succeeded_mirrors_on_job(

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
-from hourglass_core.firing import Action, first_fire_time, plan_fire, retry_fire, run_id_for, schedule_row_due
+from hourglass_core.firing import (
+    Action,
+    RunKey,
+    first_fire_time,
+    plan_fire,
+    retry_fire,
+    run_id_for,
+    run_key_of,
+    schedule_row_due,
+)
 from hourglass_core.models import (
     Fire,
     FireKind,
@@ -88,6 +97,21 @@ def test_retries_stop_after_max_attempts_with_growing_backoff() -> None:
 def test_run_id_is_the_same_for_the_same_attempt_of_the_same_fire() -> None:
     assert run_id_for("ns", "j", T0, 1) == run_id_for("ns", "j", T0, 1)
     assert len({run_id_for("ns", "j", T0, 1), run_id_for("ns", "j", T0, 2), run_id_for("ns", "k", T0, 1)}) == 3
+
+
+def test_a_run_id_spells_out_the_fire_it_runs_to_the_microsecond() -> None:
+    due = T0 + timedelta(microseconds=123_457)
+    run_id = run_id_for("team-a.prod", "0b5e2c7e-3f4a-4d21-9a0e-6c1f7d2b8e54", due, 3)
+    assert run_id == "team-a.prod:0b5e2c7e-3f4a-4d21-9a0e-6c1f7d2b8e54:20260601T120000.123457Z:3"
+    assert run_key_of(run_id) == RunKey("team-a.prod", "0b5e2c7e-3f4a-4d21-9a0e-6c1f7d2b8e54", due, 3)
+    # a due given in another zone names the same instant, hence the same run
+    assert run_id_for("ns", "j", due.astimezone(timezone(timedelta(hours=-5))), 1) == run_id_for("ns", "j", due, 1)
+
+
+def test_strings_that_are_no_run_id_name_no_run() -> None:
+    for other in ("", "6f1d2a52-8c4e-4f0b-9a57-5b8c1e0d7a11", "ns:j:20261301T000000.000000Z:1",
+                  "ns:j:20260601T120000.000000Z:x", "bad ns:j:20260601T120000.000000Z:1", "ns:a:b:20260601T120000.000000Z:1"):
+        assert run_key_of(other) is None, other
 
 
 def test_first_fire_of_a_past_once_trigger_is_written_for_now() -> None:

@@ -21,6 +21,7 @@ from hourglass_core.errors import (
     StaleOwner,
     Unavailable,
 )
+from hourglass_core.firing import run_key_of
 from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
 from hourglass_core.store import cassandra_schema as schema
 from hourglass_core.store import codec
@@ -43,10 +44,12 @@ _BATCH_MAX_PAYLOAD = 2048
 # by default), past which Cassandra logs a warning for every batch, synchronously, and each
 # batch then costs more than separate writes.
 _BATCH_BUDGET = 4800
-_RUN_ROW_BYTES = 800  # a run's rows without its result and error (written twice), about
-# A run's writes touch three partitions; past unlogged_batch_across_partitions_warn_threshold
-# (10) Cassandra answers every unlogged batch with a warning, which the driver logs.
-_RUNS_PER_BATCH = 3
+_RUN_ROW_BYTES = 450  # a run's rows without its result and error, about
+# A run's writes touch one partition key: its runs_by_job row and its job row share the key
+# (namespace, job id), so Cassandra makes them one mutation. Past
+# unlogged_batch_across_partitions_warn_threshold (10) it answers every unlogged batch with a
+# warning, which the driver logs.
+_RUNS_PER_BATCH = 10
 _COMPLETIONS_PER_BATCH = 10  # one partition each: at the same threshold
 
 
@@ -547,7 +550,7 @@ class CassandraStore:
         await self.record_runs([run])
 
     async def record_runs(self, runs: Sequence[Run]) -> None:
-        """Writes each run's run-by-id, run-by-job and job mirror rows, each with the write
+        """Writes each run's run-by-job row and its job's mirror cells, each with the write
         timestamp codec.run_write_timestamp(run): per cell, the event with the latest run time
         wins, so a late or repeated RUNNING can never overwrite a finished status (no LWT, no
         read). Small runs go together in UNLOGGED batches (a request's overhead costs Cassandra
@@ -574,10 +577,9 @@ class CassandraStore:
     def _run_writes(self, run: Run) -> list[tuple[Any, Sequence[Any]]]:
         ts = codec.run_write_timestamp(run, codec.now_us())
         cols = codec.run_columns(run)
-        by_id = unset_none([cols[c] for c in codec.RUN_COLUMNS]) + [self._retention_s, ts]
         by_job = unset_none([cols[c] for c in RUN_BY_JOB_COLUMNS]) + [self._retention_s, ts]
         key = (run.namespace, run.job_id)
-        writes: list[tuple[Any, Sequence[Any]]] = [(self._st.run_by_id_put, by_id), (self._st.run_by_job_put, by_job)]
+        writes: list[tuple[Any, Sequence[Any]]] = [(self._st.run_by_job_put, by_job)]
         if run.status is RunStatus.RUNNING:
             writes.append((self._st.job_run_started, unset_none([ts, cols["started_at"], run.worker_id, *key])))
             return writes
@@ -588,7 +590,15 @@ class CassandraStore:
         return writes
 
     async def get_run(self, run_id: str) -> Run:
-        rows = await self._cql.execute(self._st.run_get, (run_id,))
+        """Read where its id says it is (see firing.run_id_for); an id of the older, random
+        form from the table those runs were kept in until they expire."""
+        key = run_key_of(run_id)
+        if key is None:
+            rows = await self._cql.execute(self._st.run_get_legacy, (run_id,))
+        else:
+            rows = await self._cql.execute(
+                self._st.run_get, (key.namespace, key.job_id, codec.to_us(key.due), key.attempt)
+            )
         if not rows:
             raise RunNotFound(run_id)
         return codec.run_from_columns(rows[0])

@@ -82,9 +82,10 @@ CQL: dict[str, str] = {
     "checkpoint_update": "UPDATE checkpoints SET at = ?, fencing_token = ? WHERE shard = ? IF fencing_token <= ?",
     "checkpoint_tokens": "SELECT fencing_token FROM checkpoints",
     # runs
-    "run_by_id_put": _insert("runs_by_id", RUN_COLUMNS, " USING TTL ? AND TIMESTAMP ?"),
     "run_by_job_put": _insert("runs_by_job", _RUN_BY_JOB_COLUMNS, " USING TTL ? AND TIMESTAMP ?"),
-    "run_get": "SELECT * FROM runs_by_id WHERE run_id = ?",
+    "run_get": "SELECT * FROM runs_by_job WHERE namespace = ? AND job_id = ? AND due = ? AND attempt = ?",
+    # runs recorded before run ids spelled out their key (no longer written; they expire)
+    "run_get_legacy": "SELECT * FROM runs_by_id WHERE run_id = ?",
     "runs_first": "SELECT * FROM runs_by_job WHERE namespace = ? AND job_id = ? LIMIT ?",
     "runs_after": (
         "SELECT * FROM runs_by_job WHERE namespace = ? AND job_id = ?"
@@ -128,9 +129,9 @@ class Statements:
     checkpoint_insert: Any
     checkpoint_update: Any
     checkpoint_tokens: Any
-    run_by_id_put: Any
     run_by_job_put: Any
     run_get: Any
+    run_get_legacy: Any
     runs_first: Any
     runs_after: Any
     begun_put: Any
