@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from hourglass_core.firing import run_key_of
 from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
 from hourglass_core.store import cassandra_schema as schema
 from hourglass_core.store import codec
-from hourglass_core.store.base import Checkpoint, Created
+from hourglass_core.store.base import Checkpoint, Created, check_keyed_ids
 from hourglass_core.store.cassandra_io import CqlSession, Row, open_session, unset_none
 from hourglass_core.store.cassandra_statements import RUN_BY_JOB_COLUMNS, Statements
 
@@ -35,8 +34,12 @@ _CLAIM_TTL_SLACK = 3600  # claims outlive their fire row, so an expiring row is 
 _BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
 _CLAIMS_PER_BATCH = 32  # ~150 bytes each: under the 5 KiB batch warning threshold
 _MOVES_PER_BATCH = 16  # schedule moves (a fire row and a job pointer, ~250 bytes) per batch
-_KEYS_PER_READ = 100  # idempotency keys or job ids looked up by one read
-_JOB_ROW_BYTES = 900  # a new job's four rows without its params and labels, about
+_KEYS_PER_READ = 100  # job ids looked up by one read
+_JOB_ROW_BYTES = 700  # a new job's row without its params and labels, about
+# Rows of several partitions share an unlogged batch up to Cassandra's
+# unlogged_batch_across_partitions_warn_threshold (10), past which it warns on every batch.
+_PARTITIONS_PER_BATCH = 10
+_POINTERS_PER_BATCH = 32  # listing and fire rows (~150 bytes each): under the 5 KiB warning
 # Beyond this many bytes of params or result a job or run is not written as a batch (batches
 # are refused over batch_size_fail_threshold, 50 KiB by default, and warned about over 5 KiB).
 _BATCH_MAX_PAYLOAD = 2048
@@ -50,7 +53,6 @@ _RUN_ROW_BYTES = 450  # a run's rows without its result and error, about
 # unlogged_batch_across_partitions_warn_threshold (10) it answers every unlogged batch with a
 # warning, which the driver logs.
 _RUNS_PER_BATCH = 10
-_COMPLETIONS_PER_BATCH = 10  # one partition each: at the same threshold
 
 
 def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> BatchStatement:
@@ -75,6 +77,28 @@ def _packed(
         batches[-1].extend(writes)
         size += cost
         count += 1
+    return batches
+
+
+def _by_partition(
+    rows: Sequence[tuple[tuple[Any, ...], tuple[Any, Sequence[Any]]]],
+) -> list[list[tuple[Any, Sequence[Any]]]]:
+    """Small rows, each given with its (table, partition key), in batches of at most
+    _PARTITIONS_PER_BATCH partitions and _POINTERS_PER_BATCH rows, a partition's rows together
+    (Cassandra applies them as one mutation)."""
+    by_partition: dict[tuple[Any, ...], list[tuple[Any, Sequence[Any]]]] = {}
+    for partition, write in rows:
+        by_partition.setdefault(partition, []).append(write)
+    batches: list[list[tuple[Any, Sequence[Any]]]] = []
+    partitions = 0
+    for writes in by_partition.values():
+        for i in range(0, len(writes), _POINTERS_PER_BATCH):
+            chunk = writes[i : i + _POINTERS_PER_BATCH]
+            if not batches or partitions >= _PARTITIONS_PER_BATCH or len(batches[-1]) + len(chunk) > _POINTERS_PER_BATCH:
+                batches.append([])
+                partitions = 0
+            batches[-1].extend(chunk)
+            partitions += 1
     return batches
 
 
@@ -156,110 +180,82 @@ class CassandraStore:
 
     # -- jobs -----------------------------------------------------------------------------
     async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
-        """Writes, per job: [idempotency key row] + first fire + listing row + job row.
+        """Writes, per job: first fire + listing row, then the job row.
 
-        The rows of several jobs are one logged batch (a job too large for one is written with
-        its job row last), so a job row never exists without its fire and listing rows for good
-        (a crash part-way leaves at most rows that point at no job, which readers skip).
-
-        A key is looked up first (a plain read, no lightweight transaction): if it is stored,
-        its job is returned and nothing is written; if its job row is missing, an earlier
-        attempt of this submit never returned success, so the job is written now under the
-        stored id and shard. Two submits racing on one key both miss it and both write: the
-        caller gives a keyed job the id `job_id_for_key(namespace, key)`, so they write the
-        one job (the later write wins, cell by cell), and the job's next fire decides which
-        of their fire rows is live (the other is dropped as stale). A key never yields two
-        jobs, and an accepted job is never lost.
+        A keyed job's id derives from its key (`job_id_for_key`), so the key needs no row of
+        its own: a job row stored under that id is the job the key made, and is returned with
+        nothing written (one read of every keyed id first; no lightweight transaction). Two
+        submits racing on one key both miss it and both write the one job (the later write
+        wins, cell by cell), and the job's next fire decides which of their fire rows is live
+        (the other is dropped as stale). A key never yields two jobs, and an accepted job is
+        never lost.
         """
-        results: list[Created | None] = [None] * len(jobs)
-        keyed = [i for i, (job, _) in enumerate(jobs) if job.idempotency_key]
-        owners = await self._key_owners([jobs[i][0] for i in keyed])
-        taken: dict[int, tuple[str, int]] = {}
-        first: dict[tuple[str, str], int] = {}
-        for i in keyed:
-            job = jobs[i][0]
-            key = (job.namespace, job.idempotency_key)
-            owner = owners.get(key)
-            if owner is not None:
-                taken[i] = owner
-            elif key in first:  # the same key earlier in this batch
-                taken[i] = (jobs[first[key]][0].id, jobs[first[key]][0].shard)
-            else:
-                first[key] = i
-        fresh = [i for i in range(len(jobs)) if i not in taken]
-        await self._write_jobs([jobs[i] for i in fresh])
-        for i in fresh:
-            results[i] = Created(jobs[i][0], True)
-        # After the fresh writes: a key taken by another job of this same batch finds it.
-        for i, (job_id, shard) in taken.items():
-            job, fire = jobs[i]
-            stored = await self._find_job(job.namespace, job_id)
-            if stored is not None:
-                results[i] = Created(stored, False)
+        check_keyed_ids(jobs)
+        stored = await self._stored_jobs({(job.namespace, job.id) for job, _ in jobs if job.idempotency_key})
+        results: list[Created] = []
+        fresh: list[tuple[Job, Fire | None]] = []
+        first: dict[tuple[str, str], Job] = {}  # keyed jobs written by this call
+        for job, fire in jobs:
+            key = (job.namespace, job.id)
+            if job.idempotency_key and (key in stored or key in first):
+                results.append(Created(stored.get(key) or first[key], False))
                 continue
-            job = replace(job, id=job_id, shard=shard)
-            fire = None if fire is None else replace(fire, job_id=job_id, shard=shard)
-            await self._write_jobs([(job, fire)])
-            results[i] = Created(job, True)
-        return [r for r in results if r is not None]
+            if job.idempotency_key:
+                first[key] = job
+            fresh.append((job, fire))
+            results.append(Created(job, True))
+        await self._write_jobs(fresh)
+        return results
 
-    async def _key_owners(self, jobs: Sequence[Job]) -> dict[tuple[str, str], tuple[str, int]]:
-        """(namespace, key) -> the (job id, shard) stored with each key of `jobs` that is
-        stored: one read per namespace and _KEYS_PER_READ keys (IN on the partition key)."""
-        wanted: dict[str, list[str]] = {}
-        for job in jobs:
-            wanted.setdefault(job.namespace, []).append(job.idempotency_key)
-        reads = [
-            (namespace, keys[i : i + _KEYS_PER_READ])
-            for namespace, keys in wanted.items()
-            for i in range(0, len(keys), _KEYS_PER_READ)
-        ]
-        answers = await asyncio.gather(*(self._cql.execute(self._st.keys_get, read) for read in reads))
-        return {
-            (namespace, row["key"]): (row["job_id"], row["shard"])
-            for (namespace, _), rows in zip(reads, answers, strict=True)
-            for row in rows
-        }
+    async def _stored_jobs(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Job]:
+        """The stored jobs among `keys` ((namespace, id) pairs), by key."""
+        by_namespace: dict[str, list[str]] = {}
+        for namespace, job_id in keys:
+            by_namespace.setdefault(namespace, []).append(job_id)
+        found = await asyncio.gather(*(self.get_jobs(ns, ids) for ns, ids in by_namespace.items()))
+        return {(ns, i): job for ns, jobs in zip(by_namespace, found, strict=True) for i, job in jobs.items()}
 
     async def _write_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> None:
-        """Each job's listing row, key row, first fire and job row. Jobs go together in LOGGED
-        batches (all rows of a batch land, or after a failure all eventually) kept under the
-        5 KiB batch warning threshold: one request and one batchlog entry for several jobs. A
-        job with params too large for a batch is written as separate writes, its job row last
-        (its fire row without its job is dropped by the workers; see claiming.ORPHAN_ROW)."""
+        """Every job's first fire and listing row, then (once they are durable) its job row: a
+        job row never exists without them, and a crash in between leaves only rows that point
+        at no job (readers skip them; workers drop such a fire, see claiming.ORPHAN_ROW; the
+        client's retry writes them again). Both steps go in UNLOGGED batches, rows grouped by
+        partition: no batchlog write and delete, which a LOGGED batch costs Cassandra on every
+        submit. A job with params too large for a batch is written on its own."""
+        if not jobs:
+            return
+        pointers = [row for job, fire in jobs for row in self._job_pointers(job, fire)]
         small: list[tuple[list[tuple[Any, Sequence[Any]]], int]] = []
-        large: list[tuple[list[tuple[Any, Sequence[Any]]], tuple[Any, Sequence[Any]]]] = []
-        for job, fire in jobs:
-            first, row = self._job_writes(job, fire)
+        large: list[tuple[Any, Sequence[Any]]] = []
+        for job, _ in jobs:
+            row = self._job_row(job)
             if len(job.params.data) > _BATCH_MAX_PAYLOAD:
-                large.append((first, row))
-                continue
-            cost = _JOB_ROW_BYTES + len(job.params.data) + sum(len(k) + len(v) for k, v in job.labels.items())
-            small.append(([*first, row], cost))
-        batches = _packed(small)
-
-        async def write_large(first: list[tuple[Any, Sequence[Any]]], row: tuple[Any, Sequence[Any]]) -> None:
-            await asyncio.gather(*(self._cql.execute(*write) for write in first))
-            await self._cql.execute(*row)
-
+                large.append(row)
+            else:
+                cost = _JOB_ROW_BYTES + len(job.params.data) + sum(len(k) + len(v) for k, v in job.labels.items())
+                small.append(([row], cost))
+        await self._unlogged(_by_partition(pointers))
         await asyncio.gather(
-            *(self._cql.execute(_batch(BatchType.LOGGED, b)) for b in batches),
-            *(write_large(*writes) for writes in large),
+            self._unlogged(_packed(small, max_groups=_PARTITIONS_PER_BATCH)), *(self._cql.execute(*r) for r in large)
         )
 
-    def _job_writes(
-        self, job: Job, fire: Fire | None
-    ) -> tuple[list[tuple[Any, Sequence[Any]]], tuple[Any, Sequence[Any]]]:
-        """The rows a new job is written as: (listing, key and fire rows; the job row)."""
-        listing = (self._st.listing_insert, (job.namespace, codec.list_bucket(job.id, LIST_BUCKETS), job.id))
-        cols = codec.job_columns(job)
-        row = (self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS]))
-        first: list[tuple[Any, Sequence[Any]]] = [listing]
-        if job.idempotency_key:
-            first.append((self._st.key_put, (job.namespace, job.idempotency_key, job.id, job.shard)))
+    async def _unlogged(self, batches: Sequence[list[tuple[Any, Sequence[Any]]]]) -> None:
+        await asyncio.gather(*(self._cql.execute(_batch(BatchType.UNLOGGED, b)) for b in batches))
+
+    def _job_pointers(self, job: Job, fire: Fire | None) -> list[tuple[tuple[Any, ...], tuple[Any, Sequence[Any]]]]:
+        """The rows pointing at a new job, each with its partition: listing and first fire."""
+        bucket = codec.list_bucket(job.id, LIST_BUCKETS)
+        rows: list[tuple[tuple[Any, ...], tuple[Any, Sequence[Any]]]] = [
+            (("jobs_by_bucket", job.namespace, bucket), (self._st.listing_insert, (job.namespace, bucket, job.id)))
+        ]
         if fire is not None:
-            first.append((self._st.fire_put, self._fire_values(fire)))
-        return first, row
+            values = self._fire_values(fire)
+            rows.append((("fires", *values[:2]), (self._st.fire_put, values)))
+        return rows
+
+    def _job_row(self, job: Job) -> tuple[Any, Sequence[Any]]:
+        cols = codec.job_columns(job)
+        return self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS])
 
     async def _find_job(self, namespace: str, job_id: str) -> Job | None:
         rows = await self._cql.execute(self._st.job_get, (namespace, job_id))
@@ -376,7 +372,7 @@ class CassandraStore:
             _batch(kind, [write for job, nxt, read_at in group[i : i + size]
                           for write in self._move_writes(job, nxt, codec.to_us(read_at))])
             for kind, group, size in ((BatchType.LOGGED, moving, _MOVES_PER_BATCH),
-                                      (BatchType.UNLOGGED, completing, _COMPLETIONS_PER_BATCH))
+                                      (BatchType.UNLOGGED, completing, _PARTITIONS_PER_BATCH))
             for i in range(0, len(group), size)
         ]
         await asyncio.gather(*(self._cql.execute(b) for b in batches))

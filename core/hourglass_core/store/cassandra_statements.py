@@ -60,8 +60,6 @@ CQL: dict[str, str] = {
     "listing_slice": (
         "SELECT id FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id > ? LIMIT ?"
     ),
-    "key_put": "INSERT INTO idempotency_keys (namespace, key, job_id, shard) VALUES (?, ?, ?, ?)",
-    "keys_get": "SELECT key, job_id, shard FROM idempotency_keys WHERE namespace = ? AND key IN ?",
     # schedule
     "fire_put": _insert("fires", ("shard", "bucket_start") + _FIRE_COLUMNS, " USING TTL ?"),
     "fire_slice": (
@@ -118,8 +116,6 @@ class Statements:
     job_run_finished: Any
     listing_insert: Any
     listing_slice: Any
-    key_put: Any
-    keys_get: Any
     fire_put: Any
     fire_slice: Any
     claim: Any

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from hourglass_core.errors import JobNotFound, RunNotFound, StaleOwner, Unavaila
 from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
 from hourglass_core.store import codec, migrations
 from hourglass_core.store import sqlite_sql as sql
-from hourglass_core.store.base import Checkpoint, Created
+from hourglass_core.store.base import Checkpoint, Created, check_keyed_ids
 
 T = TypeVar("T")
 _CLAIM_SLACK_US = 3600 * 1_000_000  # as in Cassandra: claims outlive their fire rows
@@ -122,24 +121,15 @@ class SqliteStore:
         return await self._call(self._create_jobs, list(jobs))
 
     def _create_jobs(self, jobs: list[tuple[Job, Fire | None]]) -> list[Created]:
+        check_keyed_ids(jobs)
         results: list[Created] = []
         with self._tx() as db:
             for job, fire in jobs:
-                if job.idempotency_key:
-                    key = {"namespace": job.namespace, "key": job.idempotency_key}
-                    owner = db.execute(sql.KEY_GET, key).fetchone()
-                    if owner is None:
-                        db.execute(sql.KEY_INSERT, {**key, "job_id": job.id, "shard": job.shard})
-                    else:
-                        stored = _find_job(db, job.namespace, owner["job_id"])
-                        if stored is not None:
-                            results.append(Created(stored, False))
-                            continue
-                        # Key without job (cannot happen in one transaction; kept for parity
-                        # with Cassandra): the job is written under the key's id.
-                        job = replace(job, id=owner["job_id"], shard=owner["shard"])
-                        fire = None if fire is None else replace(
-                            fire, job_id=job.id, shard=job.shard)  # fmt: skip
+                if job.idempotency_key:  # the key made the job stored under the id it gives
+                    stored = _find_job(db, job.namespace, job.id)
+                    if stored is not None:
+                        results.append(Created(stored, False))
+                        continue
                 if fire is not None:
                     self._put_fire(db, fire)
                 cols = codec.job_columns(job)

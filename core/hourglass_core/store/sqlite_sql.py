@@ -66,8 +66,6 @@ UPDATE jobs SET
 WHERE namespace = :namespace AND id = :id
 """
 
-KEY_GET = "SELECT job_id, shard FROM idempotency_keys WHERE namespace = :namespace AND key = :key"
-KEY_INSERT = "INSERT INTO idempotency_keys VALUES (:namespace, :key, :job_id, :shard)"
 
 _FIRE_COLUMNS = ("shard", "due", "namespace", "job_id", "attempt", "kind", "priority")
 FIRE_PUT = _insert("fires", _FIRE_COLUMNS + ("expires_at",), "INSERT OR REPLACE")
