@@ -43,16 +43,23 @@ from hourglass_pb.v1 import worker_pb2 as wpb
 # -- scalars ------------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
 def ts(value: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
-    return out
+    """By integer arithmetic: a third of the cost of Timestamp.FromDatetime, paid a few times
+    per fire."""
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)  # as FromDatetime would: a naive time is local
+    seconds, micros = divmod((value - _EPOCH) // _MICRO, 1_000_000)
+    return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def from_ts(message: Timestamp, present: bool = True) -> datetime | None:
     if not present:
         return None
-    return message.ToDatetime(tzinfo=UTC)
+    return _EPOCH + timedelta(seconds=message.seconds, microseconds=message.nanos // 1000)
 
 
 def dur(value: timedelta) -> Duration:
