@@ -16,6 +16,7 @@ from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_streams import WorkerStreams
+from hourglass_core import gc_tuning
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
@@ -94,6 +95,8 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    if owned:  # a process of its own
+        gc_tuning.settle()
     if ready is not None:
         ready.set()
     try:

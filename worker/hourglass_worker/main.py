@@ -9,6 +9,7 @@ import signal
 import socket
 import uuid
 
+from hourglass_core import gc_tuning
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_worker.executors import load_executors
@@ -39,6 +40,8 @@ async def run_worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     worker = Worker(settings.worker_id or new_worker_id(), settings, store, leases, membership, executors)
+    if owned:  # a process of its own
+        gc_tuning.settle()
     log.info("worker %s starting (executors: %s)", worker.worker_id, ", ".join(sorted(executors)))
     try:
         await worker.run(stop)
