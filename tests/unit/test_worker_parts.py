@@ -43,6 +43,20 @@ async def test_timer_returns_due_fires_by_priority_then_due_time() -> None:
     assert len(timer) == 1
 
 
+async def test_a_waiting_timer_wakes_for_a_fire_added_ahead_of_the_one_it_waits_for() -> None:
+    timer = FireTimer()
+    now = datetime.now(UTC)
+    timer.add(Fire(due=now + timedelta(seconds=30), namespace="d", job_id="late", shard=0))
+    waiting = asyncio.create_task(timer.next_due())
+    await asyncio.sleep(0.01)
+    timer.add(Fire(due=now + timedelta(seconds=20), namespace="d", job_id="later", shard=0))
+    timer.add(Fire(due=now + timedelta(milliseconds=50), namespace="d", job_id="soon", shard=0))
+    timer.add(Fire(due=now + timedelta(seconds=40), namespace="d", job_id="last", shard=0))
+    due = await asyncio.wait_for(waiting, 1)
+    assert [f.job_id for f in due] == ["soon"]
+    assert datetime.now(UTC) >= now + timedelta(milliseconds=50) and len(timer) == 3
+
+
 def _ctx(params: dict[str, object]) -> RunContext:
     return RunContext("d", "j", "r", 1, datetime.now(UTC), Payload(json.dumps(params).encode(), "application/json"))
 

@@ -27,8 +27,11 @@ class FireTimer:
 
     def add(self, fire: Fire, at: datetime | None = None) -> None:
         """Returns the fire from next_due() at `at` (default: when it is due)."""
-        heapq.heappush(self._heap, (at or fire.due, -fire.priority, next(self._order), fire))
-        self._wake.set()
+        when = at or fire.due
+        sooner = not self._heap or when < self._heap[0][0]
+        heapq.heappush(self._heap, (when, -fire.priority, next(self._order), fire))
+        if sooner:  # else the waiter wakes for the earlier one first anyway
+            self._wake.set()
 
     def hurry(self) -> None:
         """Every fire comes out now rather than at the time it was added for."""
@@ -43,6 +46,7 @@ class FireTimer:
     async def next_due(self) -> list[Fire]:
         """Waits until at least one fire is due; returns every due fire, highest priority
         first, then earliest."""
+        loop = asyncio.get_running_loop()
         while True:
             now = datetime.now(UTC)
             if self._heap and self._heap[0][0] <= now:
@@ -53,7 +57,10 @@ class FireTimer:
                 return due
             self._wake.clear()
             delay = (self._heap[0][0] - now).total_seconds() if self._heap else 3600.0
+            # A timer handle, not wait_for: that makes a task (and on timeout an exception
+            # with its traceback) on every wake, and the loop wakes for most fires.
+            alarm = loop.call_later(delay, self._wake.set)
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
+                await self._wake.wait()
+            finally:
+                alarm.cancel()
