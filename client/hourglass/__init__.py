@@ -46,6 +46,8 @@ from hourglass_core.models import (
     Run,
     RunReason,
     RunStatus,
+    ScheduledFire,
+    SchedulePreview,
     Trigger,
     WorkerLostPolicy,
 )
@@ -79,6 +81,8 @@ __all__ = [
     "RunNotFound",
     "RunReason",
     "RunStatus",
+    "SchedulePreview",
+    "ScheduledFire",
     "Trigger",
     "Unavailable",
     "WorkerLostPolicy",

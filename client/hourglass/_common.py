@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -31,7 +32,7 @@ from hourglass_core.errors import (
     RunNotFound,
     Unavailable,
 )
-from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run
+from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run, SchedulePreview, Trigger
 from hourglass_pb.v1 import jobs_pb2 as pb
 
 T = TypeVar("T")
@@ -361,3 +362,23 @@ def list_runs(job_id: str, namespace: str, page_size: int, page_token: str) -> R
         READ,
         _job_not_found(namespace, job_id),
     )
+
+
+def preview_schedule(
+    job_id: str | None, namespace: str, trigger: Trigger | None, count: int, after: datetime | None
+) -> Rpc[SchedulePreview]:
+    """Of a stored job (`job_id`) or of a trigger not yet submitted: exactly one is given."""
+    if (job_id is None) == (trigger is None):
+        raise ValueError("give a job id or a trigger, not both")
+    request = pb.PreviewScheduleRequest(count=count)
+    if trigger is not None:
+        request.trigger.CopyFrom(wire.trigger_to_pb(trigger))
+    else:
+        request.job.CopyFrom(pb.JobRef(namespace=namespace, id=job_id or ""))
+    if after is not None:
+        request.after.CopyFrom(wire.ts(after))
+
+    def answer(response: pb.PreviewScheduleResponse) -> SchedulePreview:
+        return SchedulePreview([wire.scheduled_fire_from_pb(f) for f in response.fires], response.timezone)
+
+    return Rpc("PreviewSchedule", request, answer, READ, _job_not_found(namespace, job_id or ""))

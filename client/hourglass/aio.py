@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -12,7 +13,7 @@ import grpc.aio
 
 from hourglass import _common as rpcs
 from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
-from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run
+from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run, SchedulePreview, Trigger
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -141,6 +142,19 @@ class AsyncClient:
     async def resume(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
         """As `Client.resume`. Raises JobNotFound, FailedPrecondition."""
         return await self._call(rpcs.control("resume", job_id, namespace), timeout)
+
+    async def preview_schedule(
+        self,
+        job_id: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        trigger: Trigger | None = None,
+        count: int = 10,
+        after: datetime | None = None,
+        timeout: float | None = None,
+    ) -> SchedulePreview:
+        """As `Client.preview_schedule`."""
+        return await self._call(rpcs.preview_schedule(job_id, namespace, trigger, count, after), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

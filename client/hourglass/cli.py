@@ -3,6 +3,7 @@
     hourglass coordinator | worker | db migrate | dev [--demo]
     hourglass submit --name N --executor E (--at T | --every D | --cron EXPR [--tz Z]) [...]
     hourglass get ID | list [...] | cancel ID | pause ID | resume ID | runs ID | run RUN_ID
+    hourglass preview (ID | --at T | --every D | --cron EXPR [--tz Z]) [--count N] [--after T]
 
 Server commands import the coordinator, worker or store only when run, so the client commands
 need nothing beyond the SDK. Exit codes: 0 ok, 1 other error, 2 invalid argument (including
@@ -184,6 +185,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    given = args.at is not None or args.every is not None or args.cron is not None
+    if given == (args.job_id is not None):
+        raise InvalidArgument("job_id", "give a job id, or a trigger (--at, --every or --cron), not both")
+    trigger = _trigger(args, now) if given else None
+    after = args.after.resolve(now) if args.after else None
+    with _client(args) as client:
+        found = client.preview_schedule(args.job_id, args.namespace, trigger=trigger, count=args.count, after=after)
+    print(fmt.dumps(fmt.preview_json(found)) if args.json else fmt.preview_text(found))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     with _client(args) as client:
         run = client.get_run(args.run_id)
@@ -284,16 +298,20 @@ def _server_flags(p: argparse.ArgumentParser, *flags: str) -> None:
                    choices=["debug", "info", "warning", "error"])
 
 
-def _submit_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", required=True)
-    p.add_argument("--executor", required=True, help="an executor registered on the workers (e.g. echo, http)")
-    when = p.add_mutually_exclusive_group(required=True)
+def _trigger_flags(p: argparse.ArgumentParser, *, required: bool) -> None:
+    when = p.add_mutually_exclusive_group(required=required)
     when.add_argument("--at", type=time_arg, help="once, at ISO 8601 time with offset, or +DURATION from now")
     when.add_argument("--every", type=duration, help=f"interval ({DURATION_HELP})")
     when.add_argument("--cron", help="cron expression: 5 fields, or 6 with seconds first")
     p.add_argument("--tz", help="IANA time zone of --cron (default UTC)")
     p.add_argument("--start", type=time_arg, help="no fire before (anchor of --every; default now)")
     p.add_argument("--end", type=time_arg, help="no fire after")
+
+
+def _submit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True)
+    p.add_argument("--executor", required=True, help="an executor registered on the workers (e.g. echo, http)")
+    _trigger_flags(p, required=True)
     p.add_argument("--params", help="JSON, or @FILE (@- for stdin) sent as is")
     p.add_argument("--content-type", help="of params (default application/json, or octet-stream for non-JSON files)")
     p.add_argument("--priority", type=int, default=0)
@@ -339,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page-size", type=int, default=100)
     p.add_argument("--page-token", default="")
     command("run", cmd_run, "show a run").add_argument("run_id")
+    p = command("preview", cmd_preview, "the next fire times of a job, or of a trigger before submitting it")
+    p.add_argument("job_id", nargs="?")
+    _trigger_flags(p, required=False)
+    p.add_argument("--count", type=int, default=10, help="how many fire times, 1-1000 (default 10)")
+    p.add_argument("--after", type=time_arg, help="fire times after this (ISO 8601 or +DURATION; default now)")
 
     p = sub.add_parser("coordinator", help="run a coordinator replica")
     _server_flags(p, "--listen", "--store", "--coordination", "--num-shards")

@@ -17,7 +17,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hourglass_core.config import parse_duration
-from hourglass_core.models import CronTrigger, IntervalTrigger, Job, OnceTrigger, Payload, Run, Trigger
+from hourglass_core.models import (
+    CronTrigger,
+    IntervalTrigger,
+    Job,
+    OnceTrigger,
+    Payload,
+    Run,
+    SchedulePreview,
+    Trigger,
+)
 
 MAX_CELL = 48
 DURATION_HELP = "e.g. 500ms, 10s, 1.5m, 2h, or plain seconds"
@@ -298,3 +307,23 @@ def runs_table(runs: Sequence[Run]) -> str:
         [[r.run_id, r.status.value, r.reason and r.reason.value, iso(r.due), r.attempt, lateness_ms(r), r.worker_id]
          for r in runs],
     )
+
+
+def preview_json(preview: SchedulePreview) -> dict[str, Any]:
+    return {
+        "timezone": preview.timezone,
+        "fires": [{"at": iso(f.at), "local_time": f.local_time, "dst_note": f.dst_note or None} for f in preview.fires],
+    }
+
+
+def preview_text(preview: SchedulePreview) -> str:
+    """One line per fire: wall time in the zone, the UTC instant, and a note where a clock
+    change moved it (notes are never cut short)."""
+    if not preview.fires:
+        return "no fires to come"
+    width = max(len(f.local_time) for f in preview.fires)
+    lines = [f"time zone {preview.timezone}"]
+    for f in preview.fires:
+        note = f"  {f.dst_note}" if f.dst_note else ""
+        lines.append(f"{f.local_time:<{width}}  {iso(f.at)}{note}")
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ import grpc
 
 from hourglass import _common as rpcs
 from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
-from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run
+from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run, SchedulePreview, Trigger
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -156,6 +157,24 @@ class Client:
         """Schedules the next fire after now (fires missed while paused do not run). Raises
         JobNotFound, FailedPrecondition for a cancelled or completed job."""
         return self._call(rpcs.control("resume", job_id, namespace), timeout)
+
+    def preview_schedule(
+        self,
+        job_id: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        trigger: Trigger | None = None,
+        count: int = 10,
+        after: datetime | None = None,
+        timeout: float | None = None,
+    ) -> SchedulePreview:
+        """The next `count` (1-1000) fire times of the stored job `job_id`, or of `trigger`
+        before it is submitted (a bad one raises InvalidArgument naming the field), strictly
+        after `after` (default now), each with its wall-clock time in the trigger's zone and a
+        note where a daylight-saving change moves or doubles it. An active job's preview
+        starts at its next fire; a paused job's as if resumed now; a cancelled or completed
+        job has none. Raises JobNotFound."""
+        return self._call(rpcs.preview_schedule(job_id, namespace, trigger, count, after), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from hourglass_coordinator.jobs import JobsApi, utcnow
 from hourglass_core import wire
 from hourglass_core.errors import HourglassError, InvalidArgument
 from hourglass_core.models import DEFAULT_NAMESPACE, JobFilter
+from hourglass_core.preview import preview_count
 from hourglass_core.store.base import Created
 from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import jobs_pb2_grpc
@@ -109,4 +110,23 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
         )
         return pb.ListRunsResponse(
             runs=[wire.run_to_pb(run) for run in page.items], next_page_token=page.next_page_token
+        )
+
+    @grpc_errors
+    async def PreviewSchedule(
+        self, request: pb.PreviewScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PreviewScheduleResponse:
+        count = preview_count(request.count)
+        after = wire.from_ts(request.after, request.HasField("after"))
+        target = request.WhichOneof("target")
+        if target == "job":
+            if not request.job.id:
+                raise InvalidArgument("job.id", "must not be empty")
+            found = await self._api.preview_job(_namespace(request.job.namespace), request.job.id, count, after)
+        elif target == "trigger":
+            found = self._api.preview_trigger(wire.trigger_from_pb(request.trigger, utcnow()), count, after)
+        else:
+            raise InvalidArgument("target", "one of job or trigger is required")
+        return pb.PreviewScheduleResponse(
+            fires=[wire.scheduled_fire_to_pb(f) for f in found.fires], timezone=found.timezone
         )

@@ -19,10 +19,13 @@ from hourglass_core.models import (
     JobState,
     Page,
     Run,
+    SchedulePreview,
+    Trigger,
 )
+from hourglass_core.preview import preview
 from hourglass_core.sharding import shard_of
 from hourglass_core.store.base import Created, Store
-from hourglass_core.triggers import next_fire
+from hourglass_core.triggers import local_zone, next_fire
 from hourglass_core.validation import validate_spec
 
 MAX_PAGE = 1000
@@ -216,6 +219,26 @@ class JobsApi:
         finally:
             self._cache.forget_job(job.namespace, job.id)
             await self._announce_change(job.shard, job.namespace, job.id)
+
+    async def preview_job(self, namespace: str, job_id: str, count: int, after: datetime | None) -> SchedulePreview:
+        """An active job's fires from its next one on (or after `after`, if later); a paused
+        job's as if resumed now; none for a cancelled or completed job."""
+        job = await self.get(namespace, job_id)
+        resumed_from = self._clock() - timedelta(microseconds=1)  # as resume computes it
+        nxt = job.next_fire_time
+        if job.state is JobState.ACTIVE and nxt is not None and (after is None or after < nxt):
+            return preview(job.trigger, nxt, count, first=nxt)
+        if job.state in (JobState.ACTIVE, JobState.PAUSED):
+            return preview(job.trigger, after or resumed_from, count)
+        return SchedulePreview([], local_zone(job.trigger).key)
+
+    def preview_trigger(self, trigger: Trigger, count: int, after: datetime | None) -> SchedulePreview:
+        """A trigger's fires after `after` (default now); INVALID_ARGUMENT if it has none."""
+        after = after or self._clock()
+        found = preview(trigger, after, count)
+        if not found.fires:
+            raise InvalidArgument("trigger", f"never fires after {after.isoformat()}")
+        return found
 
     async def get_run(self, run_id: str) -> Run:
         return await self._cache.run(run_id, lambda: self._store.get_run(run_id))

@@ -229,3 +229,19 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_page_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledFire:
+    """A fire time a schedule preview found: the instant, its wall-clock reading in the
+    trigger's zone (ISO 8601 with offset) and, where a clock change moved or doubled it, why."""
+
+    at: datetime
+    local_time: str
+    dst_note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePreview:
+    fires: list[ScheduledFire]
+    timezone: str  # the IANA zone of every local_time

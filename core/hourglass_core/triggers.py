@@ -63,7 +63,9 @@ from hourglass_core.models import CronTrigger, IntervalTrigger, OnceTrigger, Ret
 
 __all__ = [
     "backoff_delay",
+    "dst_note",
     "fires_between",
+    "local_zone",
     "next_fire",
     "validate_trigger",
 ]
@@ -480,6 +482,47 @@ def _zoned_next(spec: _CronSpec, zone: ZoneInfo, after: datetime) -> datetime | 
                 return segment_start
         lower = unseen = max(unseen, start_wall)
     return None  # pragma: no cover - see _MAX_SEGMENTS
+
+
+# --------------------------------------------------------------------------------------------
+# Explaining fire times
+
+
+def local_zone(trigger: Trigger) -> ZoneInfo:
+    """The zone whose wall clock the trigger follows: a cron trigger's, else UTC."""
+    if isinstance(trigger, CronTrigger):
+        return _zone(trigger.timezone, "trigger.cron.timezone")
+    return ZoneInfo("UTC")
+
+
+def dst_note(trigger: Trigger, fire: datetime) -> str:
+    """Why the fire at `fire` (an instant `next_fire` returned) is where it is when a clock
+    change moved or doubled it; "" otherwise. Only cron triggers follow a wall clock."""
+    if not isinstance(trigger, CronTrigger):
+        return ""
+    spec = _compile(trigger.expression, "trigger.cron.expression")
+    zone = _zone(trigger.timezone, "trigger.cron.timezone")
+    local = fire.astimezone(zone)
+    wall = local.replace(tzinfo=None)
+    at = f"{wall:%H:%M:%S}" if spec.with_seconds else f"{wall:%H:%M}"
+    day = f"{wall:%Y-%m-%d}"
+    if local.fold == 1:
+        return f"the second {at} of {day}: clocks went back ({zone.key})"
+    if local.replace(fold=1).utcoffset() != local.utcoffset():
+        if spec.wildcard:
+            return f"the first {at} of {day}: clocks go back and it fires again at the second ({zone.key})"
+        return f"{at} happens twice on {day} as clocks go back: fires at the first only ({zone.key})"
+    if _first_match_at_or_after(spec, _floor(wall, spec.resolution)) != wall:
+        gap = _offset(zone, fire) - _offset(zone, fire - _ONE_US)
+        return (f"clocks went forward {_duration(gap)} at {at} on {day} ({zone.key}): "
+                f"the scheduled time did not exist, so it fires as the gap ends")  # fmt: skip
+    return ""
+
+
+def _duration(value: timedelta) -> str:
+    minutes = int(value.total_seconds()) // 60
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours and minutes else f"{hours} h" if hours else f"{minutes} min"
 
 
 # --------------------------------------------------------------------------------------------

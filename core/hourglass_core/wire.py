@@ -34,6 +34,7 @@ from hourglass_core.models import (
     Run,
     RunReason,
     RunStatus,
+    ScheduledFire,
     Trigger,
     WorkerLostPolicy,
 )
@@ -204,6 +205,14 @@ def trigger_from_pb(message: pb.Trigger, now: datetime, field: str = "trigger") 
             end=end,
         )
     raise errors.InvalidArgument(field, "one of once, interval or cron is required")
+
+
+def scheduled_fire_to_pb(fire: ScheduledFire) -> pb.ScheduledFire:
+    return pb.ScheduledFire(at=ts(fire.at), local_time=fire.local_time, dst_note=fire.dst_note)
+
+
+def scheduled_fire_from_pb(message: pb.ScheduledFire) -> ScheduledFire:
+    return ScheduledFire(from_ts(message.at) or _EPOCH, message.local_time, message.dst_note)
 
 
 def options_to_pb(options: JobOptions) -> pb.JobOptions:

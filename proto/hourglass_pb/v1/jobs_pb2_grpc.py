@@ -79,6 +79,11 @@ class JobServiceStub:
                 request_serializer=hourglass_dot_v1_dot_jobs__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.PreviewSchedule = channel.unary_unary(
+                '/hourglass.v1.JobService/PreviewSchedule',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -147,6 +152,15 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewSchedule(self, request, context):
+        """The next fire times of a stored job, or of a trigger not yet submitted (to check a cron
+        expression before saving it), each with its wall-clock time and a note where a
+        daylight-saving change moves or doubles it. Reads only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +208,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListRuns,
                     request_deserializer=hourglass_dot_v1_dot_jobs__pb2.ListRunsRequest.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'PreviewSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewSchedule,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -439,6 +458,33 @@ class JobService:
             '/hourglass.v1.JobService/ListRuns',
             hourglass_dot_v1_dot_jobs__pb2.ListRunsRequest.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/PreviewSchedule',
+            hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,
