@@ -382,3 +382,10 @@ def preview_schedule(
         return SchedulePreview([wire.scheduled_fire_from_pb(f) for f in response.fires], response.timezone)
 
     return Rpc("PreviewSchedule", request, answer, READ, _job_not_found(namespace, job_id or ""))
+
+
+def delete_job(job_id: str, namespace: str) -> Rpc[None]:
+    """Retried as other control calls; a retry after a delete whose answer was lost raises
+    JobNotFound: the job is gone either way."""
+    ref = pb.JobRef(namespace=namespace, id=job_id)
+    return Rpc("DeleteJob", ref, lambda _: None, IDEMPOTENT_WRITE, _job_not_found(namespace, job_id))

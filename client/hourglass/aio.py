@@ -156,6 +156,10 @@ class AsyncClient:
         """As `Client.preview_schedule`."""
         return await self._call(rpcs.preview_schedule(job_id, namespace, trigger, count, after), timeout)
 
+    async def delete(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> None:
+        """As `Client.delete`. Raises JobNotFound, FailedPrecondition."""
+        await self._call(rpcs.delete_job(job_id, namespace), timeout)
+
     # -- runs -------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str, *, timeout: float | None = None) -> Run:

@@ -176,6 +176,12 @@ class Client:
         job has none. Raises JobNotFound."""
         return self._call(rpcs.preview_schedule(job_id, namespace, trigger, count, after), timeout)
 
+    def delete(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> None:
+        """Removes a cancelled or completed job (its runs stay readable until their retention
+        ends). Raises JobNotFound (also on a retry after a delete whose answer was lost: the
+        job is gone either way), FailedPrecondition for an active or paused job."""
+        self._call(rpcs.delete_job(job_id, namespace), timeout)
+
     # -- runs -------------------------------------------------------------------------------
 
     def get_run(self, run_id: str, *, timeout: float | None = None) -> Run:

@@ -130,3 +130,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
         return pb.PreviewScheduleResponse(
             fires=[wire.scheduled_fire_to_pb(f) for f in found.fires], timezone=found.timezone
         )
+
+    @grpc_errors
+    async def DeleteJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.DeleteJobResponse:
+        if not request.id:
+            raise InvalidArgument("id", "must not be empty")
+        await self._api.delete(_namespace(request.namespace), request.id)
+        return pb.DeleteJobResponse()

@@ -211,6 +211,17 @@ class JobsApi:
         await self._hint_soon([fire], now)
         return resumed
 
+    async def delete(self, namespace: str, job_id: str) -> None:
+        """Removes a cancelled or completed job; an active or paused one must be cancelled first."""
+        job = await self._store.get_job(namespace, job_id)
+        if job.state not in (JobState.CANCELLED, JobState.COMPLETED):
+            raise FailedPrecondition(f"job {job_id} is {job.state.value}: cancel it before deleting it")
+        try:
+            await self._store.delete_job(namespace, job_id)
+        finally:
+            self._cache.forget_job(namespace, job_id)
+            await self._announce_change(job.shard, namespace, job_id)
+
     async def _changed(self, job: Job, state: JobState, fire: Fire | None) -> Job:
         """Stores the job's new state; this replica forgets its cached copy at once (also if
         the write failed: it may have landed), the others when they hear of the change."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hourglass_coordinator.jobs import JobsApi
-from hourglass_core.errors import InvalidArgument, JobNotFound
+from hourglass_core.errors import FailedPrecondition, InvalidArgument, JobNotFound
 from hourglass_core.models import CronTrigger, Fire, IntervalTrigger, JobSpec, OnceTrigger
 from hourglass_core.store.base import Store
 
@@ -70,3 +70,21 @@ async def test_a_trigger_that_never_fires_again_is_refused_naming_it(store: Stor
     with pytest.raises(InvalidArgument) as caught:
         api.preview_trigger(OnceTrigger(at=NOW - timedelta(hours=1)), 5, None)
     assert caught.value.field == "trigger"
+
+
+async def test_only_a_cancelled_or_completed_job_can_be_deleted(store: Store, ns: str) -> None:
+    now = datetime.now(UTC)
+    api = _api(store, now)
+    await store.register_executors(frozenset({"echo"}))
+    [created] = await api.submit([JobSpec(name="d", executor="echo", trigger=OnceTrigger(at=now + timedelta(hours=1)),
+                                          namespace=ns)])  # fmt: skip
+    job = created.job
+    with pytest.raises(FailedPrecondition):
+        await api.delete(ns, job.id)
+    await api.pause(ns, job.id)
+    with pytest.raises(FailedPrecondition):
+        await api.delete(ns, job.id)
+    await api.cancel(ns, job.id)
+    await api.delete(ns, job.id)
+    with pytest.raises(JobNotFound):
+        await api.get(ns, job.id)

@@ -766,3 +766,25 @@ async def test_open_store_rejects_bad_urls(url: str) -> None:
 async def test_unreachable_cassandra_raises_unavailable() -> None:
     with pytest.raises(Unavailable):
         await open_store("cassandra://127.0.0.1:1/hourglass")
+
+
+async def test_a_deleted_job_is_gone_from_reads_and_listings_and_its_runs_stay(
+    store: Store, ns: str, shard: int
+) -> None:
+    job, fire = await create(store, ns, shard)
+    kept, _ = await create(store, ns, shard, name="kept")
+    run = make_run(job, fire.due, RunStatus.SUCCEEDED, worker_id="w-1", started_at=fire.due, ended_at=fire.due)
+    await store.record_run(run)
+    await store.set_job_state(ns, job.id, JobState.CANCELLED, None)
+    await store.delete_job(ns, job.id)
+    with pytest.raises(JobNotFound):
+        await store.get_job(ns, job.id)
+    assert await store.get_jobs(ns, [job.id, kept.id]) == {kept.id: kept}
+    assert [j.id for j in await all_jobs(store, ns, JobFilter(), 10)] == [kept.id]
+    assert await store.get_run(run.run_id) == run
+    # A run's mirror cells written late (older than the deletion) do not bring it back.
+    await store.record_run(replace(run, attempt=2, run_id=run_id_for(ns, job.id, fire.due, 2)))
+    with pytest.raises(JobNotFound):
+        await store.get_job(ns, job.id)
+    with pytest.raises(JobNotFound):
+        await store.delete_job(ns, job.id)

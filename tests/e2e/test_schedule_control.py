@@ -4,7 +4,7 @@ through both SDK clients and the CLI, with bad input answered by the right statu
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -62,3 +62,34 @@ def test_preview_schedule_of_a_stored_job_and_of_a_cron_before_saving_it(
     assert lines[0] == "time zone America/New_York" and len(lines) == 4
     assert lines[2].startswith("2027-03-14T03:00:00-04:00  2027-03-14T07:00:00Z  clocks went forward 1 h")
     assert cli.main(["preview", job.id, "--cron", "* * * * *"]) == 2  # a job or a trigger, not both
+
+
+def test_delete_job_removes_a_cancelled_job_and_refuses_an_active_one(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("w1")
+    with hourglass.Client(cluster.address, timeout=30) as client:
+        wait_for_executor(client, "echo")
+        spec = hourglass.JobSpec(name="doomed", executor="echo", trigger=hourglass.every(timedelta(hours=1)))
+        job, other = client.submit(spec), client.submit(spec)
+        with pytest.raises(hourglass.FailedPrecondition):
+            client.delete(job.id)
+        client.cancel(job.id)
+        client.delete(job.id)
+        with pytest.raises(hourglass.JobNotFound):
+            client.get(job.id)
+        assert job.id not in {j.id for j in client.iter_jobs()} and other.id in {j.id for j in client.iter_jobs()}
+        with pytest.raises(hourglass.JobNotFound):
+            client.delete(job.id)
+
+    async def delete_async() -> None:
+        async with hourglass.AsyncClient(cluster.address, timeout=30) as client:
+            await client.cancel(other.id)
+            await client.delete(other.id)
+
+    asyncio.run(delete_async())
+    monkeypatch.setenv("HOURGLASS_COORDINATOR", cluster.address)
+    capsys.readouterr()
+    assert cli.main(["delete", other.id]) == 3  # not found: deleted already
+    assert "not found" in capsys.readouterr().err

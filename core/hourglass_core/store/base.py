@@ -79,6 +79,11 @@ class Store(Protocol):
         Returns the job as stored afterwards. Raises JobNotFound."""
         ...
 
+    async def delete_job(self, namespace: str, job_id: str) -> None:
+        """Removes the job and its listing entry (runs stay until their retention ends).
+        Raises JobNotFound."""
+        ...
+
     async def advance_schedule(self, job: Job, next_fire: Fire | None, *, read_at: datetime | None = None) -> None:
         """After a scheduled fire of `job` was claimed: records `next_fire` as the job's next
         fire and writes its row, or (None) marks an ACTIVE job COMPLETED. Idempotent. Never

@@ -327,6 +327,16 @@ class CassandraStore:
         await self._cql.execute(self._st.job_set_state, (state.value, due, namespace, job_id))
         return await self.get_job(namespace, job_id)
 
+    async def delete_job(self, namespace: str, job_id: str) -> None:
+        """The job row first, then its listing row: a crash in between leaves a listing entry
+        pointing at no job, which readers skip (never a job missing from the listing). A
+        worker's late write of a run's mirror cells is older than the deletion, so it stays
+        deleted."""
+        await self.get_job(namespace, job_id)
+        await self._cql.execute(self._st.job_delete, (namespace, job_id))
+        bucket = codec.list_bucket(job_id, LIST_BUCKETS)
+        await self._cql.execute(self._st.listing_delete, (namespace, bucket, job_id))
+
     async def advance_schedule(self, job: Job, next_fire: Fire | None, *, read_at: datetime | None = None) -> None:
         """Moves the stored job's next fire from `job.next_fire_time` (the fire just claimed)
         on to `next_fire` only while the job is ACTIVE and still at that fire: a repeated call,

@@ -56,7 +56,9 @@ CQL: dict[str, str] = {
         "UPDATE jobs USING TIMESTAMP ? SET running = false, last_end_time = ?,"
         " last_status = ? WHERE namespace = ? AND id = ?"
     ),
+    "job_delete": "DELETE FROM jobs WHERE namespace = ? AND id = ?",
     "listing_insert": "INSERT INTO jobs_by_bucket (namespace, bucket, id) VALUES (?, ?, ?)",
+    "listing_delete": "DELETE FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id = ?",
     "listing_slice": (
         "SELECT id FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id > ? LIMIT ?"
     ),
@@ -114,7 +116,9 @@ class Statements:
     job_run_started: Any
     job_run_began: Any
     job_run_finished: Any
+    job_delete: Any
     listing_insert: Any
+    listing_delete: Any
     listing_slice: Any
     fire_put: Any
     fire_slice: Any

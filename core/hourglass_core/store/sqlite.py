@@ -200,6 +200,14 @@ class SqliteStore:
                 "next": None if next_fire is None else codec.to_us(next_fire.due)})  # fmt: skip
             return _require_job(db, namespace, job_id)
 
+    async def delete_job(self, namespace: str, job_id: str) -> None:
+        def _delete() -> None:
+            with self._tx() as db:
+                _require_job(db, namespace, job_id)
+                db.execute(sql.JOB_DELETE, {"namespace": namespace, "id": job_id})
+
+        await self._call(_delete)
+
     async def advance_schedule(self, job: Job, next_fire: Fire | None, *, read_at: datetime | None = None) -> None:
         """As CassandraStore.advance_schedule (acts only while the stored job is ACTIVE and
         still at job.next_fire_time), here atomically in one transaction; the check is cheap

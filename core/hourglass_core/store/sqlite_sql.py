@@ -22,6 +22,7 @@ JOB_SET_STATE = (
     "UPDATE jobs SET state = :state, next_fire_time = :next WHERE namespace = :namespace"
     " AND id = :id"
 )
+JOB_DELETE = "DELETE FROM jobs WHERE namespace = :namespace AND id = :id"
 JOB_SET_NEXT = "UPDATE jobs SET next_fire_time = :next WHERE namespace = :namespace AND id = :id"
 JOB_COMPLETE = (
     "UPDATE jobs SET state = 'completed', next_fire_time = NULL WHERE namespace = :namespace"

@@ -84,6 +84,11 @@ class JobServiceStub:
                 request_serializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleResponse.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/hourglass.v1.JobService/DeleteJob',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -161,6 +166,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """Removes a cancelled or completed job and its listing entry (an active or paused one is
+        FAILED_PRECONDITION: cancel it first); its runs stay readable until their retention ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +226,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.PreviewSchedule,
                     request_deserializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -485,6 +503,33 @@ class JobService:
             '/hourglass.v1.JobService/PreviewSchedule',
             hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.PreviewScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/DeleteJob',
+            hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
