@@ -116,6 +116,7 @@ def _ip_address(hostport: str) -> tuple[int, str] | None:
 READ = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED})
 IDEMPOTENT_WRITE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 NO_RETRY: frozenset[grpc.StatusCode] = frozenset()
+REFUSED_UNREAD = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,3 +390,14 @@ def delete_job(job_id: str, namespace: str) -> Rpc[None]:
     JobNotFound: the job is gone either way."""
     ref = pb.JobRef(namespace=namespace, id=job_id)
     return Rpc("DeleteJob", ref, lambda _: None, IDEMPOTENT_WRITE, _job_not_found(namespace, job_id))
+
+
+def trigger_job(job_id: str, namespace: str) -> Rpc[tuple[str, datetime]]:
+    """Not retried on UNAVAILABLE: a trigger that landed but whose answer was lost would run
+    the job twice."""
+    ref = pb.JobRef(namespace=namespace, id=job_id)
+
+    def answer(response: pb.TriggerJobResponse) -> tuple[str, datetime]:
+        return response.run_id, wire.from_ts(response.due) or datetime.now().astimezone()
+
+    return Rpc("TriggerJob", ref, answer, REFUSED_UNREAD, _job_not_found(namespace, job_id))

@@ -160,6 +160,12 @@ class AsyncClient:
         """As `Client.delete`. Raises JobNotFound, FailedPrecondition."""
         await self._call(rpcs.delete_job(job_id, namespace), timeout)
 
+    async def trigger(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None
+    ) -> tuple[str, datetime]:
+        """As `Client.trigger`. Raises JobNotFound, FailedPrecondition."""
+        return await self._call(rpcs.trigger_job(job_id, namespace), timeout)
+
     # -- runs -------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str, *, timeout: float | None = None) -> Run:

@@ -2,7 +2,7 @@
 
     hourglass coordinator | worker | db migrate | dev [--demo]
     hourglass submit --name N --executor E (--at T | --every D | --cron EXPR [--tz Z]) [...]
-    hourglass get ID | list [...] | cancel ID | pause ID | resume ID | delete ID | runs ID | run RUN_ID
+    hourglass get ID | list [...] | cancel ID | pause ID | resume ID | trigger ID | delete ID | runs ID | run RUN_ID
     hourglass preview (ID | --at T | --every D | --cron EXPR [--tz Z]) [--count N] [--after T]
 
 Server commands import the coordinator, worker or store only when run, so the client commands
@@ -171,6 +171,13 @@ def cmd_control(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = getattr(client, args.command)(args.job_id, args.namespace)
     print(fmt.dumps(fmt.job_json(job)) if args.json else f"job {job.id} is {job.state.value}")
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        run_id, due = client.trigger(args.job_id, args.namespace)
+    print(fmt.dumps({"run_id": run_id, "due": fmt.iso(due)}) if args.json else f"run {run_id} due {fmt.iso(due)}")
     return 0
 
 
@@ -359,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every page")
     for name, summary in (("cancel", "cancel a job (final)"), ("pause", "pause a job"), ("resume", "resume a paused job")):
         command(name, cmd_control, summary).add_argument("job_id")
+    command("trigger", cmd_trigger, "run a job once now, beside its schedule (also while paused)").add_argument("job_id")
     command("delete", cmd_delete, "delete a cancelled or completed job (its runs stay until retention)").add_argument("job_id")
     p = command("runs", cmd_runs, "a job's runs, newest first")
     p.add_argument("job_id")

@@ -215,6 +215,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "result": payload_json(run.result),
         "error": run.error,
         "reason": None if run.reason is None else run.reason.value,
+        "manual": run.manual,
     }
 
 
@@ -288,7 +289,7 @@ def run_text(run: Run) -> str:
         ("run id", run.run_id),
         ("job id", run.job_id),
         ("namespace", run.namespace),
-        ("status", run.status.value),
+        ("status", run.status.value + (" (manual)" if run.manual else "")),
         ("due", iso(run.due)),
         ("attempt", run.attempt),
         ("worker", run.worker_id),

@@ -182,6 +182,16 @@ class Client:
         job is gone either way), FailedPrecondition for an active or paused job."""
         self._call(rpcs.delete_job(job_id, namespace), timeout)
 
+    def trigger(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None
+    ) -> tuple[str, datetime]:
+        """Runs the job once now, beside its schedule (left as it is), also while paused or
+        after it completed; the run is marked manual and follows the job's options. Returns
+        the run's id (get_run finds it once it started or ended) and due time. Not retried
+        when the answer is lost (that could run it twice). Raises JobNotFound,
+        FailedPrecondition for a cancelled job."""
+        return self._call(rpcs.trigger_job(job_id, namespace), timeout)
+
     # -- runs -------------------------------------------------------------------------------
 
     def get_run(self, run_id: str, *, timeout: float | None = None) -> Run:

@@ -12,6 +12,7 @@ import grpc
 from hourglass_coordinator.jobs import JobsApi, utcnow
 from hourglass_core import wire
 from hourglass_core.errors import HourglassError, InvalidArgument
+from hourglass_core.firing import run_id_for
 from hourglass_core.models import DEFAULT_NAMESPACE, JobFilter
 from hourglass_core.preview import preview_count
 from hourglass_core.store.base import Created
@@ -137,3 +138,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
             raise InvalidArgument("id", "must not be empty")
         await self._api.delete(_namespace(request.namespace), request.id)
         return pb.DeleteJobResponse()
+
+    @grpc_errors
+    async def TriggerJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.TriggerJobResponse:
+        if not request.id:
+            raise InvalidArgument("id", "must not be empty")
+        fire = await self._api.trigger(_namespace(request.namespace), request.id)
+        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+        return pb.TriggerJobResponse(run_id=run_id, due=wire.ts(fire.due))

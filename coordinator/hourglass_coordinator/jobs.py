@@ -13,6 +13,7 @@ from hourglass_core.errors import FailedPrecondition, InvalidArgument
 from hourglass_core.firing import first_fire_time, job_id_for_key, schedule_row_due
 from hourglass_core.models import (
     Fire,
+    FireKind,
     Job,
     JobFilter,
     JobSpec,
@@ -210,6 +211,19 @@ class JobsApi:
         resumed = await self._changed(job, JobState.ACTIVE, fire)
         await self._hint_soon([fire], now)
         return resumed
+
+    async def trigger(self, namespace: str, job_id: str) -> Fire:
+        """Writes a manual fire of the job due now (beside its schedule, which stays as it is)
+        and hints it to its shard's owner; returns it. Refused for a cancelled job."""
+        job = await self._store.get_job(namespace, job_id)
+        if job.state is JobState.CANCELLED:
+            raise FailedPrecondition(f"job {job_id} is cancelled and cannot be triggered")
+        now = self._clock()
+        fire = Fire(due=now, namespace=namespace, job_id=job_id, shard=job.shard, kind=FireKind.MANUAL,
+                    priority=job.priority)  # fmt: skip
+        await self._store.put_fire(fire)
+        await self._hint_soon([fire], now)
+        return fire
 
     async def delete(self, namespace: str, job_id: str) -> None:
         """Removes a cancelled or completed job; an active or paused one must be cancelled first."""

@@ -106,7 +106,7 @@ def plan_fire(job: Job, fire: Fire, now: datetime) -> FirePlan:
     policy, and the schedule then continues from now rather than replaying every missed
     occurrence (coalescing).
     """
-    if fire.kind is FireKind.RETRY:
+    if fire.kind in (FireKind.RETRY, FireKind.MANUAL):  # beside the schedule: never moves it
         if job.state is JobState.CANCELLED:
             return FirePlan(Action.DROP, None, False, "job cancelled")
         return FirePlan(Action.RUN, None, False)
@@ -148,7 +148,7 @@ def _next_attempt(fire: Fire, due: datetime) -> Fire:
         job_id=fire.job_id,
         shard=fire.shard,
         attempt=fire.attempt + 1,
-        kind=FireKind.RETRY,
+        kind=FireKind.MANUAL if fire.kind is FireKind.MANUAL else FireKind.RETRY,
         priority=fire.priority,
     )
 

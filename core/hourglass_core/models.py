@@ -165,6 +165,7 @@ class Job:
 class FireKind(enum.Enum):
     SCHEDULED = "scheduled"  # an occurrence of the trigger; valid while it is the job's next fire
     RETRY = "retry"  # another attempt of a failed run
+    MANUAL = "manual"  # asked for through TriggerJob, beside the schedule (its retries too)
     # Never stored: tells a shard's owner that the job was paused or cancelled, so it drops
     # the job's fires it already prepared (and, if cancelled, stops its runs).
     HALT = "halt"
@@ -202,6 +203,7 @@ class Run:
     result: Payload = field(default_factory=Payload)
     error: str = ""  # a failure's error; for SKIPPED and LOST, why in words
     reason: RunReason | None = None  # SKIPPED and LOST only
+    manual: bool = False  # a run of a fire asked for through TriggerJob
 
     @property
     def lateness(self) -> timedelta | None:

@@ -369,6 +369,7 @@ def run_to_pb(run: Run) -> pb.Run:
         result=payload_to_pb(run.result),
         error=run.error,
         reason=run_reason_to_pb(run.reason),
+        manual=run.manual,
     )
     if run.started_at is not None:
         out.started_at.CopyFrom(ts(run.started_at))
@@ -393,6 +394,7 @@ def run_from_pb(message: pb.Run) -> Run:
         result=payload_from_pb(message.result),
         error=message.error,
         reason=run_reason_from_pb(message.reason),
+        manual=message.manual,
     )
 
 
@@ -407,6 +409,7 @@ def fire_to_hint(fire: Fire) -> wpb.FireHint:
         due=ts(fire.due),
         attempt=fire.attempt,
         priority=fire.priority,
+        manual=fire.kind is FireKind.MANUAL,
     )
 
 
@@ -417,7 +420,7 @@ def fire_from_hint(hint: wpb.FireHint) -> Fire:
         job_id=hint.job_id,
         shard=hint.shard,
         attempt=hint.attempt or 1,
-        kind=FireKind.SCHEDULED if hint.attempt <= 1 else FireKind.RETRY,
+        kind=FireKind.MANUAL if hint.manual else FireKind.SCHEDULED if hint.attempt <= 1 else FireKind.RETRY,
         priority=hint.priority,
     )
 
@@ -435,6 +438,7 @@ def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
         error=run.error,
         reason=run_reason_to_pb(run.reason),
         worker_id=run.worker_id,
+        manual=run.manual,
     )
     if run.ended_at is not None:
         out.ended_at.CopyFrom(ts(run.ended_at))
@@ -457,6 +461,7 @@ def run_from_event(event: wpb.RunFinished, worker_id: str) -> Run:
         result=payload_from_pb(event.result),
         error=event.error,
         reason=run_reason_from_pb(event.reason),
+        manual=event.manual,
     )
 
 

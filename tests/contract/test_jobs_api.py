@@ -10,7 +10,7 @@ import pytest
 
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.errors import FailedPrecondition, InvalidArgument, JobNotFound
-from hourglass_core.models import CronTrigger, Fire, IntervalTrigger, JobSpec, OnceTrigger
+from hourglass_core.models import CronTrigger, Fire, FireKind, IntervalTrigger, JobSpec, OnceTrigger
 from hourglass_core.store.base import Store
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -88,3 +88,20 @@ async def test_only_a_cancelled_or_completed_job_can_be_deleted(store: Store, ns
     await api.delete(ns, job.id)
     with pytest.raises(JobNotFound):
         await api.get(ns, job.id)
+
+
+async def test_trigger_writes_a_manual_fire_due_now_and_leaves_the_schedule(store: Store, ns: str) -> None:
+    now = datetime.now(UTC)
+    api = _api(store, now)
+    await store.register_executors(frozenset({"echo"}))
+    [created] = await api.submit([JobSpec(name="t", executor="echo", trigger=IntervalTrigger(every=timedelta(hours=1), start=now),
+                                          namespace=ns)])  # fmt: skip
+    job = created.job
+    paused = await api.pause(ns, job.id)
+    fire = await api.trigger(ns, job.id)
+    assert (fire.kind, fire.due, fire.attempt, fire.shard) == (FireKind.MANUAL, now, 1, job.shard)
+    assert fire in await store.due_fires(job.shard, now - timedelta(seconds=1), now, 100)
+    assert await store.get_job(ns, job.id) == paused  # the schedule is as it was
+    await api.cancel(ns, job.id)
+    with pytest.raises(FailedPrecondition):
+        await api.trigger(ns, job.id)

@@ -788,3 +788,12 @@ async def test_a_deleted_job_is_gone_from_reads_and_listings_and_its_runs_stay(
         await store.get_job(ns, job.id)
     with pytest.raises(JobNotFound):
         await store.delete_job(ns, job.id)
+
+
+async def test_a_manual_run_reads_back_marked(store: Store, ns: str, shard: int) -> None:
+    job, fire = await create(store, ns, shard)
+    run = make_run(job, fire.due, RunStatus.SUCCEEDED, worker_id="w-1", started_at=fire.due, ended_at=fire.due,
+                   manual=True)  # fmt: skip
+    await store.record_run(run)
+    assert (await store.get_run(run.run_id)).manual
+    assert [r.manual for r in (await store.list_runs(ns, job.id, 10, "")).items] == [True]

@@ -4,6 +4,8 @@ through both SDK clients and the CLI, with bad input answered by the right statu
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,14 +18,22 @@ from tests.e2e.workload import wait_for_executor
 NEW_YORK_SPRING_2027 = datetime(2027, 3, 13, tzinfo=UTC)  # clocks go forward on 2027-03-14
 
 
-def test_preview_schedule_of_a_stored_job_and_of_a_cron_before_saving_it(
-    cluster: Cluster, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def address(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A coordinator and a worker offering `echo`; the CLI is pointed at the coordinator."""
     cluster.start_coordinator()
     cluster.start_worker("w1")
-    nightly = hourglass.cron("30 2 * * *", tz="America/New_York")
     with hourglass.Client(cluster.address, timeout=30) as client:
         wait_for_executor(client, "echo")
+    monkeypatch.setenv("HOURGLASS_COORDINATOR", cluster.address)
+    return cluster.address
+
+
+def test_preview_schedule_of_a_stored_job_and_of_a_cron_before_saving_it(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nightly = hourglass.cron("30 2 * * *", tz="America/New_York")
+    with hourglass.Client(address, timeout=30) as client:
         job = client.submit(hourglass.JobSpec(name="nightly", executor="echo", trigger=nightly))
         found = client.preview_schedule(job.id, count=5)
         assert found.timezone == "America/New_York" and len(found.fires) == 5
@@ -49,12 +59,11 @@ def test_preview_schedule_of_a_stored_job_and_of_a_cron_before_saving_it(
             client.preview_schedule("no-such-job")
 
     async def preview_async() -> hourglass.SchedulePreview:
-        async with hourglass.AsyncClient(cluster.address, timeout=30) as client:
+        async with hourglass.AsyncClient(address, timeout=30) as client:
             return await client.preview_schedule(job.id, count=5)
 
     assert asyncio.run(preview_async()) == found
 
-    monkeypatch.setenv("HOURGLASS_COORDINATOR", cluster.address)
     capsys.readouterr()
     argv = ["preview", "--cron", "30 2 * * *", "--tz", "America/New_York", "--count", "3", "--after", "2027-03-13T00:00:00Z"]
     assert cli.main(argv) == 0
@@ -65,12 +74,9 @@ def test_preview_schedule_of_a_stored_job_and_of_a_cron_before_saving_it(
 
 
 def test_delete_job_removes_a_cancelled_job_and_refuses_an_active_one(
-    cluster: Cluster, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster.start_coordinator()
-    cluster.start_worker("w1")
-    with hourglass.Client(cluster.address, timeout=30) as client:
-        wait_for_executor(client, "echo")
+    with hourglass.Client(address, timeout=30) as client:
         spec = hourglass.JobSpec(name="doomed", executor="echo", trigger=hourglass.every(timedelta(hours=1)))
         job, other = client.submit(spec), client.submit(spec)
         with pytest.raises(hourglass.FailedPrecondition):
@@ -84,12 +90,61 @@ def test_delete_job_removes_a_cancelled_job_and_refuses_an_active_one(
             client.delete(job.id)
 
     async def delete_async() -> None:
-        async with hourglass.AsyncClient(cluster.address, timeout=30) as client:
+        async with hourglass.AsyncClient(address, timeout=30) as client:
             await client.cancel(other.id)
             await client.delete(other.id)
 
     asyncio.run(delete_async())
-    monkeypatch.setenv("HOURGLASS_COORDINATOR", cluster.address)
     capsys.readouterr()
     assert cli.main(["delete", other.id]) == 3  # not found: deleted already
     assert "not found" in capsys.readouterr().err
+
+
+def test_trigger_job_runs_a_paused_job_now_marked_manual_and_leaves_its_schedule(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with hourglass.Client(address, timeout=30) as client:
+        spec = hourglass.JobSpec(name="hourly", executor="echo", trigger=hourglass.every(timedelta(hours=1)),
+                                 params=hourglass.json_params({"n": 1}))  # fmt: skip
+        job = client.submit(spec)
+        paused = client.pause(job.id)
+        run_id, due = client.trigger(job.id)
+        run = _wait_for_run(client, run_id)
+        assert run.status is hourglass.RunStatus.SUCCEEDED and run.manual and run.due == due
+        assert run.lateness is not None and run.lateness < timedelta(seconds=5)
+        assert client.get(job.id).state is hourglass.JobState.PAUSED and client.get(job.id).next_fire_time is None
+        assert paused.next_fire_time is None
+
+        active = client.submit(replace(spec, name="active"))
+        run_id, _ = client.trigger(active.id)
+        assert _wait_for_run(client, run_id).manual
+        assert client.get(active.id).next_fire_time == active.next_fire_time  # the schedule did not move
+        client.cancel(active.id)
+        with pytest.raises(hourglass.FailedPrecondition):
+            client.trigger(active.id)
+
+    async def trigger_async() -> str:
+        async with hourglass.AsyncClient(address, timeout=30) as client:
+            run_id, _ = await client.trigger(job.id)
+            return run_id
+
+    with hourglass.Client(address, timeout=30) as client:
+        assert _wait_for_run(client, asyncio.run(trigger_async())).manual
+    capsys.readouterr()
+    assert cli.main(["trigger", job.id]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run default:{job.id}:") and " due " in out
+    assert cli.main(["trigger", "no-such-job"]) == 3
+
+
+def _wait_for_run(client: hourglass.Client, run_id: str, timeout: float = 30) -> hourglass.Run:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            run = client.get_run(run_id)
+            if run.status.finished:
+                return run
+        except hourglass.RunNotFound:
+            pass
+        assert time.monotonic() < deadline, f"run {run_id} did not finish in {timeout} s"
+        time.sleep(0.2)

@@ -173,3 +173,12 @@ def test_policies_and_reasons_round_trip_through_the_wire() -> None:
         run = Run("d", "j", "r", T0, 1, RunStatus.SKIPPED, "w1", ended_at=T0, error="why", reason=reason)
         assert wire.run_from_pb(wire.run_to_pb(run)) == run
         assert wire.run_from_event(wire.run_finished_to_pb(run, 1), "sender") == run
+
+
+def test_manual_fires_and_runs_keep_their_mark_on_the_wire() -> None:
+    fire = Fire(T0, "default", "j1", 3, kind=FireKind.MANUAL)
+    assert wire.fire_from_hint(wire.fire_to_hint(fire)).kind is FireKind.MANUAL
+    assert wire.fire_from_hint(wire.fire_to_hint(replace(fire, kind=FireKind.SCHEDULED))).kind is FireKind.SCHEDULED
+    run = Run("default", "j1", "r", T0, 1, RunStatus.SUCCEEDED, "w", T0, T0, manual=True)
+    assert wire.run_from_pb(wire.run_to_pb(run)) == run
+    assert wire.run_from_event(wire.run_finished_to_pb(run, 7), "w") == run

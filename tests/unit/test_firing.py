@@ -119,3 +119,13 @@ def test_first_fire_of_a_past_once_trigger_is_written_for_now() -> None:
     assert first_fire_time(OnceTrigger(at=past), T0) == past
     assert schedule_row_due(past, T0) == T0
     assert first_fire_time(IntervalTrigger(every=timedelta(seconds=10), start=T0), T0) == T0
+
+
+def test_a_manual_fire_runs_beside_the_schedule_while_paused_or_completed_but_not_cancelled() -> None:
+    manual = Fire(T0 + timedelta(seconds=3), "default", "j1", 3, kind=FireKind.MANUAL)
+    for state in (JobState.ACTIVE, JobState.PAUSED, JobState.COMPLETED):
+        plan = plan_fire(job(state=state), manual, T0 + timedelta(seconds=3))
+        assert (plan.action, plan.advance, plan.next_fire) == (Action.RUN, False, None), state
+    assert plan_fire(job(state=JobState.CANCELLED), manual, T0).action is Action.DROP
+    retry = retry_fire(job(options=JobOptions(retry=RetryPolicy(max_attempts=2))), manual, T0, jitter=0.5)
+    assert retry is not None and (retry.kind, retry.attempt) == (FireKind.MANUAL, 2)  # still manual

@@ -57,7 +57,7 @@ JOB_COLUMNS: tuple[str, ...] = (
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "namespace", "job_id", "due", "attempt", "status", "worker_id",
-    "started_at", "ended_at", "result_data", "result_content_type", "error", "reason",
+    "started_at", "ended_at", "result_data", "result_content_type", "error", "reason", "manual",
 )  # fmt: skip
 
 
@@ -243,6 +243,7 @@ def run_columns(run: Run) -> dict[str, Any]:
         "result_content_type": run.result.content_type,
         "error": run.error,
         "reason": None if run.reason is None else run.reason.value,
+        "manual": run.manual or None,  # absent unless set: no cell for the common case
     }
 
 
@@ -260,6 +261,7 @@ def run_from_columns(row: Mapping[str, Any]) -> Run:
         result=Payload(row["result_data"] or b"", row["result_content_type"]),
         error=row["error"] or "",
         reason=None if row.get("reason") is None else RunReason(row["reason"]),
+        manual=bool(row.get("manual")),
     )
 
 

@@ -557,6 +557,7 @@ class Run(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     LATENESS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    MANUAL_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
     run_id: _builtins.str
@@ -567,6 +568,8 @@ class Run(_message.Message):
     error: _builtins.str
     """A failure's error; for SKIPPED and LOST runs, why in words."""
     reason: Global___RunReason.ValueType
+    manual: _builtins.bool
+    """A run asked for with TriggerJob (or a retry of one), not one of the schedule's."""
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp:
         """When the fire was due."""
@@ -597,10 +600,11 @@ class Run(_message.Message):
         error: _builtins.str = ...,
         lateness: _duration_pb2.Duration | None = ...,
         reason: Global___RunReason.ValueType = ...,
+        manual: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "ended_at", b"ended_at", "lateness", b"lateness", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "lateness", b"lateness", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "lateness", b"lateness", "manual", b"manual", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -999,3 +1003,27 @@ class DeleteJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteJobResponse: _TypeAlias = DeleteJobResponse  # noqa: Y015
+
+@_typing.final
+class TriggerJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    """The id its run will have (GetRun finds it once the run started or ended) and its due time."""
+    @_builtins.property
+    def due(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        due: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TriggerJobResponse: _TypeAlias = TriggerJobResponse  # noqa: Y015

@@ -89,6 +89,11 @@ class JobServiceStub:
                 request_serializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
                 _registered_method=True)
+        self.TriggerJob = channel.unary_unary(
+                '/hourglass.v1.JobService/TriggerJob',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.TriggerJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -174,6 +179,15 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TriggerJob(self, request, context):
+        """Runs the job once now, beside its schedule (which it leaves as it is), also while paused
+        or after it completed; a cancelled job is FAILED_PRECONDITION. The run is marked manual and
+        follows the job's options (retries, timeout, overlap policy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +245,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DeleteJob,
                     request_deserializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'TriggerJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerJob,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.TriggerJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +549,33 @@ class JobService:
             '/hourglass.v1.JobService/DeleteJob',
             hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/TriggerJob',
+            hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.TriggerJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

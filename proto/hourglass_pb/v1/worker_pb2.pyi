@@ -161,6 +161,7 @@ class RunFinished(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int
+    MANUAL_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
@@ -173,6 +174,7 @@ class RunFinished(_message.Message):
     """The worker the run was on, when not the sender: a run cut off by a dead worker is
     recorded by the worker that took its shard over.
     """
+    manual: _builtins.bool
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -197,10 +199,11 @@ class RunFinished(_message.Message):
         error: _builtins.str = ...,
         reason: _jobs_pb2.RunReason.ValueType = ...,
         worker_id: _builtins.str = ...,
+        manual: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "ended_at", b"ended_at", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -332,11 +335,14 @@ class FireHint(_message.Message):
     DUE_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    MANUAL_FIELD_NUMBER: _builtins.int
     shard: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
     attempt: _builtins.int
     priority: _builtins.int
+    manual: _builtins.bool
+    """A fire asked for with TriggerJob (or a retry of one)."""
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -348,10 +354,11 @@ class FireHint(_message.Message):
         due: _timestamp_pb2.Timestamp | None = ...,
         attempt: _builtins.int = ...,
         priority: _builtins.int = ...,
+        manual: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "job_id", b"job_id", "namespace", b"namespace", "priority", b"priority", "shard", b"shard"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "priority", b"priority", "shard", b"shard"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
