@@ -31,6 +31,8 @@ from hourglass_core.errors import (
 )
 from hourglass_core.models import (
     CronTrigger,
+    DstGap,
+    DstRepeat,
     IntervalTrigger,
     Job,
     JobFilter,
@@ -60,6 +62,8 @@ __all__ = [
     "Client",
     "CronTrigger",
     "DeadlineExceeded",
+    "DstGap",
+    "DstRepeat",
     "FailedPrecondition",
     "HourglassError",
     "IntervalTrigger",

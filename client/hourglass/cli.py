@@ -31,6 +31,8 @@ from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArg
 from hourglass_core.models import (
     DEFAULT_NAMESPACE,
     CronTrigger,
+    DstGap,
+    DstRepeat,
     IntervalTrigger,
     JobOptions,
     JobSpec,
@@ -56,6 +58,8 @@ def _trigger(args: argparse.Namespace, now: datetime) -> Trigger:
     end = args.end.resolve(now) if args.end else None
     if args.tz is not None and args.cron is None:
         raise InvalidArgument("--tz", "applies only to --cron")
+    if (args.dst_gap or args.dst_repeat) and args.cron is None:
+        raise InvalidArgument("--dst-gap/--dst-repeat", "apply only to --cron")
     if args.at is not None:
         if start or end:
             raise InvalidArgument("--start/--end", "apply only to --every and --cron")
@@ -64,7 +68,9 @@ def _trigger(args: argparse.Namespace, now: datetime) -> Trigger:
         if args.every <= timedelta(0):
             raise InvalidArgument("--every", "must be positive")
         return IntervalTrigger(every=args.every, start=start or now, end=end)
-    return CronTrigger(expression=args.cron, timezone=args.tz or "UTC", start=start, end=end)
+    return CronTrigger(expression=args.cron, timezone=args.tz or "UTC", start=start, end=end,
+                       dst_gap=DstGap(args.dst_gap or DstGap.SHIFT_FORWARD.value),
+                       dst_repeat=DstRepeat(args.dst_repeat or DstRepeat.ONCE.value))  # fmt: skip
 
 
 def _params(text: str | None, content_type: str | None) -> Payload:
@@ -318,6 +324,10 @@ def _trigger_flags(p: argparse.ArgumentParser, *, required: bool) -> None:
     when.add_argument("--every", type=duration, help=f"interval ({DURATION_HELP})")
     when.add_argument("--cron", help="cron expression: 5 fields, or 6 with seconds first")
     p.add_argument("--tz", help="IANA time zone of --cron (default UTC)")
+    p.add_argument("--dst-gap", choices=[g.value for g in DstGap],
+                   help="--cron at a fixed local time that a spring-forward jump skips: fire as the gap ends (default) or skip")
+    p.add_argument("--dst-repeat", choices=[r.value for r in DstRepeat],
+                   help="--cron at a fixed local time that a fall-back jump repeats: fire at the first (default) or twice")
     p.add_argument("--start", type=time_arg, help="no fire before (anchor of --every; default now)")
     p.add_argument("--end", type=time_arg, help="no fire after")
 

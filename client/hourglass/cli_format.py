@@ -19,6 +19,8 @@ from typing import Any
 from hourglass_core.config import parse_duration
 from hourglass_core.models import (
     CronTrigger,
+    DstGap,
+    DstRepeat,
     IntervalTrigger,
     Job,
     OnceTrigger,
@@ -122,6 +124,8 @@ def trigger_text(trigger: Trigger) -> str:
             text = f"every {duration_text(every)} from {iso(start)}"
         case CronTrigger(expression=expression, timezone=tz, start=start, end=end):
             text = f"cron '{expression}' {tz}" + (f" from {iso(start)}" if start else "")
+            if trigger.dst_gap is not DstGap.SHIFT_FORWARD or trigger.dst_repeat is not DstRepeat.ONCE:
+                text += f" (dst: {trigger.dst_gap.value}, {trigger.dst_repeat.value})"
     return text + (f" until {iso(end)}" if end else "")
 
 
@@ -159,7 +163,9 @@ def trigger_json(trigger: Trigger) -> dict[str, Any]:
         case IntervalTrigger(every=every, start=start, end=end):
             return {"interval": {"every_s": seconds(every)}, "start": iso(start), "end": iso(end)}
         case CronTrigger(expression=expression, timezone=tz, start=start, end=end):
-            return {"cron": {"expression": expression, "timezone": tz}, "start": iso(start), "end": iso(end)}
+            cron = {"expression": expression, "timezone": tz, "dst_gap": trigger.dst_gap.value,
+                    "dst_repeat": trigger.dst_repeat.value}  # fmt: skip
+            return {"cron": cron, "start": iso(start), "end": iso(end)}
     raise TypeError(f"unknown trigger {trigger!r}")
 
 

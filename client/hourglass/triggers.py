@@ -15,7 +15,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from hourglass_core.errors import InvalidArgument
-from hourglass_core.models import CronTrigger, IntervalTrigger, OnceTrigger, Payload
+from hourglass_core.models import CronTrigger, DstGap, DstRepeat, IntervalTrigger, OnceTrigger, Payload
 
 JSON = "application/json"
 
@@ -52,9 +52,20 @@ def every(
     return IntervalTrigger(every=delta, start=begin, end=_opt_aware(end, "trigger.end"))
 
 
-def cron(expression: str, tz: str = "UTC", start: datetime | None = None, end: datetime | None = None) -> CronTrigger:
+def cron(
+    expression: str,
+    tz: str = "UTC",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    dst_gap: DstGap = DstGap.SHIFT_FORWARD,
+    dst_repeat: DstRepeat = DstRepeat.ONCE,
+) -> CronTrigger:
     """Fires on a 5-field (minute ...) or 6-field (seconds first) cron expression evaluated in
-    the IANA time zone `tz`, only within [start, end]. The expression is checked by the server."""
+    the IANA time zone `tz`, only within [start, end]. The expression is checked by the server.
+    For a fixed local time, `dst_gap` says what happens when a spring-forward jump skips it
+    (fire as the gap ends, or skip that day) and `dst_repeat` when a fall-back jump shows it
+    twice (fire at the first, or at both)."""
     if not expression.strip():
         raise InvalidArgument("trigger.cron.expression", "must not be empty")
     return CronTrigger(
@@ -62,6 +73,8 @@ def cron(expression: str, tz: str = "UTC", start: datetime | None = None, end: d
         timezone=tz or "UTC",
         start=_opt_aware(start, "trigger.start"),
         end=_opt_aware(end, "trigger.end"),
+        dst_gap=dst_gap,
+        dst_repeat=dst_repeat,
     )
 
 

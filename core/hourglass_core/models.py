@@ -82,15 +82,33 @@ class IntervalTrigger:
     end: datetime | None = None
 
 
+class DstGap(enum.Enum):
+    """A fixed local time that a spring-forward jump skips (e.g. 02:30 on the jump day)."""
+
+    SHIFT_FORWARD = "shift_forward"  # fires as the gap ends (at the jump)
+    SKIP = "skip"  # does not fire that day
+
+
+class DstRepeat(enum.Enum):
+    """A fixed local time that a fall-back jump shows twice (e.g. 01:30 on the jump day)."""
+
+    ONCE = "once"  # fires at the first
+    TWICE = "twice"  # fires at both
+
+
 @dataclass(frozen=True, slots=True)
 class CronTrigger:
     """A 5-field (minute resolution) or 6-field (seconds first) cron expression,
-    evaluated in an IANA time zone, fired only within [start, end]."""
+    evaluated in an IANA time zone, fired only within [start, end]. The DST policies apply to
+    fixed-time expressions (neither minute nor hour starting with "*"); wildcard ones run on
+    real time (a skipped local time never fires, a repeated one fires twice)."""
 
     expression: str
     timezone: str = "UTC"
     start: datetime | None = None
     end: datetime | None = None
+    dst_gap: DstGap = DstGap.SHIFT_FORWARD
+    dst_repeat: DstRepeat = DstRepeat.ONCE
 
 
 Trigger = OnceTrigger | IntervalTrigger | CronTrigger

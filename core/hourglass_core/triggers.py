@@ -59,7 +59,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from hourglass_core.errors import InvalidTrigger
-from hourglass_core.models import CronTrigger, IntervalTrigger, OnceTrigger, RetryPolicy, Trigger
+from hourglass_core.models import (
+    CronTrigger,
+    DstGap,
+    DstRepeat,
+    IntervalTrigger,
+    OnceTrigger,
+    RetryPolicy,
+    Trigger,
+)
 
 __all__ = [
     "backoff_delay",
@@ -237,7 +245,7 @@ def _cron_next(trigger: CronTrigger, after: datetime) -> datetime | None:
         # Fires at exactly `start` count; datetimes are multiples of 1 us, so "> start - 1 us"
         # is ">= start".
         after = trigger.start.astimezone(UTC) - _ONE_US
-    fire = _zoned_next(spec, zone, after)
+    fire = _zoned_next(spec, zone, after, trigger.dst_gap, trigger.dst_repeat)
     if fire is None or (trigger.end is not None and fire > trigger.end):
         return None
     return fire
@@ -438,22 +446,30 @@ def _high_water_before(zone: ZoneInfo, instant: datetime) -> datetime | None:
 # The zoned cron walk
 
 
-def _zoned_next(spec: _CronSpec, zone: ZoneInfo, after: datetime) -> datetime | None:
+def _zoned_next(
+    spec: _CronSpec,
+    zone: ZoneInfo,
+    after: datetime,
+    gap: DstGap = DstGap.SHIFT_FORWARD,
+    repeat: DstRepeat = DstRepeat.ONCE,
+) -> datetime | None:
     """The first fire of `spec` in `zone` strictly after the UTC instant `after`.
 
     Real time is cut into segments of constant UTC offset. Inside one segment the wall clock
     advances with real time, so the first match is a plain croniter search on wall times; the
-    walk moves to the next segment when that match lies beyond the segment's end. For
-    fixed-time expressions `unseen` tracks the lowest wall time not yet shown by the clock:
-    matches below it were already fired (repeated hour) and matches skipped by a forward jump
-    fire at the jump.
+    walk moves to the next segment when that match lies beyond the segment's end. `unseen`
+    tracks the lowest wall time not yet shown by the clock: for fixed-time expressions,
+    matches below it were already fired (repeated hour; unless `repeat` is TWICE) and matches
+    skipped by a forward jump fire at the jump (unless `gap` is SKIP).
     """
     res = spec.resolution
+    refire = spec.wildcard or repeat is DstRepeat.TWICE  # a repeated wall time fires again
+    shift = not spec.wildcard and gap is DstGap.SHIFT_FORWARD  # a skipped one fires at the jump
     offset = _offset(zone, after)
     # Matches are aligned to `res`, so "> wall(after)" is ">= floor(wall(after)) + res".
     lower = _floor(_wall(zone, after), res) + res
     unseen = lower
-    if not spec.wildcard:
+    if not refire:
         high_water = _high_water_before(zone, after)
         if high_water is not None:
             unseen = lower = max(lower, _ceil(high_water, res))
@@ -472,15 +488,13 @@ def _zoned_next(spec: _CronSpec, zone: ZoneInfo, after: datetime) -> datetime | 
         unseen = max(unseen, _ceil(segment_end_wall, res))
         segment_start, offset = transition.at, transition.offset_after
         start_wall = _ceil(segment_start.replace(tzinfo=None) + offset, res)
-        if spec.wildcard:
-            lower = start_wall
-            continue
-        if start_wall > unseen:
+        if shift and start_wall > unseen:
             # A forward jump skipped [unseen, start_wall): a fixed time in there fires now.
             skipped = _first_match_at_or_after(spec, unseen)
             if skipped is not None and skipped < start_wall:
                 return segment_start
-        lower = unseen = max(unseen, start_wall)
+        lower = start_wall if refire else max(unseen, start_wall)
+        unseen = max(unseen, start_wall)
     return None  # pragma: no cover - see _MAX_SEGMENTS
 
 
@@ -509,7 +523,7 @@ def dst_note(trigger: Trigger, fire: datetime) -> str:
     if local.fold == 1:
         return f"the second {at} of {day}: clocks went back ({zone.key})"
     if local.replace(fold=1).utcoffset() != local.utcoffset():
-        if spec.wildcard:
+        if spec.wildcard or trigger.dst_repeat is DstRepeat.TWICE:
             return f"the first {at} of {day}: clocks go back and it fires again at the second ({zone.key})"
         return f"{at} happens twice on {day} as clocks go back: fires at the first only ({zone.key})"
     if _first_match_at_or_after(spec, _floor(wall, spec.resolution)) != wall:

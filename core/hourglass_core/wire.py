@@ -19,6 +19,8 @@ from hourglass_core import errors
 from hourglass_core.models import (
     DEFAULT_NAMESPACE,
     CronTrigger,
+    DstGap,
+    DstRepeat,
     Fire,
     FireKind,
     IntervalTrigger,
@@ -110,6 +112,8 @@ _WORKER_LOST = {
     WorkerLostPolicy.RETRY: pb.WORKER_LOST_POLICY_RETRY,
     WorkerLostPolicy.RECORD: pb.WORKER_LOST_POLICY_RECORD,
 }
+_DST_GAP = {DstGap.SHIFT_FORWARD: pb.DST_GAP_POLICY_SHIFT_FORWARD, DstGap.SKIP: pb.DST_GAP_POLICY_SKIP}
+_DST_REPEAT = {DstRepeat.ONCE: pb.DST_REPEAT_POLICY_ONCE, DstRepeat.TWICE: pb.DST_REPEAT_POLICY_TWICE}
 _REASONS = {
     RunReason.MISFIRE: pb.RUN_REASON_MISFIRE,
     RunReason.OVERLAP: pb.RUN_REASON_OVERLAP,
@@ -177,6 +181,8 @@ def trigger_to_pb(trigger: Trigger) -> pb.Trigger:
         case CronTrigger(expression=expression, timezone=tz, start=start, end=end):
             out.cron.expression = expression
             out.cron.timezone = tz
+            out.cron.dst_gap = _DST_GAP[trigger.dst_gap]
+            out.cron.dst_repeat = _DST_REPEAT[trigger.dst_repeat]
             if start is not None:
                 out.start.CopyFrom(ts(start))
             if end is not None:
@@ -203,6 +209,8 @@ def trigger_from_pb(message: pb.Trigger, now: datetime, field: str = "trigger") 
             timezone=message.cron.timezone or "UTC",
             start=start,
             end=end,
+            dst_gap=_enum_from_pb(_DST_GAP, message.cron.dst_gap, DstGap.SHIFT_FORWARD, f"{field}.cron.dst_gap"),
+            dst_repeat=_enum_from_pb(_DST_REPEAT, message.cron.dst_repeat, DstRepeat.ONCE, f"{field}.cron.dst_repeat"),
         )
     raise errors.InvalidArgument(field, "one of once, interval or cron is required")
 

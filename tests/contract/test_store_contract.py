@@ -27,6 +27,8 @@ from hourglass_core.errors import (
 from hourglass_core.firing import job_id_for_key, run_id_for
 from hourglass_core.models import (
     CronTrigger,
+    DstGap,
+    DstRepeat,
     Fire,
     FireKind,
     IntervalTrigger,
@@ -797,3 +799,13 @@ async def test_a_manual_run_reads_back_marked(store: Store, ns: str, shard: int)
     await store.record_run(run)
     assert (await store.get_run(run.run_id)).manual
     assert [r.manual for r in (await store.list_runs(ns, job.id, 10, "")).items] == [True]
+
+
+async def test_a_cron_jobs_dst_policies_read_back(store: Store, ns: str, shard: int) -> None:
+    trigger = CronTrigger("30 1 * * *", "Europe/London", dst_gap=DstGap.SKIP, dst_repeat=DstRepeat.TWICE)
+    job, _ = await create(store, ns, shard, trigger=trigger)
+    assert (await store.get_job(ns, job.id)).trigger == trigger
+    plain, _ = await create(store, ns, shard, trigger=CronTrigger("30 1 * * *", "Europe/London"))
+    stored = await store.get_job(ns, plain.id)
+    assert isinstance(stored.trigger, CronTrigger)
+    assert (stored.trigger.dst_gap, stored.trigger.dst_repeat) == (DstGap.SHIFT_FORWARD, DstRepeat.ONCE)

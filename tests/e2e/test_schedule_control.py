@@ -45,6 +45,13 @@ def test_preview_schedule_of_a_stored_job_and_of_a_cron_before_saving_it(
             "2027-03-13T02:30:00-05:00", "2027-03-14T03:00:00-04:00", "2027-03-15T02:30:00-04:00",
         ]  # fmt: skip
         assert "did not exist" in spring.fires[1].dst_note and not spring.fires[0].dst_note
+        twice = client.submit(hourglass.JobSpec(name="twice", executor="echo", trigger=hourglass.cron(
+            "30 1 * * *", tz="America/New_York", dst_repeat=hourglass.DstRepeat.TWICE, dst_gap=hourglass.DstGap.SKIP)))
+        assert client.get(twice.id).trigger == twice.trigger
+        fall = client.preview_schedule(trigger=twice.trigger, count=3, after=datetime(2026, 10, 31, 12, tzinfo=UTC))
+        assert [f.local_time for f in fall.fires] == [
+            "2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00", "2026-11-02T01:30:00-05:00",
+        ]  # fmt: skip
 
         for bad, field in (
             (dict(trigger=hourglass.cron("61 * * * *")), "trigger.cron.expression"),

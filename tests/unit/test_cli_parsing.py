@@ -19,6 +19,8 @@ import hourglass
 from hourglass import cli, cli_format
 from hourglass_core.models import (
     CronTrigger,
+    DstGap,
+    DstRepeat,
     IntervalTrigger,
     Job,
     JobSpec,
@@ -288,7 +290,7 @@ def test_db_migrate_creates_schema_and_every_shard_checkpoint_idempotently(
     monkeypatch.delenv("HOURGLASS_STORE", raising=False)
     url = f"sqlite:///{tmp_path / 'hg.db'}"
     assert cli.main(["db", "migrate", "--store", url, "--num-shards", "4"]) == 0
-    assert "schema version 4" in capsys.readouterr().out
+    assert "schema version 5" in capsys.readouterr().out
 
     async def checkpoints() -> list[object]:
         from hourglass_core.store.factory import open_store
@@ -343,3 +345,13 @@ def test_runs_and_run_show_why_a_fire_did_not_run() -> None:
     text = cli_format.run_text(skipped)
     assert "reason: overlap" in " ".join(text.split()) and "the previous run was still going" in text
     assert cli_format.run_json(skipped)["reason"] == "overlap" and cli_format.run_json(ok)["reason"] is None
+
+
+def test_dst_policies_go_with_cron_only(fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*BASE, "--cron", "30 1 * * *", "--tz", "Europe/London", "--dst-gap", "skip", "--dst-repeat", "twice"]
+    assert cli.main(argv) == 0
+    assert fake_client.submitted[-1].trigger == CronTrigger("30 1 * * *", "Europe/London", dst_gap=DstGap.SKIP,
+                                                            dst_repeat=DstRepeat.TWICE)  # fmt: skip
+    capsys.readouterr()
+    assert cli.main([*BASE, "--every", "10s", "--dst-repeat", "twice"]) == 2
+    assert "--dst-gap/--dst-repeat: apply only to --cron" in capsys.readouterr().err

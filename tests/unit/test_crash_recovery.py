@@ -14,6 +14,9 @@ import pytest
 from hourglass_core import errors, wire
 from hourglass_core.firing import WORKER_LOST_EXTRA_ATTEMPTS, after_worker_lost
 from hourglass_core.models import (
+    CronTrigger,
+    DstGap,
+    DstRepeat,
     Fire,
     FireKind,
     IntervalTrigger,
@@ -182,3 +185,14 @@ def test_manual_fires_and_runs_keep_their_mark_on_the_wire() -> None:
     run = Run("default", "j1", "r", T0, 1, RunStatus.SUCCEEDED, "w", T0, T0, manual=True)
     assert wire.run_from_pb(wire.run_to_pb(run)) == run
     assert wire.run_from_event(wire.run_finished_to_pb(run, 7), "w") == run
+
+
+
+def test_cron_dst_policies_cross_the_wire_and_unknown_values_name_their_field() -> None:
+    trigger = CronTrigger("30 1 * * *", "Europe/London", dst_gap=DstGap.SKIP, dst_repeat=DstRepeat.TWICE)
+    assert wire.trigger_from_pb(wire.trigger_to_pb(trigger), T0) == trigger
+    message = wire.trigger_to_pb(trigger)
+    message.cron.dst_repeat = 9  # type: ignore[assignment]
+    with pytest.raises(errors.InvalidArgument) as caught:
+        wire.trigger_from_pb(message, T0, "job.trigger")
+    assert caught.value.field == "job.trigger.cron.dst_repeat"

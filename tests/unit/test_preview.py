@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hourglass_core.errors import InvalidArgument
-from hourglass_core.models import CronTrigger, IntervalTrigger, OnceTrigger
+from hourglass_core.models import CronTrigger, DstGap, DstRepeat, IntervalTrigger, OnceTrigger
 from hourglass_core.preview import DEFAULT_COUNT, MAX_COUNT, preview, preview_count
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -122,3 +122,14 @@ def test_dst_notes_match_a_brute_force_scan_of_the_wall_clock(zone: str, express
                 assert fire.dst_note == "", fire
             checked += 1
     assert checked > len(days)
+
+
+def test_a_twice_policy_fires_both_repeated_wall_times_and_notes_them() -> None:
+    trigger = CronTrigger(expression="30 1 * * *", timezone="America/New_York", dst_repeat=DstRepeat.TWICE)
+    fires = preview(trigger, datetime(2026, 11, 1, tzinfo=UTC), 2).fires
+    assert [f.local_time for f in fires] == ["2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00"]
+    assert "first 01:30" in fires[0].dst_note and "second 01:30" in fires[1].dst_note
+    skip = CronTrigger(expression="30 2 * * *", timezone="America/New_York", dst_gap=DstGap.SKIP)
+    assert [f.local_time[:10] for f in preview(skip, datetime(2026, 3, 7, tzinfo=UTC), 2).fires] == [
+        "2026-03-07", "2026-03-09",
+    ]  # fmt: skip

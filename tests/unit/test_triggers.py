@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hourglass_core.errors import InvalidTrigger
-from hourglass_core.models import CronTrigger, IntervalTrigger, OnceTrigger, RetryPolicy, Trigger
+from hourglass_core.models import CronTrigger, DstGap, DstRepeat, IntervalTrigger, OnceTrigger, RetryPolicy, Trigger
 from hourglass_core.triggers import backoff_delay, fires_between, next_fire, validate_trigger
 
 UTC = UTC
@@ -427,7 +427,14 @@ def _field_matches(spec: str, value: int) -> bool:
     return False
 
 
-def _reference_fires(expression: str, zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+def _reference_fires(
+    expression: str,
+    zone: ZoneInfo,
+    start: datetime,
+    end: datetime,
+    gap: DstGap = DstGap.SHIFT_FORWARD,
+    repeat: DstRepeat = DstRepeat.ONCE,
+) -> list[datetime]:
     minute_spec, hour_spec, *_ = expression.split()
     wildcard = minute_spec.startswith("*") or hour_spec.startswith("*")
 
@@ -445,8 +452,10 @@ def _reference_fires(expression: str, zone: ZoneInfo, start: datetime, end: date
         elif wall > reached:
             minutes = (wall - reached) // timedelta(minutes=1)
             skipped = (reached + timedelta(minutes=k) for k in range(1, minutes + 1))
-            if any(matches(w) for w in skipped):
+            if matches(wall) if gap is DstGap.SKIP else any(matches(w) for w in skipped):
                 fires.append(t)
+        elif repeat is DstRepeat.TWICE and matches(wall):  # a wall time shown again
+            fires.append(t)
         reached = max(reached, wall)
         t += timedelta(minutes=1)
     return fires
@@ -472,6 +481,41 @@ def test_cron_matches_a_brute_force_wall_clock_reference_around_both_transitions
         assert fires_between(trigger, start, end, limit=10_000) == _reference_fires(
             expression, zone, start, end
         )
+
+
+@pytest.mark.parametrize("zone", [NEW_YORK, LONDON, ZoneInfo("Australia/Lord_Howe"), ZoneInfo("America/Santiago")])
+@pytest.mark.parametrize("expression", ["30 2 * * *", "0,30 0-2 * * *", "15-45 1 * * *", "0 0 * * *", "*/20 * * * *"])
+@pytest.mark.parametrize("gap", list(DstGap))
+@pytest.mark.parametrize("repeat", list(DstRepeat))
+def test_dst_policies_match_the_brute_force_reference_over_a_year_of_transitions(
+    zone: ZoneInfo, expression: str, gap: DstGap, repeat: DstRepeat
+) -> None:
+    """Every 2026 offset change of the zone, each policy pair: skipped local times fire at the
+    jump or not at all, repeated ones once or twice; wildcard expressions are unaffected."""
+    trigger = CronTrigger(expression, timezone=str(zone), dst_gap=gap, dst_repeat=repeat)
+    days = [d for d in (date(2026, 1, 1) + timedelta(days=i) for i in range(365))
+            if datetime(d.year, d.month, d.day, 12, tzinfo=zone).utcoffset()
+            != (datetime(d.year, d.month, d.day, 12, tzinfo=zone) - timedelta(days=1)).utcoffset()]  # fmt: skip
+    assert len(days) == 2
+    for day in days:
+        start = datetime.combine(day - timedelta(days=1), datetime.min.time(), UTC)
+        end = start + timedelta(days=2)
+        assert fires_between(trigger, start, end, limit=10_000) == _reference_fires(
+            expression, zone, start, end, gap, repeat
+        ), day
+
+
+def test_the_dst_policies_on_new_york_transition_days() -> None:
+    def local(trigger: CronTrigger, day: date) -> list[str]:
+        start = datetime.combine(day, datetime.min.time(), NEW_YORK)
+        return [f.astimezone(NEW_YORK).strftime("%H:%M%z") for f in fires_between(trigger, start, start + timedelta(days=1))]
+
+    assert local(CronTrigger("30 2 * * *", "America/New_York"), US_SPRING) == ["03:00-0400"]
+    assert local(CronTrigger("30 2 * * *", "America/New_York", dst_gap=DstGap.SKIP), US_SPRING) == []
+    assert local(CronTrigger("30 1 * * *", "America/New_York"), US_FALL) == ["01:30-0400"]
+    assert local(CronTrigger("30 1 * * *", "America/New_York", dst_repeat=DstRepeat.TWICE), US_FALL) == [
+        "01:30-0400", "01:30-0500",
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------

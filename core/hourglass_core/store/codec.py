@@ -22,6 +22,8 @@ from typing import Any
 from hourglass_core.errors import InvalidArgument
 from hourglass_core.models import (
     CronTrigger,
+    DstGap,
+    DstRepeat,
     Fire,
     FireKind,
     IntervalTrigger,
@@ -53,6 +55,7 @@ JOB_COLUMNS: tuple[str, ...] = (
     "timeout_us", "retry_max_attempts", "retry_initial_backoff_us", "retry_max_backoff_us",
     "retry_multiplier", "misfire_policy", "misfire_grace_us", "overlap_policy",
     "labels", "idempotency_key", "state", "created_at", "shard", "next_fire_time", "on_worker_lost",
+    "trigger_dst_gap", "trigger_dst_repeat",
 )  # fmt: skip
 
 RUN_COLUMNS: tuple[str, ...] = (
@@ -91,7 +94,7 @@ def now_us() -> int:
 def _trigger_columns(trigger: Trigger) -> dict[str, Any]:
     cols: dict[str, Any] = dict.fromkeys(
         ("trigger_at", "trigger_every_us", "trigger_cron", "trigger_timezone",
-         "trigger_start", "trigger_end")
+         "trigger_start", "trigger_end", "trigger_dst_gap", "trigger_dst_repeat")
     )  # fmt: skip
     if isinstance(trigger, OnceTrigger):
         cols.update(trigger_kind="once", trigger_at=to_us(trigger.at))
@@ -109,6 +112,9 @@ def _trigger_columns(trigger: Trigger) -> dict[str, Any]:
             trigger_timezone=trigger.timezone,
             trigger_start=opt_us(trigger.start),
             trigger_end=opt_us(trigger.end),
+            # Absent (no cell) for the defaults, which rows written before the policies mean.
+            trigger_dst_gap=None if trigger.dst_gap is DstGap.SHIFT_FORWARD else trigger.dst_gap.value,
+            trigger_dst_repeat=None if trigger.dst_repeat is DstRepeat.ONCE else trigger.dst_repeat.value,
         )
     return cols
 
@@ -129,6 +135,8 @@ def _trigger_from(row: Mapping[str, Any]) -> Trigger:
             timezone=row["trigger_timezone"],
             start=opt_dt(row["trigger_start"]),
             end=opt_dt(row["trigger_end"]),
+            dst_gap=DstGap(row.get("trigger_dst_gap") or DstGap.SHIFT_FORWARD.value),
+            dst_repeat=DstRepeat(row.get("trigger_dst_repeat") or DstRepeat.ONCE.value),
         )
     raise ValueError(f"stored job has unknown trigger kind {kind!r}")
 

@@ -29,6 +29,52 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _DstGapPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DstGapPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DstGapPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DST_GAP_POLICY_UNSPECIFIED: _DstGapPolicy.ValueType  # 0
+    """SHIFT_FORWARD"""
+    DST_GAP_POLICY_SHIFT_FORWARD: _DstGapPolicy.ValueType  # 1
+    """fires as the gap ends (02:30 on the jump day fires at 03:00)"""
+    DST_GAP_POLICY_SKIP: _DstGapPolicy.ValueType  # 2
+    """does not fire that day"""
+
+class DstGapPolicy(_DstGapPolicy, metaclass=_DstGapPolicyEnumTypeWrapper): ...
+
+DST_GAP_POLICY_UNSPECIFIED: DstGapPolicy.ValueType  # 0
+"""SHIFT_FORWARD"""
+DST_GAP_POLICY_SHIFT_FORWARD: DstGapPolicy.ValueType  # 1
+"""fires as the gap ends (02:30 on the jump day fires at 03:00)"""
+DST_GAP_POLICY_SKIP: DstGapPolicy.ValueType  # 2
+"""does not fire that day"""
+Global___DstGapPolicy: _TypeAlias = DstGapPolicy  # noqa: Y015
+
+class _DstRepeatPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DstRepeatPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DstRepeatPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DST_REPEAT_POLICY_UNSPECIFIED: _DstRepeatPolicy.ValueType  # 0
+    """ONCE"""
+    DST_REPEAT_POLICY_ONCE: _DstRepeatPolicy.ValueType  # 1
+    """fires at the first of the two"""
+    DST_REPEAT_POLICY_TWICE: _DstRepeatPolicy.ValueType  # 2
+    """fires at both"""
+
+class DstRepeatPolicy(_DstRepeatPolicy, metaclass=_DstRepeatPolicyEnumTypeWrapper): ...
+
+DST_REPEAT_POLICY_UNSPECIFIED: DstRepeatPolicy.ValueType  # 0
+"""ONCE"""
+DST_REPEAT_POLICY_ONCE: DstRepeatPolicy.ValueType  # 1
+"""fires at the first of the two"""
+DST_REPEAT_POLICY_TWICE: DstRepeatPolicy.ValueType  # 2
+"""fires at both"""
+Global___DstRepeatPolicy: _TypeAlias = DstRepeatPolicy  # noqa: Y015
+
 class _MisfirePolicy:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -268,19 +314,28 @@ class CronTrigger(_message.Message):
 
     EXPRESSION_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
+    DST_GAP_FIELD_NUMBER: _builtins.int
+    DST_REPEAT_FIELD_NUMBER: _builtins.int
     expression: _builtins.str
     """5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first."""
     timezone: _builtins.str
     """IANA time zone, e.g. "Europe/London". Empty means "UTC"."""
+    dst_gap: Global___DstGapPolicy.ValueType
+    """For fixed-time expressions (neither minute nor hour starting with "*"; wildcard ones run
+    on real time): a local time a spring-forward jump skips, and one a fall-back jump repeats.
+    """
+    dst_repeat: Global___DstRepeatPolicy.ValueType
     def __init__(
         self,
         *,
         expression: _builtins.str = ...,
         timezone: _builtins.str = ...,
+        dst_gap: Global___DstGapPolicy.ValueType = ...,
+        dst_repeat: Global___DstRepeatPolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expression", b"expression", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dst_gap", b"dst_gap", "dst_repeat", b"dst_repeat", "expression", b"expression", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
