@@ -148,7 +148,7 @@ def _next_attempt(fire: Fire, due: datetime) -> Fire:
         job_id=fire.job_id,
         shard=fire.shard,
         attempt=fire.attempt + 1,
-        kind=FireKind.MANUAL if fire.kind is FireKind.MANUAL else FireKind.RETRY,
+        kind=FireKind.MANUAL if fire.manual else FireKind.RETRY,
         priority=fire.priority,
     )
 

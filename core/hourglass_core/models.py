@@ -204,6 +204,11 @@ class Fire:
     kind: FireKind = FireKind.SCHEDULED
     priority: int = 0
 
+    @property
+    def manual(self) -> bool:
+        """Asked for through TriggerJob (or a retry of such a fire): its runs are marked so."""
+        return self.kind is FireKind.MANUAL
+
 
 @dataclass(frozen=True, slots=True)
 class Run:

@@ -417,7 +417,7 @@ def fire_to_hint(fire: Fire) -> wpb.FireHint:
         due=ts(fire.due),
         attempt=fire.attempt,
         priority=fire.priority,
-        manual=fire.kind is FireKind.MANUAL,
+        manual=fire.manual,
     )
 
 

@@ -259,7 +259,7 @@ class Claimer:
         log.warning("run %s of job %s was cut off (claimed by %s)", run_id, job.id, holder)
         if run is None:  # it may have begun just before its holder died: no start record yet
             run = Run(job.namespace, job.id, run_id, fire.due, fire.attempt, RunStatus.RUNNING, claimer.worker_id,
-                      manual=fire.kind is FireKind.MANUAL)  # fmt: skip
+                      manual=fire.manual)  # fmt: skip
         await self._close_cut_off(job, fire, run, claimer.worker_id)
         return None
 

@@ -29,7 +29,7 @@ from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
-from hourglass_core.models import Fire, FireKind, JobState, OverlapPolicy, Run, RunReason, RunStatus
+from hourglass_core.models import Fire, JobState, OverlapPolicy, Run, RunReason, RunStatus
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.begun import BegunMark
@@ -470,7 +470,7 @@ class Worker:
         self._running[ref].append(ctx)
         started = utcnow()
         run = Run(job.namespace, job.id, prepared.run_id, fire.due, fire.attempt, RunStatus.RUNNING, self.worker_id, started,
-                  manual=fire.kind is FireKind.MANUAL)  # fmt: skip
+                  manual=fire.manual)  # fmt: skip
         trace.debug("start %s at %s", fire.job_id, fire.due)
         try:
             executor = self._executors.get(job.executor)
@@ -526,7 +526,7 @@ class Worker:
     def _report_skipped(self, fire: Fire, run_id: str, reason: RunReason, why: str) -> asyncio.Future[None]:
         ended = max(utcnow(), fire.due)
         run = Run(fire.namespace, fire.job_id, run_id, fire.due, fire.attempt, RunStatus.SKIPPED, self.worker_id,
-                  ended_at=ended, error=why, reason=reason, manual=fire.kind is FireKind.MANUAL)
+                  ended_at=ended, error=why, reason=reason, manual=fire.manual)
         return self.link.run_finished(run)
 
     # -- life cycle -----------------------------------------------------------------------

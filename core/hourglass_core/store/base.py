@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from hourglass_core.firing import job_id_for_key
 from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run
 
 
@@ -50,9 +49,9 @@ class Store(Protocol):
         A job with an idempotency key already used in its namespace is not written: the result
         holds the job stored then, with created=False. Results are in input order. When this
         returns, every created job and its first fire are durable. A keyed job must have the
-        id `firing.job_id_for_key(namespace, key)` (ValueError otherwise, see check_keyed_ids):
-        the key is then found as its job, and submits racing on one key store one job even
-        where the store does not serialise them.
+        id `firing.job_id_for_key(namespace, key)` (JobsApi builds it so; the store does not
+        compute it again): the key is then found as its job, and submits racing on one key
+        store one job even where the store does not serialise them.
         """
         ...
 
@@ -184,9 +183,3 @@ class Store(Protocol):
 
     async def known_executors(self) -> set[str]: ...
 
-
-def check_keyed_ids(jobs: Sequence[tuple[Job, Fire | None]]) -> None:
-    """Raises ValueError for a keyed job whose id is not the one its key gives."""
-    for job, _ in jobs:
-        if job.idempotency_key and job.id != job_id_for_key(job.namespace, job.idempotency_key):
-            raise ValueError(f"job {job.id} has key {job.idempotency_key!r}, which gives another id")

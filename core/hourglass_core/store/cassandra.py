@@ -24,7 +24,7 @@ from hourglass_core.firing import run_key_of
 from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
 from hourglass_core.store import cassandra_schema as schema
 from hourglass_core.store import codec
-from hourglass_core.store.base import Checkpoint, Created, check_keyed_ids
+from hourglass_core.store.base import Checkpoint, Created
 from hourglass_core.store.cassandra_io import CqlSession, Row, open_session, unset_none
 from hourglass_core.store.cassandra_statements import RUN_BY_JOB_COLUMNS, Statements
 
@@ -190,7 +190,6 @@ class CassandraStore:
         (the other is dropped as stale). A key never yields two jobs, and an accepted job is
         never lost.
         """
-        check_keyed_ids(jobs)
         stored = await self._stored_jobs({(job.namespace, job.id) for job, _ in jobs if job.idempotency_key})
         results: list[Created] = []
         fresh: list[tuple[Job, Fire | None]] = []

@@ -25,7 +25,7 @@ from hourglass_core.errors import JobNotFound, RunNotFound, StaleOwner, Unavaila
 from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
 from hourglass_core.store import codec, migrations
 from hourglass_core.store import sqlite_sql as sql
-from hourglass_core.store.base import Checkpoint, Created, check_keyed_ids
+from hourglass_core.store.base import Checkpoint, Created
 
 T = TypeVar("T")
 _CLAIM_SLACK_US = 3600 * 1_000_000  # as in Cassandra: claims outlive their fire rows
@@ -121,7 +121,6 @@ class SqliteStore:
         return await self._call(self._create_jobs, list(jobs))
 
     def _create_jobs(self, jobs: list[tuple[Job, Fire | None]]) -> list[Created]:
-        check_keyed_ids(jobs)
         results: list[Created] = []
         with self._tx() as db:
             for job, fire in jobs:
