@@ -32,7 +32,19 @@ from hourglass_core.errors import (
     RunNotFound,
     Unavailable,
 )
-from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run, SchedulePreview, Trigger
+from hourglass_core.models import (
+    DEFAULT_NAMESPACE,
+    Explanation,
+    Job,
+    JobChanges,
+    JobSpec,
+    JobState,
+    OverlapPolicy,
+    Page,
+    Run,
+    SchedulePreview,
+    Trigger,
+)
 from hourglass_pb.v1 import jobs_pb2 as pb
 
 T = TypeVar("T")
@@ -392,12 +404,47 @@ def delete_job(job_id: str, namespace: str) -> Rpc[None]:
     return Rpc("DeleteJob", ref, lambda _: None, IDEMPOTENT_WRITE, _job_not_found(namespace, job_id))
 
 
-def trigger_job(job_id: str, namespace: str) -> Rpc[tuple[str, datetime]]:
+def trigger_job(job_id: str, namespace: str, overlap: OverlapPolicy | None = None) -> Rpc[tuple[str, datetime]]:
     """Not retried on UNAVAILABLE: a trigger that landed but whose answer was lost would run
     the job twice."""
-    ref = pb.JobRef(namespace=namespace, id=job_id)
+    ref = pb.TriggerJobRequest(namespace=namespace, id=job_id, overlap_policy=wire.overlap_to_pb(overlap))
 
     def answer(response: pb.TriggerJobResponse) -> tuple[str, datetime]:
         return response.run_id, wire.from_ts(response.due) or datetime.now().astimezone()
 
     return Rpc("TriggerJob", ref, answer, REFUSED_UNREAD, _job_not_found(namespace, job_id))
+
+
+def update_job(job_id: str, namespace: str, version: int, changes: JobChanges) -> Rpc[Job]:
+    """Retried on UNAVAILABLE: a retry of an update that landed names a version now stale, and
+    fails with FailedPrecondition instead of applying twice."""
+    spec, paths = wire.changes_to_pb(changes)
+    request = pb.UpdateJobRequest(namespace=namespace, id=job_id, version=version, job=spec)
+    request.update_mask.paths.extend(paths)
+    return Rpc("UpdateJob", request, wire.job_from_pb, IDEMPOTENT_WRITE, _job_not_found(namespace, job_id))
+
+
+def backfill_job(job_id: str, namespace: str, since: datetime, until: datetime, per_second: float) -> Rpc[list[datetime]]:
+    """Retried on UNAVAILABLE: a backfill is idempotent per (job, occurrence)."""
+    request = pb.BackfillJobRequest(namespace=namespace, id=job_id, since=wire.ts(since), until=wire.ts(until),
+                                    per_second=per_second)  # fmt: skip
+
+    def answer(response: pb.BackfillJobResponse) -> list[datetime]:
+        return [wire.from_ts(t) or since for t in response.occurrences]
+
+    return Rpc("BackfillJob", request, answer, IDEMPOTENT_WRITE, _job_not_found(namespace, job_id))
+
+
+def explain_job(job_id: str, namespace: str, since: datetime, until: datetime | None, max_fires: int) -> Rpc[Explanation]:
+    request = pb.ExplainJobRequest(namespace=namespace, id=job_id, since=wire.ts(since), max_fires=max_fires)
+    if until is not None:
+        request.until.CopyFrom(wire.ts(until))
+
+    def answer(response: pb.ExplainJobResponse) -> Explanation:
+        return Explanation(
+            [wire.explained_fire_from_pb(f) for f in response.fires],
+            [wire.job_event_from_pb(e, namespace or DEFAULT_NAMESPACE, job_id) for e in response.events],
+            response.truncated,
+        )
+
+    return Rpc("ExplainJob", request, answer, READ, _job_not_found(namespace, job_id))

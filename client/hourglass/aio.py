@@ -13,11 +13,24 @@ import grpc.aio
 
 from hourglass import _common as rpcs
 from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
-from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run, SchedulePreview, Trigger
+from hourglass_core.models import (
+    DEFAULT_NAMESPACE,
+    Explanation,
+    Job,
+    JobChanges,
+    JobSpec,
+    JobState,
+    OverlapPolicy,
+    Page,
+    Run,
+    SchedulePreview,
+    Trigger,
+)
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
 JobList = list[Job]
+TimeList = list[datetime]
 
 
 class AsyncClient:
@@ -161,10 +174,32 @@ class AsyncClient:
         await self._call(rpcs.delete_job(job_id, namespace), timeout)
 
     async def trigger(
-        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None
-    ) -> tuple[str, datetime]:
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, overlap: OverlapPolicy | None = None,
+        timeout: float | None = None,
+    ) -> tuple[str, datetime]:  # fmt: skip
         """As `Client.trigger`. Raises JobNotFound, FailedPrecondition."""
-        return await self._call(rpcs.trigger_job(job_id, namespace), timeout)
+        return await self._call(rpcs.trigger_job(job_id, namespace, overlap), timeout)
+
+    async def update(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, version: int, changes: JobChanges,
+        timeout: float | None = None,
+    ) -> Job:  # fmt: skip
+        """As `Client.update`."""
+        return await self._call(rpcs.update_job(job_id, namespace, version, changes), timeout)
+
+    async def backfill(
+        self, job_id: str, since: datetime, until: datetime, namespace: str = DEFAULT_NAMESPACE, *,
+        per_second: float = 0.0, timeout: float | None = None,
+    ) -> TimeList:  # fmt: skip
+        """As `Client.backfill`."""
+        return await self._call(rpcs.backfill_job(job_id, namespace, since, until, per_second), timeout)
+
+    async def explain(
+        self, job_id: str, since: datetime, until: datetime | None = None, namespace: str = DEFAULT_NAMESPACE, *,
+        max_fires: int = 100, timeout: float | None = None,
+    ) -> Explanation:  # fmt: skip
+        """As `Client.explain`."""
+        return await self._call(rpcs.explain_job(job_id, namespace, since, until, max_fires), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

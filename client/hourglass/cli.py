@@ -3,6 +3,8 @@
     hourglass coordinator | worker | db migrate | dev [--demo]
     hourglass submit --name N --executor E (--at T | --every D | --cron EXPR [--tz Z]) [...]
     hourglass get ID | list [...] | cancel ID | pause ID | resume ID | trigger ID | delete ID | runs ID | run RUN_ID
+    hourglass update ID [--version V] [--name N] [--every D | ...] [--params P] [...]
+    hourglass backfill ID --since T [--until T] | explain ID --since T [--until T]
     hourglass preview (ID | --at T | --every D | --cron EXPR [--tz Z]) [--count N] [--after T]
 
 Server commands import the coordinator, worker or store only when run, so the client commands
@@ -20,11 +22,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hourglass import cli_format as fmt
-from hourglass.cli_format import DURATION_HELP, duration, label, time_arg, timeout_seconds
+from hourglass.cli_format import DURATION_HELP, duration, label, since_arg, time_arg, timeout_seconds
 from hourglass.client import Client
 from hourglass_core.config import Settings, from_env, with_overrides
 from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArgument, NotFound, Unavailable
@@ -34,6 +37,8 @@ from hourglass_core.models import (
     DstGap,
     DstRepeat,
     IntervalTrigger,
+    Job,
+    JobChanges,
     JobOptions,
     JobSpec,
     JobState,
@@ -181,9 +186,69 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
+    overlap = OverlapPolicy(args.overlap) if args.overlap else None
     with _client(args) as client:
-        run_id, due = client.trigger(args.job_id, args.namespace)
+        run_id, due = client.trigger(args.job_id, args.namespace, overlap=overlap)
     print(fmt.dumps({"run_id": run_id, "due": fmt.iso(due)}) if args.json else f"run {run_id} due {fmt.iso(due)}")
+    return 0
+
+
+def changes_from_args(args: argparse.Namespace, current: Job, now: datetime | None = None) -> JobChanges:
+    """What `hourglass update` changes: each flag given; option flags change those options
+    only (the others stay as `current` has them)."""
+    now = now or datetime.now(UTC)
+    trigger = _trigger(args, now) if any(getattr(args, f) is not None for f in ("at", "every", "cron")) else None
+    if trigger is None and any(getattr(args, f) for f in ("tz", "dst_gap", "dst_repeat", "start", "end")):
+        raise InvalidArgument("--at/--every/--cron", "give the whole new trigger")
+    o = current.options
+    retry = replace(o.retry, max_attempts=args.max_attempts or o.retry.max_attempts,
+                    initial_backoff=args.backoff or o.retry.initial_backoff)  # fmt: skip
+    retry = replace(retry, max_backoff=max(retry.max_backoff, retry.initial_backoff))
+    options = replace(
+        o, retry=retry,
+        timeout=args.timeout_run if args.timeout_run is not None else o.timeout,
+        misfire_policy=MisfirePolicy(args.misfire) if args.misfire else o.misfire_policy,
+        misfire_grace=args.grace if args.grace is not None else o.misfire_grace,
+        overlap_policy=OverlapPolicy(args.overlap) if args.overlap else o.overlap_policy,
+        on_worker_lost=WorkerLostPolicy(args.on_worker_lost) if args.on_worker_lost else o.on_worker_lost,
+    )  # fmt: skip
+    return JobChanges(
+        name=args.name,
+        trigger=trigger,
+        priority=args.priority,
+        params=_params(args.params, args.content_type) if args.params is not None else None,
+        options=options if options != o else None,
+        labels=dict(args.label) if args.label else None,
+    )
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        current = client.get(args.job_id, args.namespace)
+        changes = changes_from_args(args, current)
+        job = client.update(args.job_id, args.namespace, version=args.version or current.version, changes=changes)
+    print(fmt.dumps(fmt.job_json(job)) if args.json else fmt.job_text(job))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    since, until = args.since.resolve(now), (args.until.resolve(now) if args.until else now)
+    with _client(args) as client:
+        times = client.backfill(args.job_id, since, until, args.namespace, per_second=args.per_second)
+    if args.json:
+        print(fmt.dumps({"occurrences": [fmt.iso(t) for t in times]}))
+    else:
+        print(f"{len(times)} fires backfilled" + (f", {fmt.iso(times[0])} to {fmt.iso(times[-1])}" if times else ""))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    until = args.until.resolve(now) if args.until else None
+    with _client(args) as client:
+        found = client.explain(args.job_id, args.since.resolve(now), until, args.namespace, max_fires=args.max_fires)
+    print(fmt.dumps(fmt.explain_json(found)) if args.json else fmt.explain_text(found))
     return 0
 
 
@@ -376,7 +441,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every page")
     for name, summary in (("cancel", "cancel a job (final)"), ("pause", "pause a job"), ("resume", "resume a paused job")):
         command(name, cmd_control, summary).add_argument("job_id")
-    command("trigger", cmd_trigger, "run a job once now, beside its schedule (also while paused)").add_argument("job_id")
+    p = command("trigger", cmd_trigger, "run a job once now, beside its schedule (also while paused)")
+    p.add_argument("job_id")
+    p.add_argument("--overlap", choices=[o.value for o in OverlapPolicy], help="for this run, in place of the job's")
+    p = command("update", cmd_update, "change a job's name, trigger, priority, params, options or labels")
+    p.add_argument("job_id")
+    p.add_argument("--version", type=int, help="the version you read (default: the job's current one)")
+    p.add_argument("--name")
+    _trigger_flags(p, required=False)
+    p.add_argument("--params", help="JSON, or @FILE (@- for stdin) sent as is")
+    p.add_argument("--content-type", help="of params")
+    p.add_argument("--priority", type=int)
+    p.add_argument("--timeout-run", type=duration)
+    p.add_argument("--max-attempts", type=int)
+    p.add_argument("--backoff", type=duration)
+    p.add_argument("--misfire", choices=[m.value for m in MisfirePolicy])
+    p.add_argument("--grace", type=duration)
+    p.add_argument("--overlap", choices=[o.value for o in OverlapPolicy])
+    p.add_argument("--on-worker-lost", choices=[w.value for w in WorkerLostPolicy])
+    p.add_argument("--label", type=label, action="append", metavar="KEY=VALUE", help="repeatable; replaces all labels")
+    p = command("backfill", cmd_backfill, "run the fires a job's trigger would have produced in a past range")
+    p.add_argument("job_id")
+    p.add_argument("--since", type=since_arg, required=True, help="ISO 8601, or DURATION ago (e.g. 2h)")
+    p.add_argument("--until", type=since_arg, help="ISO 8601, or DURATION ago (default now)")
+    p.add_argument("--per-second", type=float, default=0.0, help="fires released a second (default: the server's, 10)")
+    p = command("explain", cmd_explain, "why a job did or did not run: every expected fire and what became of it")
+    p.add_argument("job_id")
+    p.add_argument("--since", type=since_arg, required=True, help="ISO 8601, or DURATION ago (e.g. 1h)")
+    p.add_argument("--until", type=since_arg, help="ISO 8601, or DURATION ago (default now)")
+    p.add_argument("--max-fires", type=int, default=100, help="1-1000 (default 100)")
     command("delete", cmd_delete, "delete a cancelled or completed job (its runs stay until retention)").add_argument("job_id")
     p = command("runs", cmd_runs, "a job's runs, newest first")
     p.add_argument("job_id")

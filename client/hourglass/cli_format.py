@@ -21,6 +21,8 @@ from hourglass_core.models import (
     CronTrigger,
     DstGap,
     DstRepeat,
+    ExplainedFire,
+    Explanation,
     IntervalTrigger,
     Job,
     OnceTrigger,
@@ -78,6 +80,16 @@ def time_arg(text: str) -> TimeArg:
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"invalid time {text!r}: add a UTC offset, e.g. {text}Z or {text}+01:00")
     return TimeArg(at=value.astimezone(UTC))
+
+
+def since_arg(text: str) -> TimeArg:
+    """An argparse type: a time in the past, as ISO 8601, or DURATION (or -DURATION) ago."""
+    bare = text[1:] if text.startswith("-") else text
+    try:
+        ago = parse_duration(bare)
+    except (ValueError, OverflowError):
+        return time_arg(text)
+    return TimeArg(offset=-ago)
 
 
 def label(text: str) -> tuple[str, str]:
@@ -262,6 +274,7 @@ def job_text(job: Job) -> str:
         ("name", job.name),
         ("executor", job.executor),
         ("state", job.state.value + (" (running)" if job.running else "")),
+        ("version", job.version),
         ("trigger", trigger_text(job.trigger)),
         ("next fire", iso(job.next_fire_time)),
         ("priority", job.priority),
@@ -334,3 +347,32 @@ def preview_text(preview: SchedulePreview) -> str:
         note = f"  {f.dst_note}" if f.dst_note else ""
         lines.append(f"{f.local_time:<{width}}  {iso(f.at)}{note}")
     return "\n".join(lines)
+
+
+def explain_json(found: Explanation) -> dict[str, Any]:
+    return {
+        "fires": [
+            {"at": iso(f.at), "fate": f.fate.value, "why": f.why, "run_id": f.run_id or None,
+             "status": f.status and f.status.value, "lateness_ms": f.lateness and f.lateness.total_seconds() * 1000,
+             "manual": f.manual, "expected": f.expected}
+            for f in found.fires
+        ],
+        "events": [{"at": iso(e.at), "kind": e.kind.value, "version": e.version, "detail": e.detail} for e in found.events],
+        "truncated": found.truncated,
+    }  # fmt: skip
+
+
+def explain_text(found: Explanation) -> str:
+    """A table of the fires, then the job's events; `why` is never cut short."""
+    def late_ms(f: ExplainedFire) -> float | None:
+        return None if f.lateness is None else round(f.lateness.total_seconds() * 1000, 1)
+
+    rows = [[iso(f.at), f.fate.value, f.run_id or "-", late_ms(f), f.why] for f in found.fires]
+    out = table(["AT", "FATE", "RUN ID", "LATENESS MS", "WHY"], rows) if rows else "no fires expected in this range"
+    if found.truncated:
+        out += "\n(more fires: narrow the range or raise --max-fires)"
+    if found.events:
+        out += "\n\nevents:\n" + "\n".join(
+            f"  {iso(e.at)}  {e.kind.value} (v{e.version}){': ' + e.detail if e.detail else ''}" for e in found.events
+        )
+    return out

@@ -12,11 +12,24 @@ import grpc
 
 from hourglass import _common as rpcs
 from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
-from hourglass_core.models import DEFAULT_NAMESPACE, Job, JobSpec, JobState, Page, Run, SchedulePreview, Trigger
+from hourglass_core.models import (
+    DEFAULT_NAMESPACE,
+    Explanation,
+    Job,
+    JobChanges,
+    JobSpec,
+    JobState,
+    OverlapPolicy,
+    Page,
+    Run,
+    SchedulePreview,
+    Trigger,
+)
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
 JobList = list[Job]
+TimeList = list[datetime]
 
 
 class Client:
@@ -183,14 +196,44 @@ class Client:
         self._call(rpcs.delete_job(job_id, namespace), timeout)
 
     def trigger(
-        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None
-    ) -> tuple[str, datetime]:
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, overlap: OverlapPolicy | None = None,
+        timeout: float | None = None,
+    ) -> tuple[str, datetime]:  # fmt: skip
         """Runs the job once now, beside its schedule (left as it is), also while paused or
-        after it completed; the run is marked manual and follows the job's options. Returns
-        the run's id (get_run finds it once it started or ended) and due time. Not retried
-        when the answer is lost (that could run it twice). Raises JobNotFound,
-        FailedPrecondition for a cancelled job."""
-        return self._call(rpcs.trigger_job(job_id, namespace), timeout)
+        after it completed; the run is marked manual and follows the job's options (`overlap`
+        in place of its overlap policy, if given). Returns the run's id (get_run finds it once
+        it started or ended) and due time. Not retried when the answer is lost (that could run
+        it twice). Raises JobNotFound, FailedPrecondition for a cancelled job."""
+        return self._call(rpcs.trigger_job(job_id, namespace, overlap), timeout)
+
+    def update(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, version: int, changes: JobChanges,
+        timeout: float | None = None,
+    ) -> Job:  # fmt: skip
+        """Changes the fields `changes` gives (name, trigger, priority, params, options,
+        labels) if the job is still at `version` (Job.version as read). Fires prepared under
+        the old spec do not run; the next fire follows the new trigger. Returns the job at
+        version + 1. Raises FailedPrecondition for a stale version or a cancelled job,
+        InvalidArgument naming the field, JobNotFound."""
+        return self._call(rpcs.update_job(job_id, namespace, version, changes), timeout)
+
+    def backfill(
+        self, job_id: str, since: datetime, until: datetime, namespace: str = DEFAULT_NAMESPACE, *,
+        per_second: float = 0.0, timeout: float | None = None,
+    ) -> TimeList:  # fmt: skip
+        """Runs the fires the job's trigger would have produced in [since, until), released
+        `per_second` a second (0: the server's rate); returns their times. Idempotent: a time
+        that ran already, or that an earlier backfill covered, runs no more."""
+        return self._call(rpcs.backfill_job(job_id, namespace, since, until, per_second), timeout)
+
+    def explain(
+        self, job_id: str, since: datetime, until: datetime | None = None, namespace: str = DEFAULT_NAMESPACE, *,
+        max_fires: int = 100, timeout: float | None = None,
+    ) -> Explanation:  # fmt: skip
+        """Every fire the job's trigger expected in [since, until) (default until now) and what
+        became of it (ran, skipped, missed, pending, with the cause), its manual runs, and the
+        job's events (pause, resume, update, ...)."""
+        return self._call(rpcs.explain_job(job_id, namespace, since, until, max_fires), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -134,15 +135,67 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
 
     @grpc_errors
     async def DeleteJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.DeleteJobResponse:
-        if not request.id:
-            raise InvalidArgument("id", "must not be empty")
+        _require_id(request.id)
         await self._api.delete(_namespace(request.namespace), request.id)
         return pb.DeleteJobResponse()
 
     @grpc_errors
-    async def TriggerJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.TriggerJobResponse:
-        if not request.id:
-            raise InvalidArgument("id", "must not be empty")
-        fire = await self._api.trigger(_namespace(request.namespace), request.id)
-        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+    async def TriggerJob(self, request: pb.TriggerJobRequest, context: grpc.aio.ServicerContext) -> pb.TriggerJobResponse:
+        _require_id(request.id)
+        overlap = wire.overlap_from_pb(request.overlap_policy)
+        fire = await self._api.trigger(_namespace(request.namespace), request.id, overlap)
+        run_id = run_id_for(fire.namespace, fire.job_id, fire.at, fire.attempt)
         return pb.TriggerJobResponse(run_id=run_id, due=wire.ts(fire.due))
+
+    @grpc_errors
+    async def UpdateJob(self, request: pb.UpdateJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        _require_id(request.id)
+        namespace = _namespace(request.namespace)
+        spec = request.job
+        for field, value in (("namespace", spec.namespace), ("executor", spec.executor),
+                             ("idempotency_key", spec.idempotency_key)):  # fmt: skip
+            if value and (field != "namespace" or value != namespace):
+                stored = await self._api.get(namespace, request.id)
+                if value != getattr(stored, field):
+                    raise InvalidArgument(f"job.{field}", "cannot be changed by an update")
+        changes = wire.changes_from_pb(request, utcnow())
+        return wire.job_to_pb(await self._api.update(namespace, request.id, request.version, changes))
+
+    @grpc_errors
+    async def BackfillJob(self, request: pb.BackfillJobRequest, context: grpc.aio.ServicerContext) -> pb.BackfillJobResponse:
+        _require_id(request.id)
+        since, until = _range(request)
+        if until is None:
+            raise InvalidArgument("until", "is required")
+        fires = await self._api.backfill(_namespace(request.namespace), request.id, since, until, request.per_second)
+        out = pb.BackfillJobResponse(occurrences=[wire.ts(f.at) for f in fires])
+        if fires:
+            out.last_release.CopyFrom(wire.ts(fires[-1].due))
+        return out
+
+    @grpc_errors
+    async def ExplainJob(self, request: pb.ExplainJobRequest, context: grpc.aio.ServicerContext) -> pb.ExplainJobResponse:
+        _require_id(request.id)
+        since, until = _range(request)
+        limit = preview_count(request.max_fires or EXPLAIN_DEFAULT, "max_fires")
+        found = await self._api.explain(_namespace(request.namespace), request.id, since, until, limit)
+        return pb.ExplainJobResponse(
+            fires=[wire.explained_fire_to_pb(f) for f in found.fires],
+            events=[wire.job_event_to_pb(e) for e in found.events],
+            truncated=found.truncated,
+        )
+
+
+EXPLAIN_DEFAULT = 100
+
+
+def _require_id(job_id: str) -> None:
+    if not job_id:
+        raise InvalidArgument("id", "must not be empty")
+
+
+def _range(request: pb.BackfillJobRequest | pb.ExplainJobRequest) -> tuple[datetime, datetime | None]:
+    since = wire.from_ts(request.since, request.HasField("since"))
+    if since is None:
+        raise InvalidArgument("since", "is required")
+    return since, wire.from_ts(request.until, request.HasField("until"))

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import builtins
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hourglass_coordinator.read_cache import ReadCache
+from hourglass_core.backfill import backfill_fires, occurrences
 from hourglass_core.coalesce import Coalescer
-from hourglass_core.errors import FailedPrecondition, InvalidArgument
-from hourglass_core.firing import first_fire_time, job_id_for_key, schedule_row_due
+from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArgument
+from hourglass_core.explain import explain
+from hourglass_core.firing import first_fire_time, job_id_for_key, run_id_for, schedule_row_due
 from hourglass_core.models import (
+    Explanation,
     Fire,
     FireKind,
     Job,
+    JobChanges,
+    JobEvent,
+    JobEventKind,
     JobFilter,
     JobSpec,
     JobState,
+    OverlapPolicy,
     Page,
     Run,
     SchedulePreview,
@@ -29,9 +39,11 @@ from hourglass_core.store.base import Created, Store
 from hourglass_core.triggers import local_zone, next_fire
 from hourglass_core.validation import validate_spec
 
+log = logging.getLogger(__name__)
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 MAX_BATCH = 10_000
+EXPLAIN_MAX_RUNS = 20_000
 EXECUTORS_REFRESH_S = 2.0
 
 Clock = Callable[[], datetime]
@@ -53,6 +65,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _spec_of(job: Job) -> JobSpec:
+    return JobSpec(name=job.name, executor=job.executor, trigger=job.trigger, namespace=job.namespace,
+                   priority=job.priority, params=job.params, options=job.options, labels=job.labels,
+                   idempotency_key=job.idempotency_key)  # fmt: skip
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def page_size(requested: int) -> int:
     if requested > MAX_PAGE:
         raise InvalidArgument("page_size", f"must be at most {MAX_PAGE}")
@@ -72,6 +94,9 @@ class JobsApi:
         cache: ReadCache | None = None,
         clock: Clock = utcnow,
         hint_within: timedelta = timedelta(seconds=3),
+        backfill_max_range: timedelta = timedelta(days=7),
+        backfill_max_fires: int = 1000,
+        backfill_rate: float = 10.0,
     ) -> None:
         self._store = store
         self._num_shards = num_shards
@@ -85,6 +110,9 @@ class JobsApi:
         # missed by their next read, so only those are hinted (a far-future hint would be
         # claimed and held in memory until it is due).
         self._hint_within = hint_within
+        self._backfill_max_range = backfill_max_range
+        self._backfill_max_fires = backfill_max_fires
+        self._backfill_rate = backfill_rate
         self._executors: set[str] = set()
         self._executors_at = 0.0
         # Single submits arriving while others are being written go to the store together.
@@ -179,6 +207,7 @@ class JobsApi:
             return job  # cancelling twice is harmless; a completed job has nothing to stop
         cancelled = await self._changed(job, JobState.CANCELLED, None)
         await self._halt(job.shard, namespace, job_id)
+        await self._event(cancelled, JobEventKind.CANCELLED, self._clock())
         return cancelled
 
     async def pause(self, namespace: str, job_id: str) -> Job:
@@ -189,6 +218,7 @@ class JobsApi:
             raise FailedPrecondition(f"job {job_id} is {job.state.value} and cannot be paused")
         paused = await self._changed(job, JobState.PAUSED, None)
         await self._halt(job.shard, namespace, job_id)
+        await self._event(paused, JobEventKind.PAUSED, self._clock())
         return paused
 
     async def resume(self, namespace: str, job_id: str) -> Job:
@@ -209,21 +239,121 @@ class JobsApi:
             priority=job.priority,
         )
         resumed = await self._changed(job, JobState.ACTIVE, fire)
+        await self._event(resumed, JobEventKind.RESUMED, now)
         await self._hint_soon([fire], now)
         return resumed
 
-    async def trigger(self, namespace: str, job_id: str) -> Fire:
+    async def trigger(self, namespace: str, job_id: str, overlap: OverlapPolicy | None = None) -> Fire:
         """Writes a manual fire of the job due now (beside its schedule, which stays as it is)
-        and hints it to its shard's owner; returns it. Refused for a cancelled job."""
+        and hints it to its shard's owner; returns it. `overlap`: for this run in place of the
+        job's policy. Refused for a cancelled job."""
         job = await self._store.get_job(namespace, job_id)
         if job.state is JobState.CANCELLED:
             raise FailedPrecondition(f"job {job_id} is cancelled and cannot be triggered")
         now = self._clock()
         fire = Fire(due=now, namespace=namespace, job_id=job_id, shard=job.shard, kind=FireKind.MANUAL,
-                    priority=job.priority)  # fmt: skip
+                    priority=job.priority, overlap=overlap)  # fmt: skip
         await self._store.put_fire(fire)
+        await self._event(job, JobEventKind.TRIGGERED, now, run_id_for(namespace, job_id, fire.at, fire.attempt))
         await self._hint_soon([fire], now)
         return fire
+
+    async def update(self, namespace: str, job_id: str, version: int, changes: JobChanges) -> Job:
+        """Changes the job's given fields if it is still at `version` (see UpdateJob in
+        jobs.proto). Validated as a submit is; nothing is written by a refused update."""
+        if version <= 0:
+            raise InvalidArgument("version", "is required: the version of the job as you read it (Job.version)")
+        given = changes.given()
+        if not given:
+            raise InvalidArgument("update_mask", "names no field to change")
+        job = await self._store.get_job(namespace, job_id)
+        if job.state is JobState.CANCELLED:
+            raise FailedPrecondition(f"job {job_id} is cancelled and cannot be updated")
+        if version != job.version:
+            raise FailedPrecondition(f"version {version} is stale: job {job_id} is at version {job.version}; read it again")
+        updated = replace(job, **given, version=job.version + 1)  # type: ignore[arg-type]
+        validate_spec(_spec_of(updated), known_executors=await self._known_executors(), max_params_bytes=self._max_params_bytes)
+        now = self._clock()
+        # The next fire, from the trigger (new or not) after now: a fire workers prepared
+        # under the old spec is dropped by the halt below, and this one (perhaps at the very
+        # same time) runs under the new spec. A paused job stays paused: resume computes it.
+        if changes.trigger is not None:
+            due = first_fire_time(changes.trigger, now)
+            if due is None:
+                raise InvalidArgument("job.trigger", f"never fires after {now.isoformat()}")
+        else:
+            due = next_fire(job.trigger, now - timedelta(microseconds=1))
+        fire: Fire | None = None
+        if due is not None and job.state is not JobState.PAUSED:
+            fire = Fire(due=schedule_row_due(due, now), namespace=namespace, job_id=job_id, shard=job.shard,
+                        priority=updated.priority)  # fmt: skip
+            updated = replace(updated, state=JobState.ACTIVE, next_fire_time=fire.due)
+        try:
+            stored = await self._store.update_job(updated, job, fire)
+        finally:
+            self._cache.forget_job(namespace, job_id)
+            await self._announce_change(job.shard, namespace, job_id)
+        await self._halt(job.shard, namespace, job_id)  # fires prepared under the old spec do not run
+        await self._event(stored, JobEventKind.UPDATED, now, ", ".join(given), previous_trigger=job.trigger)
+        if fire is not None:
+            await self._hint_soon([fire], now)
+        return stored
+
+    async def backfill(self, namespace: str, job_id: str, since: datetime, until: datetime,
+                       per_second: float = 0.0) -> builtins.list[Fire]:  # fmt: skip
+        """Writes a manual fire for each time the job's trigger fires in [since, until),
+        released `per_second` a second (0: the configured rate, also its maximum); returns
+        them. A time that ran already, or that another backfill covered, runs no more (see
+        backfill.backfill_fires). Refused for a cancelled job and a range in the future."""
+        if until <= since:
+            raise InvalidArgument("until", "must be after since")
+        now = self._clock()
+        if until > now:
+            raise InvalidArgument("until", "must not be in the future: the schedule runs those fires")
+        if until - since > self._backfill_max_range:
+            raise InvalidArgument("until", f"the range is longer than the maximum of {self._backfill_max_range}")
+        if not 0 <= per_second <= self._backfill_rate:
+            raise InvalidArgument("per_second", f"must be between 0 and {self._backfill_rate:g} (0: {self._backfill_rate:g})")
+        job = await self._store.get_job(namespace, job_id)
+        if job.state is JobState.CANCELLED:
+            raise FailedPrecondition(f"job {job_id} is cancelled and cannot be backfilled")
+        times = occurrences(job, since, until, self._backfill_max_fires)
+        fires = backfill_fires(job, times, now, per_second or self._backfill_rate)
+        await self._store.put_fires(fires)
+        detail = f"{len(fires)} fires in [{_iso(since)}, {_iso(until)})"
+        await self._event(job, JobEventKind.BACKFILLED, now, detail)
+        await self._hint_soon(fires, now)
+        return fires
+
+    async def explain(self, namespace: str, job_id: str, since: datetime, until: datetime | None,
+                      limit: int) -> Explanation:  # fmt: skip
+        """What became of every fire the job's trigger expected in [since, until) (default:
+        until now): see explain.explain. Reads only."""
+        now = self._clock()
+        until = until or now
+        if until <= since:
+            raise InvalidArgument("until", "must be after since")
+        job = await self._store.get_job(namespace, job_id)
+        events = await self._store.job_events(namespace, job_id, job.created_at - timedelta(seconds=1), until)
+        runs: builtins.list[Run] = []
+        token = ""
+        while len(runs) < EXPLAIN_MAX_RUNS:  # newest first: stop once past `since`
+            page = await self._store.list_runs(namespace, job_id, MAX_PAGE, token)
+            runs.extend(r for r in page.items if r.due < until)
+            token = page.next_page_token
+            if not token or not page.items or page.items[-1].due < since:
+                break
+        return explain(job, runs, events, since, until, now, limit)
+
+    async def _event(self, job: Job, kind: JobEventKind, at: datetime, detail: str = "",
+                     previous_trigger: Trigger | None = None) -> None:  # fmt: skip
+        """Keeps what was done to the job, for ExplainJob (best effort: the change itself is
+        durable already, and a lost event only makes an explanation vaguer)."""
+        event = JobEvent(job.namespace, job.id, at, kind, job.version, detail, previous_trigger)
+        try:
+            await self._store.record_job_event(event)
+        except HourglassError as error:
+            log.warning("job %s: its %s event was not kept: %s", job.id, kind.value, error)
 
     async def delete(self, namespace: str, job_id: str) -> None:
         """Removes a cancelled or completed job; an active or paused one must be cancelled first."""

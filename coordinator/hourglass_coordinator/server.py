@@ -61,6 +61,9 @@ async def serve(
         announce_change=streams.announce_change,
         cache=cache,
         hint_within=settings.lookahead,
+        backfill_max_range=settings.backfill_max_range,
+        backfill_max_fires=settings.backfill_max_fires,
+        backfill_rate=settings.backfill_rate,
     )
     leader = Leader(
         rid, leases, membership, store,

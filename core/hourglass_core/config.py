@@ -40,6 +40,11 @@ class Settings:
     # How far behind real time the read cursor trails, to catch rows written just late.
     read_margin: timedelta = timedelta(seconds=2)
     max_params_bytes: int = 1024 * 1024
+    # Coordinator: BackfillJob's limits: the longest range, the most fires, and the release
+    # rate (fires a second per backfill, also the most a caller may ask for).
+    backfill_max_range: timedelta = timedelta(days=7)
+    backfill_max_fires: int = 1000
+    backfill_rate: int = 10
     # Coordinator: how long GetJob and ListRuns answers are served from memory (finished runs
     # and settled jobs: a minute). Job state changes made through the API are seen at once;
     # changes made by workers (run progress, schedule moves) up to this much later. 0: off.

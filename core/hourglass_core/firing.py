@@ -9,7 +9,7 @@ import enum
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from hourglass_core.models import (
@@ -134,6 +134,13 @@ def plan_fire(job: Job, fire: Fire, now: datetime) -> FirePlan:
     return FirePlan(Action.RUN, nxt, True)
 
 
+def as_run_by(job: Job, fire: Fire) -> Job:
+    """The job as `fire` runs it: with the fire's overlap override (TriggerJob's), if any."""
+    if fire.overlap is None or fire.overlap is job.options.overlap_policy:
+        return job
+    return replace(job, options=replace(job.options, overlap_policy=fire.overlap))
+
+
 def retry_fire(job: Job, fire: Fire, now: datetime, jitter: float) -> Fire | None:
     """The fire for the next attempt after `fire` failed, or None when attempts are used up."""
     if fire.attempt >= job.options.retry.max_attempts:
@@ -150,6 +157,7 @@ def _next_attempt(fire: Fire, due: datetime) -> Fire:
         attempt=fire.attempt + 1,
         kind=FireKind.MANUAL if fire.manual else FireKind.RETRY,
         priority=fire.priority,
+        overlap=fire.overlap,  # a retry is its own instant (no nominal), under the same override
     )
 
 

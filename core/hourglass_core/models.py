@@ -178,6 +178,26 @@ class Job:
     last_end_time: datetime | None = None
     last_executor: str = ""
     last_status: RunStatus | None = None
+    version: int = 1  # counts the updates of the job's spec (UpdateJob): its conflict token
+
+
+# The fields of a job UpdateJob may change (never its id, namespace, executor or key).
+UPDATABLE_FIELDS = ("name", "trigger", "priority", "params", "options", "labels")
+
+
+@dataclass(frozen=True, slots=True)
+class JobChanges:
+    """What an update sets: each field that is not None replaces the job's."""
+
+    name: str | None = None
+    trigger: Trigger | None = None
+    priority: int | None = None
+    params: Payload | None = None
+    options: JobOptions | None = None
+    labels: dict[str, str] | None = None
+
+    def given(self) -> dict[str, object]:
+        return {f: getattr(self, f) for f in UPDATABLE_FIELDS if getattr(self, f) is not None}
 
 
 class FireKind(enum.Enum):
@@ -203,11 +223,22 @@ class Fire:
     attempt: int = 1
     kind: FireKind = FireKind.SCHEDULED
     priority: int = 0
+    # A backfilled fire: the occurrence of the trigger it stands for (its identity: run id,
+    # claim), while `due` is when it is released to run (backfills run at a bounded rate).
+    nominal: datetime | None = None
+    # A manual fire's overlap policy in place of its job's (TriggerJob's override).
+    overlap: OverlapPolicy | None = None
 
     @property
     def manual(self) -> bool:
-        """Asked for through TriggerJob (or a retry of such a fire): its runs are marked so."""
+        """Asked for through TriggerJob or BackfillJob (or a retry of such a fire): its runs
+        are marked so."""
         return self.kind is FireKind.MANUAL
+
+    @property
+    def at(self) -> datetime:
+        """The instant the fire stands for: its run's `due` and part of its run id."""
+        return self.nominal or self.due
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,3 +301,54 @@ class ScheduledFire:
 class SchedulePreview:
     fires: list[ScheduledFire]
     timezone: str  # the IANA zone of every local_time
+
+
+class JobEventKind(enum.Enum):
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"
+    UPDATED = "updated"
+    TRIGGERED = "triggered"
+    BACKFILLED = "backfilled"
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """Something done to a job through the API, kept so ExplainJob can say what became of
+    the fires its trigger expected. `previous_trigger`: an update's, the trigger it replaced."""
+
+    namespace: str
+    job_id: str
+    at: datetime
+    kind: JobEventKind
+    version: int
+    detail: str = ""
+    previous_trigger: Trigger | None = None
+
+
+class FireFate(enum.Enum):
+    """What became of a fire a job's trigger expected (ExplainJob)."""
+
+    RAN = "ran"  # a run exists: see its status (failed runs ran too)
+    SKIPPED = "skipped"  # recorded as skipped (misfire, overlap, halted), or paused/cancelled then
+    MISSED = "missed"  # no run and no decision recorded: nobody ran it in time
+    PENDING = "pending"  # not due yet, or due just now and not recorded yet
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedFire:
+    at: datetime
+    fate: FireFate
+    why: str
+    run_id: str = ""
+    status: RunStatus | None = None
+    lateness: timedelta | None = None
+    manual: bool = False  # run by TriggerJob or BackfillJob, not by the schedule
+    expected: bool = True  # False: a manual run at a time the trigger did not name
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    fires: list[ExplainedFire]
+    events: list[JobEvent]
+    truncated: bool = False  # more fires than asked for: the earliest are given

@@ -18,13 +18,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hourglass_core import errors
 from hourglass_core.models import (
     DEFAULT_NAMESPACE,
+    UPDATABLE_FIELDS,
     CronTrigger,
     DstGap,
     DstRepeat,
+    ExplainedFire,
     Fire,
+    FireFate,
     FireKind,
     IntervalTrigger,
     Job,
+    JobChanges,
+    JobEvent,
+    JobEventKind,
     JobOptions,
     JobSpec,
     JobState,
@@ -133,6 +139,15 @@ def _enum_from_pb(codes: Mapping[E, int], value: int, default: E, field: str) ->
             return member
     names = ", ".join(m.name for m in codes)
     raise errors.InvalidArgument(field, f"unknown value {value}; expected one of {names}")
+
+
+def overlap_from_pb(value: int, field: str = "overlap_policy") -> OverlapPolicy | None:
+    """An overlap override: None when unspecified (the job's own policy applies)."""
+    return None if value == 0 else _enum_from_pb(_OVERLAP, value, OverlapPolicy.ALLOW, field)
+
+
+def overlap_to_pb(policy: OverlapPolicy | None) -> pb.OverlapPolicy.ValueType:
+    return pb.OVERLAP_POLICY_UNSPECIFIED if policy is None else _OVERLAP[policy]
 
 
 def run_reason_to_pb(reason: RunReason | None) -> pb.RunReason.ValueType:
@@ -327,6 +342,7 @@ def job_to_pb(job: Job) -> pb.Job:
         running=job.running,
         last_executor=job.last_executor,
         shard=job.shard,
+        version=job.version,
     )
     for name, value in (
         ("next_fire_time", job.next_fire_time),
@@ -362,6 +378,7 @@ def job_from_pb(message: pb.Job) -> Job:
         last_end_time=_opt_ts(message, "last_end_time"),
         last_executor=message.last_executor,
         last_status=run_status_from_pb(message.last_status) if message.last_status else None,
+        version=message.version or 1,
     )
 
 
@@ -418,6 +435,8 @@ def fire_to_hint(fire: Fire) -> wpb.FireHint:
         attempt=fire.attempt,
         priority=fire.priority,
         manual=fire.manual,
+        nominal=None if fire.nominal is None else ts(fire.nominal),
+        overlap=overlap_to_pb(fire.overlap),
     )
 
 
@@ -430,6 +449,8 @@ def fire_from_hint(hint: wpb.FireHint) -> Fire:
         attempt=hint.attempt or 1,
         kind=FireKind.MANUAL if hint.manual else FireKind.SCHEDULED if hint.attempt <= 1 else FireKind.RETRY,
         priority=hint.priority,
+        nominal=_opt_ts(hint, "nominal"),
+        overlap=overlap_from_pb(hint.overlap),
     )
 
 
@@ -487,3 +508,84 @@ def status_code(error: errors.HourglassError) -> grpc.StatusCode:
     if isinstance(error, errors.Unavailable):
         return grpc.StatusCode.UNAVAILABLE
     return grpc.StatusCode.INTERNAL
+
+
+# -- schedule control ---------------------------------------------------------------------
+
+_FATES = {
+    FireFate.RAN: pb.FIRE_FATE_RAN,
+    FireFate.SKIPPED: pb.FIRE_FATE_SKIPPED,
+    FireFate.MISSED: pb.FIRE_FATE_MISSED,
+    FireFate.PENDING: pb.FIRE_FATE_PENDING,
+}
+
+
+def changes_from_pb(request: pb.UpdateJobRequest, now: datetime) -> JobChanges:
+    """The fields an UpdateJobRequest changes: those its mask names (all six if empty), as
+    its job spec gives them. Raises InvalidArgument naming the field."""
+    paths = list(request.update_mask.paths) or list(UPDATABLE_FIELDS)
+    for path in paths:
+        if path not in UPDATABLE_FIELDS:
+            raise errors.InvalidArgument("update_mask", f"{path!r} cannot be updated; one of {', '.join(UPDATABLE_FIELDS)}")
+    spec = request.job
+    if "trigger" in paths and not spec.HasField("trigger"):
+        raise errors.InvalidArgument("job.trigger", "is required when the update changes it")
+    return JobChanges(
+        name=spec.name if "name" in paths else None,
+        trigger=trigger_from_pb(spec.trigger, now, "job.trigger") if "trigger" in paths else None,
+        priority=spec.priority if "priority" in paths else None,
+        params=payload_from_pb(spec.params) if "params" in paths else None,
+        options=options_from_pb(spec.options, "job.options") if "options" in paths else None,
+        labels=dict(spec.labels) if "labels" in paths else None,
+    )
+
+
+def changes_to_pb(changes: JobChanges) -> tuple[pb.JobSpec, list[str]]:
+    """The spec and mask paths an UpdateJobRequest carries for `changes`."""
+    spec = pb.JobSpec()
+    given = changes.given()
+    if changes.name is not None:
+        spec.name = changes.name
+    if changes.trigger is not None:
+        spec.trigger.CopyFrom(trigger_to_pb(changes.trigger))
+    if changes.priority is not None:
+        spec.priority = changes.priority
+    if changes.params is not None:
+        spec.params.CopyFrom(payload_to_pb(changes.params))
+    if changes.options is not None:
+        spec.options.CopyFrom(options_to_pb(changes.options))
+    if changes.labels is not None:
+        spec.labels.update(changes.labels)
+    return spec, list(given)
+
+
+def explained_fire_to_pb(fire: ExplainedFire) -> pb.ExplainedFire:
+    out = pb.ExplainedFire(at=ts(fire.at), fate=_FATES[fire.fate], why=fire.why, run_id=fire.run_id,
+                           manual=fire.manual, expected=fire.expected)  # fmt: skip
+    if fire.status is not None:
+        out.status = _RUN_STATUSES[fire.status]
+    if fire.lateness is not None:
+        out.lateness.CopyFrom(dur(fire.lateness))
+    return out
+
+
+def explained_fire_from_pb(message: pb.ExplainedFire) -> ExplainedFire:
+    return ExplainedFire(
+        at=from_ts(message.at) or datetime.now(UTC),
+        fate=_enum_from_pb(_FATES, message.fate, FireFate.PENDING, "fate"),
+        why=message.why,
+        run_id=message.run_id,
+        status=run_status_from_pb(message.status) if message.status else None,
+        lateness=from_dur(message.lateness) if message.HasField("lateness") else None,
+        manual=message.manual,
+        expected=message.expected,
+    )
+
+
+def job_event_to_pb(event: JobEvent) -> pb.JobEvent:
+    return pb.JobEvent(at=ts(event.at), kind=event.kind.value, version=event.version, detail=event.detail)
+
+
+def job_event_from_pb(message: pb.JobEvent, namespace: str, job_id: str) -> JobEvent:
+    return JobEvent(namespace, job_id, from_ts(message.at) or datetime.now(UTC), JobEventKind(message.kind),
+                    message.version or 1, message.detail)  # fmt: skip

@@ -4,13 +4,31 @@ schedule previews of stored jobs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.errors import FailedPrecondition, InvalidArgument, JobNotFound
-from hourglass_core.models import CronTrigger, Fire, FireKind, IntervalTrigger, JobSpec, OnceTrigger
+from hourglass_core.firing import run_id_for
+from hourglass_core.models import (
+    CronTrigger,
+    Fire,
+    FireFate,
+    FireKind,
+    IntervalTrigger,
+    JobChanges,
+    JobEvent,
+    JobEventKind,
+    JobSpec,
+    JobState,
+    OnceTrigger,
+    Payload,
+    Run,
+    RunReason,
+    RunStatus,
+)
 from hourglass_core.store.base import Store
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -105,3 +123,139 @@ async def test_trigger_writes_a_manual_fire_due_now_and_leaves_the_schedule(stor
     await api.cancel(ns, job.id)
     with pytest.raises(FailedPrecondition):
         await api.trigger(ns, job.id)
+
+
+def _halts(api_store: Store, now: datetime) -> tuple[JobsApi, list[tuple[int, str, str]], list[Fire]]:
+    halted: list[tuple[int, str, str]] = []
+    hinted: list[Fire] = []
+
+    async def halt(shard: int, namespace: str, job_id: str) -> None:
+        halted.append((shard, namespace, job_id))
+
+    async def hint(fires: Sequence[Fire]) -> None:
+        hinted.extend(fires)
+
+    api = JobsApi(api_store, num_shards=4, max_params_bytes=1024, hint=hint, halt=halt, clock=lambda: now,
+                  hint_within=timedelta(seconds=3))  # fmt: skip
+    return api, halted, hinted
+
+
+async def test_update_needs_the_current_version_and_moves_the_schedule_to_the_new_trigger(store: Store, ns: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    api, halted, hinted = _halts(store, now)
+    await store.register_executors(frozenset({"echo"}))
+    every_hour = IntervalTrigger(every=timedelta(hours=1), start=now + timedelta(minutes=30))
+    [created] = await api.submit([JobSpec(name="u", executor="echo", trigger=every_hour, namespace=ns)])
+    job = created.job
+    assert job.version == 1
+    with pytest.raises(InvalidArgument) as caught:
+        await api.update(ns, job.id, 0, JobChanges(name="x"))
+    assert caught.value.field == "version"
+    with pytest.raises(InvalidArgument) as caught:
+        await api.update(ns, job.id, 1, JobChanges())
+    assert caught.value.field == "update_mask"
+    with pytest.raises(InvalidArgument) as caught:
+        await api.update(ns, job.id, 1, JobChanges(trigger=OnceTrigger(at=now - timedelta(hours=1)), name=""))
+    assert caught.value.field == "job.name"
+    assert await store.get_job(ns, job.id) == job  # nothing written by a refused update
+
+    soon = IntervalTrigger(every=timedelta(seconds=10), start=now + timedelta(seconds=2))
+    updated = await api.update(ns, job.id, 1, JobChanges(trigger=soon, params=Payload(b'{"v": 2}', "application/json")))
+    assert updated.version == 2 and updated.trigger == soon and updated.params.data == b'{"v": 2}'
+    assert updated.next_fire_time == now + timedelta(seconds=2) and updated.state is JobState.ACTIVE
+    assert halted == [(job.shard, ns, job.id)]  # prepared fires of the old spec are dropped
+    assert [f.due for f in hinted] == [now + timedelta(seconds=2)]
+    with pytest.raises(FailedPrecondition, match="stale"):
+        await api.update(ns, job.id, 1, JobChanges(name="late"))
+    assert (await store.get_job(ns, job.id)).name == "u"
+    events = await store.job_events(ns, job.id, now - timedelta(minutes=1), now + timedelta(minutes=1))
+    assert [(e.kind, e.version, e.previous_trigger) for e in events] == [(JobEventKind.UPDATED, 2, every_hour)]
+
+    paused = await api.pause(ns, job.id)
+    renamed = await api.update(ns, job.id, 2, JobChanges(name="renamed", trigger=every_hour))
+    assert (renamed.state, renamed.next_fire_time, renamed.name) == (JobState.PAUSED, None, "renamed")
+    assert paused.version == 2 and renamed.version == 3
+    await api.cancel(ns, job.id)
+    with pytest.raises(FailedPrecondition, match="cancelled"):
+        await api.update(ns, job.id, 3, JobChanges(name="no"))
+
+
+async def test_the_store_refuses_an_update_over_a_version_or_state_that_moved_on(store: Store, ns: str) -> None:
+    now = datetime.now(UTC)
+    api = _api(store, now)
+    await store.register_executors(frozenset({"echo"}))
+    [created] = await api.submit([JobSpec(name="s", executor="echo", trigger=OnceTrigger(at=now + timedelta(hours=1)),
+                                          namespace=ns)])  # fmt: skip
+    job = created.job
+    first = await store.update_job(replace(job, name="one", version=2), job, None)
+    assert (first.name, first.version) == ("one", 2)
+    with pytest.raises(FailedPrecondition):  # a second writer that read version 1
+        await store.update_job(replace(job, name="two", version=2), job, None)
+    await store.set_job_state(ns, job.id, JobState.PAUSED, None)
+    with pytest.raises(FailedPrecondition):  # right version, but paused since it was read
+        await store.update_job(replace(first, name="three", version=3), first, None)
+    assert (await store.get_job(ns, job.id)).name == "one"
+    with pytest.raises(JobNotFound):
+        await store.update_job(replace(job, id="missing"), replace(job, id="missing"), None)
+
+
+async def test_backfill_writes_one_manual_fire_per_occurrence_at_a_bounded_rate(store: Store, ns: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    api = _api(store, now)
+    await store.register_executors(frozenset({"echo"}))
+    start = now - timedelta(hours=2)
+    [created] = await api.submit([JobSpec(name="b", executor="echo", namespace=ns,
+                                          trigger=IntervalTrigger(every=timedelta(minutes=10), start=start))])  # fmt: skip
+    job = created.job
+    fires = await api.backfill(ns, job.id, start, start + timedelta(hours=1), per_second=4)
+    assert [f.nominal for f in fires] == [start + timedelta(minutes=10 * i) for i in range(6)]
+    assert all(f.kind is FireKind.MANUAL for f in fires)
+    assert [f.due - fires[0].due for f in fires] == [timedelta(seconds=i / 4) for i in range(6)]
+    stored = await store.due_fires(job.shard, now, now + timedelta(seconds=5), 100)
+    assert [f for f in stored if f.job_id == job.id] == fires  # nominal kept
+    for args, field in (((start, start), "until"), ((start, now + timedelta(hours=1)), "until"),
+                        ((now - timedelta(days=8), now), "until")):  # fmt: skip
+        with pytest.raises(InvalidArgument) as caught:
+            await api.backfill(ns, job.id, *args)
+        assert caught.value.field == field
+    with pytest.raises(InvalidArgument) as caught:
+        await api.backfill(ns, job.id, start, now, per_second=1000)
+    assert caught.value.field == "per_second"
+    small = JobsApi(store, num_shards=4, max_params_bytes=1024, hint=_api(store, now)._hint, clock=lambda: now,
+                    backfill_max_fires=5)  # fmt: skip
+    with pytest.raises(InvalidArgument, match="more than 5 fires"):
+        await small.backfill(ns, job.id, start, start + timedelta(hours=1))
+
+
+async def test_explain_tells_what_became_of_each_expected_fire(store: Store, ns: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    api = _api(store, now)
+    await store.register_executors(frozenset({"echo"}))
+    start = now - timedelta(minutes=5)
+    [created] = await _api(store, start - timedelta(seconds=1)).submit(  # five minutes ago
+        [JobSpec(name="e", executor="echo", namespace=ns, trigger=IntervalTrigger(every=timedelta(minutes=1), start=start))]
+    )
+    job = created.job
+
+    def run(minute: int, status: RunStatus, late_s: float = 0.5, **kw: object) -> Run:
+        due = start + timedelta(minutes=minute)
+        return Run(ns, job.id, run_id_for(ns, job.id, due, 1), due, 1, status, "w1",
+                   started_at=due + timedelta(seconds=late_s), ended_at=due + timedelta(seconds=late_s + 1), **kw)  # type: ignore[arg-type]  # fmt: skip
+
+    await store.record_runs([run(0, RunStatus.SUCCEEDED), run(1, RunStatus.FAILED, late_s=70),
+                             run(3, RunStatus.SKIPPED, reason=RunReason.OVERLAP)])  # fmt: skip
+    following = Fire(due=now + timedelta(minutes=1), namespace=ns, job_id=job.id, shard=job.shard)
+    await store.set_job_state(ns, job.id, JobState.ACTIVE, following)  # the schedule went on
+    await store.record_job_event(JobEvent(ns, job.id, start + timedelta(minutes=3, seconds=30), JobEventKind.PAUSED, 2))
+    found = await api.explain(ns, job.id, start, now + timedelta(minutes=1), 100)
+    fates = [(f.at - start, f.fate) for f in found.fires]
+    m = timedelta(minutes=1)
+    assert fates == [(0 * m, FireFate.RAN), (1 * m, FireFate.RAN), (2 * m, FireFate.MISSED),
+                     (3 * m, FireFate.SKIPPED), (4 * m, FireFate.SKIPPED), (5 * m, FireFate.SKIPPED)]  # fmt: skip
+    assert found.fires[1].lateness == timedelta(seconds=70) and "failed" in found.fires[1].why
+    assert "caught up" in found.fires[2].why and "overlap" in found.fires[3].why and "paused" in found.fires[4].why
+    assert [e.kind for e in found.events] == [JobEventKind.PAUSED]
+    assert len((await api.explain(ns, job.id, start, now, 2)).fires) == 2
+    with pytest.raises(InvalidArgument) as caught:
+        await api.explain(ns, job.id, now, now - m, 10)
+    assert caught.value.field == "until"

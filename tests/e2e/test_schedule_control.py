@@ -4,7 +4,10 @@ through both SDK clients and the CLI, with bad input answered by the right statu
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -155,3 +158,78 @@ def _wait_for_run(client: hourglass.Client, run_id: str, timeout: float = 30) ->
             pass
         assert time.monotonic() < deadline, f"run {run_id} did not finish in {timeout} s"
         time.sleep(0.2)
+
+
+def _runs_due(client: hourglass.Client, job_id: str, after: datetime) -> list[hourglass.Run]:
+    return [r for r in client.iter_runs(job_id) if r.due > after and r.status.finished]
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_update_job_runs_the_next_fires_under_the_new_spec_and_refuses_a_stale_version(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with hourglass.Client(address, timeout=30) as client:
+        spec = hourglass.JobSpec(name="often", executor="echo", trigger=hourglass.every(timedelta(seconds=1)),
+                                 params=hourglass.json_params({"v": 1}))  # fmt: skip
+        job = client.submit(spec)
+        start = datetime.now(UTC)
+        _until(lambda: len(_runs_due(client, job.id, start)) >= 2, 20, "the job did not run")
+        updated = client.update(job.id, version=job.version,
+                                changes=hourglass.JobChanges(params=hourglass.json_params({"v": 2})))  # fmt: skip
+        changed_at = datetime.now(UTC)
+        assert updated.version == 2 and updated.params.data == b'{"v":2}'
+        with pytest.raises(hourglass.FailedPrecondition, match="stale"):
+            client.update(job.id, version=1, changes=hourglass.JobChanges(name="late"))
+        with pytest.raises(hourglass.InvalidArgument) as caught:
+            client.update(job.id, version=2, changes=hourglass.JobChanges(trigger=hourglass.every(timedelta(0))))
+        assert "trigger" in caught.value.field
+        # Fires due after the update run under the new params: none prepared earlier runs old ones.
+        _until(lambda: len(_runs_due(client, job.id, changed_at)) >= 3, 20, "no runs after the update")
+        after = _runs_due(client, job.id, changed_at)
+        assert {r.result.data for r in after} == {b'{"v":2}'}, [(r.due, r.result.data) for r in after]
+        dues = sorted(r.due for r in after)
+        assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(dues))  # none skipped
+    capsys.readouterr()
+    assert cli.main(["update", job.id, "--name", "renamed", "--every", "1h"]) == 0
+    assert re.search(r"^version:\s+3$", capsys.readouterr().out, re.MULTILINE)
+    assert cli.main(["update", job.id, "--version", "1", "--name", "x"]) == 4
+
+
+def test_backfill_runs_each_past_occurrence_once_and_explain_tells_what_became_of_them(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(minutes=10)
+    with hourglass.Client(address, timeout=30) as client:
+        job = client.submit(hourglass.JobSpec(name="daily-ish", executor="echo",
+                                              trigger=hourglass.every(timedelta(minutes=1), start=start)))  # fmt: skip
+        times = client.backfill(job.id, start, start + timedelta(minutes=4), per_second=5)
+        assert times == [start + timedelta(minutes=i) for i in range(4)]
+        _until(lambda: len(_runs_due(client, job.id, start - timedelta(seconds=1))) >= 4, 30, "backfill did not run")
+        again = client.backfill(job.id, start, start + timedelta(minutes=4), per_second=10)
+        assert again == times
+        time.sleep(3)  # the second backfill's fires are released and found claimed already
+        runs = [r for r in client.iter_runs(job.id) if r.due < start + timedelta(minutes=4)]
+        assert sorted(r.due for r in runs) == times and all(r.manual and r.attempt == 1 for r in runs)
+        assert all(r.run_id == f"default:{job.id}:{r.due.strftime('%Y%m%dT%H%M%S.%fZ')}:1" for r in runs)
+        with pytest.raises(hourglass.InvalidArgument) as caught:
+            client.backfill(job.id, now, now - timedelta(minutes=1))
+        assert caught.value.field == "until"
+
+        found = client.explain(job.id, start)
+        fates = {f.at: f.fate for f in found.fires}
+        assert [fates[t] for t in times] == [hourglass.FireFate.RAN] * 4
+        assert all("backfilled" in f.why for f in found.fires if f.at in times)
+        assert [e.kind for e in found.events] == [hourglass.JobEventKind.BACKFILLED] * 2
+    capsys.readouterr()
+    assert cli.main(["explain", job.id, "--since", "11m"]) == 0
+    out = capsys.readouterr().out
+    assert "backfilled: succeeded" in out and "events:" in out
+    assert cli.main(["backfill", job.id, "--since", "10m", "--until", "9m"]) == 0
+    assert "1 fires backfilled" in capsys.readouterr().out

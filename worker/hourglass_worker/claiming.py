@@ -29,7 +29,15 @@ from datetime import UTC, datetime, timedelta
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import JobNotFound, RunNotFound
-from hourglass_core.firing import Action, after_worker_lost, plan_fire, retry_fire, run_id_for, stable_jitter
+from hourglass_core.firing import (
+    Action,
+    after_worker_lost,
+    as_run_by,
+    plan_fire,
+    retry_fire,
+    run_id_for,
+    stable_jitter,
+)
 from hourglass_core.leases.base import Membership
 from hourglass_core.models import Fire, FireKind, Job, JobState, Run, RunReason, RunStatus
 from hourglass_core.store.base import Store
@@ -140,7 +148,7 @@ class Claimer:
         lease = self._keeper.lease(fire.shard)
         if lease is None:
             return Later.RETRY  # not confirmed right now; if the shard is lost, so is the fire here
-        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+        run_id = run_id_for(fire.namespace, fire.job_id, fire.at, fire.attempt)
         known: tuple[str | None, Run | None] | None = None
         try:
             if backlog:
@@ -152,6 +160,7 @@ class Claimer:
                 known = (holder, run)
             else:
                 job = await self._read_job(fire)
+            job = as_run_by(job, fire)
         except JobNotFound:
             # A submit writes the fire before the job row: the job is being written right now.
             return Later.RETRY if utcnow() - fire.due < ORPHAN_ROW else None
@@ -219,7 +228,7 @@ class Claimer:
         """For a fire someone (perhaps an earlier life of this worker) claimed; see the module.
         `known`: its claim holder and run, if just read."""
         key = fire_key(fire)
-        run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+        run_id = run_id_for(fire.namespace, fire.job_id, fire.at, fire.attempt)
         if known is None:
             # Both at once: taking over a dead worker's fires is on the path of their lateness.
             holder, run = await asyncio.gather(self._store.claim_owner(fire), self._find_run(run_id))
@@ -233,7 +242,7 @@ class Claimer:
             return None
         claimer = claims.parse(holder)
         if claimer.dropped:
-            return None  # its job was halted before it was due: it does not run
+            return await self._wanted_again(fire, holder, run_id, may_run)
         others = not claimer.abandoned and claimer.worker_id != self._worker_id
         if others and (not self._held_for_a_ttl(fire.shard) or claimer.worker_id in await self._live_workers()):
             return Later.WATCH
@@ -258,10 +267,41 @@ class Claimer:
             return None
         log.warning("run %s of job %s was cut off (claimed by %s)", run_id, job.id, holder)
         if run is None:  # it may have begun just before its holder died: no start record yet
-            run = Run(job.namespace, job.id, run_id, fire.due, fire.attempt, RunStatus.RUNNING, claimer.worker_id,
+            run = Run(job.namespace, job.id, run_id, fire.at, fire.attempt, RunStatus.RUNNING, claimer.worker_id,
                       manual=fire.manual)  # fmt: skip
         await self._close_cut_off(job, fire, run, claimer.worker_id)
         return None
+
+    async def _wanted_again(self, fire: Fire, holder: str, run_id: str, may_run: bool) -> Outcome:
+        """A fire whose claim was dropped (its job was paused, cancelled or updated before
+        it was due) runs after all only if the job, read after that drop was seen, wants it
+        again: it was resumed or updated meanwhile, and this fire is its next one (or a
+        manual one of a job not cancelled). The job's first read may predate the halt, so it
+        is read again now; the drop was written after the halt's own write, so this read
+        sees the halt and whatever followed it."""
+        if not may_run:
+            return None
+        try:
+            job = as_run_by(await self._store.get_job(fire.namespace, fire.job_id), fire)
+        except JobNotFound:
+            return None
+        read_at = utcnow()
+        plan = plan_fire(job, fire, max(read_at, fire.due))
+        if plan.action is not Action.RUN:
+            return None
+        lease = self._keeper.lease(fire.shard)
+        if lease is None:
+            return Later.RETRY
+        mine = claims.holder_id(self._worker_id, lease.token)
+        if not await self._store.steal_claim(fire, holder, mine, lease.token):
+            return Later.WATCH  # someone else took it again meanwhile: look again
+        if plan.advance:  # the claim is ours now, and so is moving the schedule on from it
+            await self._moves.call(None, (job, plan.next_fire, read_at))
+            nxt = plan.next_fire
+            if nxt is not None and nxt.due <= utcnow() + self._lookahead:
+                self._take(nxt)
+        log.info("fire of job %s at %s, dropped by %s, is wanted again: it runs here", job.id, fire.at, holder)
+        return Prepared(job, fire, run_id, mine, lease.token, read_at)
 
     def _held_for_a_ttl(self, shard: int) -> bool:
         """Whether this worker has held the shard as long as any earlier owner may have

@@ -13,7 +13,7 @@ FireKey = tuple[str, str, datetime, int]
 
 
 def fire_key(fire: Fire) -> FireKey:
-    return (fire.namespace, fire.job_id, fire.due, fire.attempt)
+    return (fire.namespace, fire.job_id, fire.at, fire.attempt)
 
 
 class FireTimer:

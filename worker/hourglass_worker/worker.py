@@ -466,10 +466,10 @@ class Worker:
             return None
         self._die_if("call", prepared)
         ref = (job.namespace, job.id)
-        ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.due, job.params)
+        ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.at, job.params)
         self._running[ref].append(ctx)
         started = utcnow()
-        run = Run(job.namespace, job.id, prepared.run_id, fire.due, fire.attempt, RunStatus.RUNNING, self.worker_id, started,
+        run = Run(job.namespace, job.id, prepared.run_id, fire.at, fire.attempt, RunStatus.RUNNING, self.worker_id, started,
                   manual=fire.manual)  # fmt: skip
         trace.debug("start %s at %s", fire.job_id, fire.due)
         try:
@@ -525,7 +525,7 @@ class Worker:
 
     def _report_skipped(self, fire: Fire, run_id: str, reason: RunReason, why: str) -> asyncio.Future[None]:
         ended = max(utcnow(), fire.due)
-        run = Run(fire.namespace, fire.job_id, run_id, fire.due, fire.attempt, RunStatus.SKIPPED, self.worker_id,
+        run = Run(fire.namespace, fire.job_id, run_id, fire.at, fire.attempt, RunStatus.SKIPPED, self.worker_id,
                   ended_at=ended, error=why, reason=reason, manual=fire.manual)
         return self.link.run_finished(run)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run
+from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, Page, Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,21 @@ class Store(Protocol):
         Returns the job as stored afterwards. Raises JobNotFound."""
         ...
 
+    async def update_job(self, job: Job, expected: Job, next_fire: Fire | None) -> Job:
+        """Stores `job`'s updatable fields (codec.UPDATE_COLUMNS: spec, state, next fire time,
+        version) and writes next_fire's row, only while the stored job is at `expected`'s
+        version and state; else raises FailedPrecondition (JobNotFound if it is gone).
+        Returns the job as stored afterwards."""
+        ...
+
+    async def record_job_event(self, event: JobEvent) -> None:
+        """Keeps an event (one per job, instant and kind) until the runs' retention ends."""
+        ...
+
+    async def job_events(self, namespace: str, job_id: str, since: datetime, until: datetime) -> list[JobEvent]:
+        """The job's events with since <= at < until, oldest first."""
+        ...
+
     async def delete_job(self, namespace: str, job_id: str) -> None:
         """Removes the job and its listing entry (runs stay until their retention ends).
         Raises JobNotFound."""
@@ -102,6 +117,10 @@ class Store(Protocol):
     # -- schedule -------------------------------------------------------------------------
     async def put_fire(self, fire: Fire) -> None:
         """Writes one schedule row (idempotent: same shard, due, job and attempt = same row)."""
+        ...
+
+    async def put_fires(self, fires: Sequence[Fire]) -> None:
+        """`put_fire` of each, in as few requests as the store can."""
         ...
 
     async def due_fires(

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cassandra import ConsistencyLevel
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from hourglass_core.errors import (
+    FailedPrecondition,
     HourglassError,
     InvalidArgument,
     JobNotFound,
@@ -21,7 +22,7 @@ from hourglass_core.errors import (
     Unavailable,
 )
 from hourglass_core.firing import run_key_of
-from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
+from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, Page, Run, RunStatus
 from hourglass_core.store import cassandra_schema as schema
 from hourglass_core.store import codec
 from hourglass_core.store.base import Checkpoint, Created
@@ -53,6 +54,15 @@ _RUN_ROW_BYTES = 450  # a run's rows without its result and error, about
 # unlogged_batch_across_partitions_warn_threshold (10) it answers every unlogged batch with a
 # warning, which the driver logs.
 _RUNS_PER_BATCH = 10
+
+
+def _conflict(job: Job, row: Row) -> HourglassError:
+    """The error of an update whose condition failed, from the row Cassandra answered with."""
+    if row.get("state") is None:
+        return JobNotFound(job.namespace, job.id)
+    return FailedPrecondition(
+        f"job {job.id} changed meanwhile (now version {row.get('version') or 1}, {row['state']}): read it again"
+    )
 
 
 def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> BatchStatement:
@@ -336,6 +346,31 @@ class CassandraStore:
         bucket = codec.list_bucket(job_id, LIST_BUCKETS)
         await self._cql.execute(self._st.listing_delete, (namespace, bucket, job_id))
 
+    async def update_job(self, job: Job, expected: Job, next_fire: Fire | None) -> Job:
+        """The next fire's row first (a stale row if the update then fails: dropped as such),
+        then the job's columns, in a lightweight transaction over `expected`'s version and
+        state."""
+        if next_fire is not None:
+            await self.put_fire(next_fire)
+        cols = codec.job_columns(job)
+        values = [cols[c] for c in codec.UPDATE_COLUMNS]
+        condition = (codec.stored_version(expected.version), expected.state.value)
+        applied, row = await self._cql.applied(self._st.job_update, (*values, job.namespace, job.id, *condition))
+        if not applied:
+            raise _conflict(job, row)
+        return await self.get_job(job.namespace, job.id)
+
+    async def record_job_event(self, event: JobEvent) -> None:
+        cols = codec.job_event_columns(event)
+        values = unset_none([cols[c] for c in ("namespace", "job_id", "at", "kind", "version", "detail", "previous_trigger")])
+        await self._cql.execute(self._st.job_event_put, (*values, self._retention_s))
+
+    async def job_events(self, namespace: str, job_id: str, since: datetime, until: datetime) -> list[JobEvent]:
+        rows = await self._cql.execute(
+            self._st.job_events_between, (namespace, job_id, codec.to_us(since), codec.to_us(until))
+        )
+        return [codec.job_event_from(row) for row in rows]
+
     async def advance_schedule(self, job: Job, next_fire: Fire | None, *, read_at: datetime | None = None) -> None:
         """Moves the stored job's next fire from `job.next_fire_time` (the fire just claimed)
         on to `next_fire` only while the job is ACTIVE and still at that fire: a repeated call,
@@ -405,13 +440,21 @@ class CassandraStore:
 
     def _fire_values(self, fire: Fire) -> tuple[Any, ...]:
         due = codec.to_us(fire.due)
+        nominal, overlap = codec.fire_extras(fire)
         return (
             fire.shard, due - due % self._bucket_us, due, fire.namespace, fire.job_id,
-            fire.attempt, fire.kind.value, fire.priority, self._ttl_from_due(due),
+            fire.attempt, fire.kind.value, fire.priority,
+            UNSET_VALUE if nominal is None else nominal, UNSET_VALUE if overlap is None else overlap,
+            self._ttl_from_due(due),
         )  # fmt: skip
 
     async def put_fire(self, fire: Fire) -> None:
         await self._cql.execute(self._st.fire_put, self._fire_values(fire))
+
+    async def put_fires(self, fires: Sequence[Fire]) -> None:
+        """UNLOGGED batches of rows of one schedule partition each (idempotent rows)."""
+        rows = [(("fires", *values[:2]), (self._st.fire_put, values)) for values in map(self._fire_values, fires)]
+        await self._unlogged(_by_partition(rows))
 
     async def due_fires(
         self, shard: int, after: datetime, until: datetime, limit: int
@@ -439,13 +482,16 @@ class CassandraStore:
         return found
 
     def _claim_key(self, fire: Fire) -> tuple[int, int, int, str, str, int]:
-        """The claim row's primary key: the fire's schedule partition, then the fire."""
-        due = codec.to_us(fire.due)
-        return (fire.shard, due - due % self._bucket_us, due, fire.namespace, fire.job_id, fire.attempt)
+        """The claim row's primary key: the schedule partition of the instant the fire stands
+        for (a backfilled fire's occurrence: so it shares the claim of the scheduled fire of
+        that instant, and of every backfill of it), then the fire."""
+        at = codec.to_us(fire.at)
+        return (fire.shard, at - at % self._bucket_us, at, fire.namespace, fire.job_id, fire.attempt)
 
     def _claim_insert(self, fire: Fire, worker_id: str, token: int) -> tuple[Any, tuple[Any, ...]]:
         key = self._claim_key(fire)
-        ttl = self._ttl_from_due(key[2], _CLAIM_TTL_SLACK)
+        # From the later of both: a backfilled fire's claim outlives its release.
+        ttl = self._ttl_from_due(max(key[2], codec.to_us(fire.due)), _CLAIM_TTL_SLACK)
         return self._st.claim, (*key, worker_id, token, codec.now_us(), ttl)
 
     async def claim_fire(self, fire: Fire, worker_id: str, token: int) -> bool:
@@ -510,7 +556,7 @@ class CassandraStore:
     async def steal_claim(self, fire: Fire, from_worker: str, to_worker: str, token: int) -> bool:
         """LWT: moves the claim only while `from_worker` still holds it."""
         key = self._claim_key(fire)
-        ttl = self._ttl_from_due(key[2], _CLAIM_TTL_SLACK)
+        ttl = self._ttl_from_due(max(key[2], codec.to_us(fire.due)), _CLAIM_TTL_SLACK)
         applied, _ = await self._cql.applied(self._st.claim_steal, (ttl, to_worker, token, *key, from_worker))
         return bool(applied)
 

@@ -28,6 +28,8 @@ from hourglass_core.models import (
     FireKind,
     IntervalTrigger,
     Job,
+    JobEvent,
+    JobEventKind,
     JobOptions,
     JobState,
     MisfirePolicy,
@@ -169,7 +171,17 @@ def job_columns(job: Job) -> dict[str, Any]:
         "next_fire_time": opt_us(job.next_fire_time),
     }
     cols.update(_trigger_columns(job.trigger))
+    cols["version"] = stored_version(job.version)  # for UPDATE_COLUMNS; a create writes none
     return cols
+
+
+def trigger_json(trigger: Trigger) -> str:
+    """A trigger as JSON (its job columns), as job events keep it."""
+    return json.dumps(_trigger_columns(trigger), sort_keys=True)
+
+
+def trigger_from_json(text: str) -> Trigger:
+    return _trigger_from(json.loads(text))
 
 
 def is_complete_job_row(row: Mapping[str, Any]) -> bool:
@@ -214,6 +226,43 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         last_end_time=opt_dt(row.get("last_end_time")),
         last_executor=row.get("last_executor") or "",
         last_status=None if last_status is None else RunStatus(last_status),
+        version=row.get("version") or 1,  # no cell: never updated
+    )
+
+
+# Set by UpdateJob (the job's id, namespace, executor, key, creation and shard never change).
+UPDATE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in JOB_COLUMNS if c not in ("namespace", "id", "executor", "idempotency_key", "created_at", "shard")
+) + ("version",)
+
+
+def stored_version(version: int) -> int | None:
+    """The version cell of a job at `version`: none until its first update."""
+    return None if version <= 1 else version
+
+
+def job_event_columns(event: JobEvent) -> dict[str, Any]:
+    return {
+        "namespace": event.namespace,
+        "job_id": event.job_id,
+        "at": to_us(event.at),
+        "kind": event.kind.value,
+        "version": event.version,
+        "detail": event.detail,
+        "previous_trigger": None if event.previous_trigger is None else trigger_json(event.previous_trigger),
+    }
+
+
+def job_event_from(row: Mapping[str, Any]) -> JobEvent:
+    previous = row.get("previous_trigger")
+    return JobEvent(
+        namespace=row["namespace"],
+        job_id=row["job_id"],
+        at=from_us(row["at"]),
+        kind=JobEventKind(row["kind"]),
+        version=row["version"] or 1,
+        detail=row["detail"] or "",
+        previous_trigger=trigger_from_json(previous) if previous else None,
     )
 
 
@@ -232,7 +281,14 @@ def fire_from_columns(row: Mapping[str, Any], shard: int) -> Fire:
         attempt=row["attempt"],
         kind=FireKind(row["kind"]),
         priority=row["priority"],
+        nominal=opt_dt(row["nominal"]),
+        overlap=OverlapPolicy(row["overlap"]) if row["overlap"] else None,
     )
+
+
+def fire_extras(fire: Fire) -> tuple[int | None, str | None]:
+    """The fire columns only backfilled and overridden manual fires have: nominal, overlap."""
+    return opt_us(fire.nominal), None if fire.overlap is None else fire.overlap.value
 
 
 # -- runs ---------------------------------------------------------------------------------

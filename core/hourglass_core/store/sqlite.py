@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hourglass_core.errors import JobNotFound, RunNotFound, StaleOwner, Unavailable
-from hourglass_core.models import Fire, Job, JobFilter, JobState, Page, Run, RunStatus
+from hourglass_core.errors import FailedPrecondition, JobNotFound, RunNotFound, StaleOwner, Unavailable
+from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, Page, Run, RunStatus
 from hourglass_core.store import codec, migrations
 from hourglass_core.store import sqlite_sql as sql
 from hourglass_core.store.base import Checkpoint, Created
@@ -199,6 +199,44 @@ class SqliteStore:
                 "next": None if next_fire is None else codec.to_us(next_fire.due)})  # fmt: skip
             return _require_job(db, namespace, job_id)
 
+    async def update_job(self, job: Job, expected: Job, next_fire: Fire | None) -> Job:
+        cols = codec.job_columns(job)
+        values = {c: cols[c] for c in codec.UPDATE_COLUMNS}
+        values["labels"] = json.dumps(values["labels"], sort_keys=True)
+        key = {"namespace": job.namespace, "id": job.id}
+
+        def _update() -> Job:
+            with self._tx() as db:
+                stored = _require_job(db, job.namespace, job.id)
+                if (stored.version, stored.state) != (expected.version, expected.state):
+                    raise FailedPrecondition(
+                        f"job {job.id} changed meanwhile (now version {stored.version}, {stored.state.value}): read it again"
+                    )
+                if next_fire is not None:
+                    self._put_fire(db, next_fire)
+                db.execute(sql.JOB_UPDATE, {**values, **key})
+                return _require_job(db, job.namespace, job.id)
+
+        return await self._call(_update)
+
+    async def record_job_event(self, event: JobEvent) -> None:
+        row = {**codec.job_event_columns(event), "expires_at": codec.to_us(event.at) + self._retention_us}
+
+        def _put() -> None:
+            with self._tx() as db:
+                db.execute(sql.JOB_EVENT_PUT, row)
+
+        await self._call(_put)
+
+    async def job_events(self, namespace: str, job_id: str, since: datetime, until: datetime) -> list[JobEvent]:
+        params = {"namespace": namespace, "job_id": job_id, "since": codec.to_us(since), "until": codec.to_us(until),
+                  "now": codec.now_us()}  # fmt: skip
+
+        def _read() -> list[JobEvent]:
+            return [codec.job_event_from(dict(r)) for r in self._db().execute(sql.JOB_EVENTS_BETWEEN, params)]
+
+        return await self._call(_read)
+
     async def delete_job(self, namespace: str, job_id: str) -> None:
         def _delete() -> None:
             with self._tx() as db:
@@ -243,12 +281,21 @@ class SqliteStore:
 
         await self._call(_put)
 
+    async def put_fires(self, fires: Sequence[Fire]) -> None:
+        def _put_all() -> None:
+            with self._tx() as db:
+                for fire in fires:
+                    self._put_fire(db, fire)
+
+        await self._call(_put_all)
+
     def _put_fire(self, db: sqlite3.Connection, fire: Fire) -> None:
         due = codec.to_us(fire.due)
         db.execute(sql.FIRE_PUT, {
             "shard": fire.shard, "due": due, "namespace": fire.namespace,
             "job_id": fire.job_id, "attempt": fire.attempt, "kind": fire.kind.value,
-            "priority": fire.priority, "expires_at": due + self._retention_us})  # fmt: skip
+            "priority": fire.priority, "expires_at": due + self._retention_us,
+            **dict(zip(("nominal", "overlap"), codec.fire_extras(fire), strict=True))})  # fmt: skip
 
     async def due_fires(
         self, shard: int, after: datetime, until: datetime, limit: int
@@ -273,9 +320,8 @@ class SqliteStore:
         now = codec.now_us()
         rows = []
         for fire, worker_id, token in claims:
-            due = codec.to_us(fire.due)
-            key = {"namespace": fire.namespace, "job_id": fire.job_id, "due": due,
-                   "attempt": fire.attempt}  # fmt: skip
+            key = _claim_key(fire)
+            due = max(key["due"], codec.to_us(fire.due))  # a backfilled fire's claim outlives its release
             rows.append((key, {**key, "worker_id": worker_id, "fencing_token": token, "claimed_at": now,
                                "expires_at": due + self._retention_us + _CLAIM_SLACK_US}))  # fmt: skip
 
@@ -292,9 +338,7 @@ class SqliteStore:
         return await self._call(_claim)
 
     async def steal_claim(self, fire: Fire, from_worker: str, to_worker: str, token: int) -> bool:
-        params = {"namespace": fire.namespace, "job_id": fire.job_id, "due": codec.to_us(fire.due),
-                  "attempt": fire.attempt, "from_worker": from_worker, "to_worker": to_worker,
-                  "fencing_token": token}  # fmt: skip
+        params = {**_claim_key(fire), "from_worker": from_worker, "to_worker": to_worker, "fencing_token": token}
 
         def _steal() -> bool:
             with self._tx() as db:
@@ -303,8 +347,7 @@ class SqliteStore:
         return await self._call(_steal)
 
     async def claim_owner(self, fire: Fire) -> str | None:
-        key = {"namespace": fire.namespace, "job_id": fire.job_id,
-               "due": codec.to_us(fire.due), "attempt": fire.attempt}  # fmt: skip
+        key = _claim_key(fire)
 
         def _owner() -> str | None:
             row = self._db().execute(sql.CLAIM_GET, key).fetchone()
@@ -439,6 +482,11 @@ def _job_from_row(row: sqlite3.Row) -> Job:
 def _find_job(db: sqlite3.Connection, namespace: str, job_id: str) -> Job | None:
     row = db.execute(sql.JOB_GET, {"namespace": namespace, "id": job_id}).fetchone()
     return None if row is None else _job_from_row(row)
+
+
+def _claim_key(fire: Fire) -> dict[str, Any]:
+    """A claim is of the instant a fire stands for (see CassandraStore._claim_key)."""
+    return {"namespace": fire.namespace, "job_id": fire.job_id, "due": codec.to_us(fire.at), "attempt": fire.attempt}
 
 
 def _require_job(db: sqlite3.Connection, namespace: str, job_id: str) -> Job:

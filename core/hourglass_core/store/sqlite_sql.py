@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hourglass_core.store.codec import JOB_COLUMNS, RUN_COLUMNS
+from hourglass_core.store.codec import JOB_COLUMNS, RUN_COLUMNS, UPDATE_COLUMNS
 
 
 def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
@@ -21,6 +21,18 @@ JOB_GET = "SELECT * FROM jobs WHERE namespace = :namespace AND id = :id"
 JOB_SET_STATE = (
     "UPDATE jobs SET state = :state, next_fire_time = :next WHERE namespace = :namespace"
     " AND id = :id"
+)
+JOB_UPDATE = (
+    f"UPDATE jobs SET {', '.join(f'{c} = :{c}' for c in UPDATE_COLUMNS)} WHERE namespace = :namespace AND id = :id"
+)
+JOB_EVENT_PUT = _insert(
+    "job_events",
+    ("namespace", "job_id", "at", "kind", "version", "detail", "previous_trigger", "expires_at"),
+    "INSERT OR REPLACE",
+)
+JOB_EVENTS_BETWEEN = (
+    "SELECT * FROM job_events WHERE namespace = :namespace AND job_id = :job_id AND at >= :since AND at < :until"
+    " AND expires_at > :now ORDER BY at, kind"
 )
 JOB_DELETE = "DELETE FROM jobs WHERE namespace = :namespace AND id = :id"
 JOB_SET_NEXT = "UPDATE jobs SET next_fire_time = :next WHERE namespace = :namespace AND id = :id"
@@ -68,7 +80,7 @@ WHERE namespace = :namespace AND id = :id
 """
 
 
-_FIRE_COLUMNS = ("shard", "due", "namespace", "job_id", "attempt", "kind", "priority")
+_FIRE_COLUMNS = ("shard", "due", "namespace", "job_id", "attempt", "kind", "priority", "nominal", "overlap")
 FIRE_PUT = _insert("fires", _FIRE_COLUMNS + ("expires_at",), "INSERT OR REPLACE")
 FIRE_SLICE = (
     f"SELECT {', '.join(_FIRE_COLUMNS)} FROM fires WHERE shard = :shard AND due > :after"
@@ -138,4 +150,5 @@ PURGE = (
     "DELETE FROM runs WHERE expires_at <= :now",
     "DELETE FROM fires WHERE expires_at <= :now",
     "DELETE FROM fire_claims WHERE expires_at <= :now",
+    "DELETE FROM job_events WHERE expires_at <= :now",
 )

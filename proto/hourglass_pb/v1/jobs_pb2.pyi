@@ -14,6 +14,7 @@ part of every storage key. Errors use the standard gRPC codes:
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -234,6 +235,35 @@ RUN_REASON_HALTED: RunReason.ValueType  # 3
 RUN_REASON_WORKER_LOST: RunReason.ValueType  # 4
 """the worker died or lost the shard after the executor began"""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
+
+class _FireFate:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FireFateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FireFate.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FIRE_FATE_UNSPECIFIED: _FireFate.ValueType  # 0
+    FIRE_FATE_RAN: _FireFate.ValueType  # 1
+    """a run exists (see its status: a failed run ran too)"""
+    FIRE_FATE_SKIPPED: _FireFate.ValueType  # 2
+    """recorded skipped (misfire, overlap, halted), or the job was paused or cancelled then"""
+    FIRE_FATE_MISSED: _FireFate.ValueType  # 3
+    """no run and no decision recorded: nobody ran it while it was due"""
+    FIRE_FATE_PENDING: _FireFate.ValueType  # 4
+    """not due yet, or due just now and not recorded yet"""
+
+class FireFate(_FireFate, metaclass=_FireFateEnumTypeWrapper): ...
+
+FIRE_FATE_UNSPECIFIED: FireFate.ValueType  # 0
+FIRE_FATE_RAN: FireFate.ValueType  # 1
+"""a run exists (see its status: a failed run ran too)"""
+FIRE_FATE_SKIPPED: FireFate.ValueType  # 2
+"""recorded skipped (misfire, overlap, halted), or the job was paused or cancelled then"""
+FIRE_FATE_MISSED: FireFate.ValueType  # 3
+"""no run and no decision recorded: nobody ran it while it was due"""
+FIRE_FATE_PENDING: FireFate.ValueType  # 4
+"""not due yet, or due just now and not recorded yet"""
+Global___FireFate: _TypeAlias = FireFate  # noqa: Y015
 
 @_typing.final
 class Payload(_message.Message):
@@ -549,6 +579,7 @@ class Job(_message.Message):
     LAST_EXECUTOR_FIELD_NUMBER: _builtins.int
     LAST_STATUS_FIELD_NUMBER: _builtins.int
     SHARD_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     id: _builtins.str
     state: Global___JobState.ValueType
@@ -559,6 +590,8 @@ class Job(_message.Message):
     last_status: Global___RunStatus.ValueType
     shard: _builtins.int
     """The schedule shard the job belongs to."""
+    version: _builtins.int
+    """1 when submitted, + 1 with every UpdateJob: name it in UpdateJob (a conflict token)."""
     @_builtins.property
     def spec(self) -> Global___JobSpec: ...
     @_builtins.property
@@ -586,10 +619,11 @@ class Job(_message.Message):
         last_executor: _builtins.str = ...,
         last_status: Global___RunStatus.ValueType = ...,
         shard: _builtins.int = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_end_time", b"last_end_time", "last_start_time", b"last_start_time", "next_fire_time", b"next_fire_time", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "last_end_time", b"last_end_time", "last_executor", b"last_executor", "last_start_time", b"last_start_time", "last_status", b"last_status", "namespace", b"namespace", "next_fire_time", b"next_fire_time", "running", b"running", "shard", b"shard", "spec", b"spec", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "last_end_time", b"last_end_time", "last_executor", b"last_executor", "last_start_time", b"last_start_time", "last_status", b"last_status", "namespace", b"namespace", "next_fire_time", b"next_fire_time", "running", b"running", "shard", b"shard", "spec", b"spec", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1060,6 +1094,70 @@ class DeleteJobResponse(_message.Message):
 Global___DeleteJobResponse: _TypeAlias = DeleteJobResponse  # noqa: Y015
 
 @_typing.final
+class TriggerJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    OVERLAP_POLICY_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    id: _builtins.str
+    overlap_policy: Global___OverlapPolicy.ValueType
+    """For this run (and its retries) instead of the job's; unspecified: the job's."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        id: _builtins.str = ...,
+        overlap_policy: Global___OverlapPolicy.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "namespace", b"namespace", "overlap_policy", b"overlap_policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TriggerJobRequest: _TypeAlias = TriggerJobRequest  # noqa: Y015
+
+@_typing.final
+class UpdateJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    id: _builtins.str
+    version: _builtins.int
+    """The job's version as read (Job.version); required."""
+    @_builtins.property
+    def job(self) -> Global___JobSpec:
+        """The new values; namespace, executor and idempotency_key must be empty or the job's own."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Which of name, trigger, priority, params, options, labels to change; empty: all six."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        job: Global___JobSpec | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "job", b"job", "namespace", b"namespace", "update_mask", b"update_mask", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateJobRequest: _TypeAlias = UpdateJobRequest  # noqa: Y015
+
+@_typing.final
 class TriggerJobResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1082,3 +1180,213 @@ class TriggerJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TriggerJobResponse: _TypeAlias = TriggerJobResponse  # noqa: Y015
+
+@_typing.final
+class BackfillJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    PER_SECOND_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    id: _builtins.str
+    per_second: _builtins.float
+    """Fires released a second, at most the server's rate (default 10); 0 means that rate."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """The range [since, until); both required."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        per_second: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "namespace", b"namespace", "per_second", b"per_second", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackfillJobRequest: _TypeAlias = BackfillJobRequest  # noqa: Y015
+
+@_typing.final
+class BackfillJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OCCURRENCES_FIELD_NUMBER: _builtins.int
+    LAST_RELEASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def occurrences(self) -> _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]:
+        """The occurrences backfilled, oldest first (those that ran already are among them and do
+        not run again).
+        """
+
+    @_builtins.property
+    def last_release(self) -> _timestamp_pb2.Timestamp:
+        """When the last of them is released to run."""
+
+    def __init__(
+        self,
+        *,
+        occurrences: _abc.Iterable[_timestamp_pb2.Timestamp] | None = ...,
+        last_release: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_release", b"last_release"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_release", b"last_release", "occurrences", b"occurrences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackfillJobResponse: _TypeAlias = BackfillJobResponse  # noqa: Y015
+
+@_typing.final
+class ExplainJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    MAX_FIRES_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    id: _builtins.str
+    max_fires: _builtins.int
+    """At most this many fires, the earliest (1-1000; 0 means 100)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """The range [since, until); since is required, until defaults to now."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        max_fires: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "max_fires", b"max_fires", "namespace", b"namespace", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainJobRequest: _TypeAlias = ExplainJobRequest  # noqa: Y015
+
+@_typing.final
+class ExplainedFire(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    FATE_FIELD_NUMBER: _builtins.int
+    WHY_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LATENESS_FIELD_NUMBER: _builtins.int
+    MANUAL_FIELD_NUMBER: _builtins.int
+    EXPECTED_FIELD_NUMBER: _builtins.int
+    fate: Global___FireFate.ValueType
+    why: _builtins.str
+    """In words, with the cause."""
+    run_id: _builtins.str
+    status: Global___RunStatus.ValueType
+    manual: _builtins.bool
+    """Run by TriggerJob or BackfillJob."""
+    expected: _builtins.bool
+    """False for a manual run at a time the trigger did not name."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lateness(self) -> _duration_pb2.Duration:
+        """Of its first attempt: when its executor was called against `at`."""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        fate: Global___FireFate.ValueType = ...,
+        why: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        status: Global___RunStatus.ValueType = ...,
+        lateness: _duration_pb2.Duration | None = ...,
+        manual: _builtins.bool = ...,
+        expected: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "lateness", b"lateness"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "expected", b"expected", "fate", b"fate", "lateness", b"lateness", "manual", b"manual", "run_id", b"run_id", "status", b"status", "why", b"why"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainedFire: _TypeAlias = ExplainedFire  # noqa: Y015
+
+@_typing.final
+class JobEvent(_message.Message):
+    """Something done to the job through the API."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """paused, resumed, cancelled, updated, triggered, backfilled"""
+    version: _builtins.int
+    """The job's version after it."""
+    detail: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        kind: _builtins.str = ...,
+        version: _builtins.int = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "detail", b"detail", "kind", b"kind", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobEvent: _TypeAlias = JobEvent  # noqa: Y015
+
+@_typing.final
+class ExplainJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRES_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """More fires than max_fires: the earliest were given."""
+    @_builtins.property
+    def fires(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExplainedFire]: ...
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobEvent]: ...
+    def __init__(
+        self,
+        *,
+        fires: _abc.Iterable[Global___ExplainedFire] | None = ...,
+        events: _abc.Iterable[Global___JobEvent] | None = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "fires", b"fires", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainJobResponse: _TypeAlias = ExplainJobResponse  # noqa: Y015

@@ -91,8 +91,23 @@ class JobServiceStub:
                 _registered_method=True)
         self.TriggerJob = channel.unary_unary(
                 '/hourglass.v1.JobService/TriggerJob',
-                request_serializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.TriggerJobRequest.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.TriggerJobResponse.FromString,
+                _registered_method=True)
+        self.UpdateJob = channel.unary_unary(
+                '/hourglass.v1.JobService/UpdateJob',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.UpdateJobRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.BackfillJob = channel.unary_unary(
+                '/hourglass.v1.JobService/BackfillJob',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.BackfillJobRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.BackfillJobResponse.FromString,
+                _registered_method=True)
+        self.ExplainJob = channel.unary_unary(
+                '/hourglass.v1.JobService/ExplainJob',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobResponse.FromString,
                 _registered_method=True)
 
 
@@ -183,6 +198,42 @@ class JobServiceServicer:
         """Runs the job once now, beside its schedule (which it leaves as it is), also while paused
         or after it completed; a cancelled job is FAILED_PRECONDITION. The run is marked manual and
         follows the job's options (retries, timeout, overlap policy).
+        `overlap_policy` overrides the job's for this run (and its retries) only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateJob(self, request, context):
+        """Changes a job's name, trigger, priority, params, options or labels (those named in
+        update_mask; all six when it is empty), if `version` is the job's current version (else
+        FAILED_PRECONDITION: read the job again). Fires workers prepared under the old spec do
+        not run; an active job's next fire is computed from the new trigger (a completed job with
+        a new trigger that fires again becomes active); a paused job stays paused; past runs stay.
+        A cancelled job is FAILED_PRECONDITION. Returns the job as stored, at version + 1.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BackfillJob(self, request, context):
+        """Creates the fires the job's trigger would have produced in [since, until) (until not in
+        the future), released at most per_second a second. Each runs as a manual run of its
+        occurrence (its run id and due are the occurrence's) under the job's overlap policy.
+        Idempotent per (job, occurrence): a time that ran already, or that an earlier backfill
+        released, runs no more. A range longer than the server's maximum (default 7 days) or with
+        more fires than its maximum (default 1000) is INVALID_ARGUMENT; a cancelled job
+        FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainJob(self, request, context):
+        """Why a job did (not) run: every fire its trigger expected in [since, until) (the trigger in
+        force at the time, across updates) and what became of it, from stored records: ran (run
+        id, lateness), skipped (misfire, overlap, paused, cancelled), missed (nobody ran it in
+        time, and whether the schedule caught up), pending; plus manual runs and the job's events.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -248,8 +299,23 @@ def add_JobServiceServicer_to_server(servicer, server):
             ),
             'TriggerJob': grpc.unary_unary_rpc_method_handler(
                     servicer.TriggerJob,
-                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.FromString,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.TriggerJobRequest.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.TriggerJobResponse.SerializeToString,
+            ),
+            'UpdateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateJob,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.UpdateJobRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'BackfillJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.BackfillJob,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.BackfillJobRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.BackfillJobResponse.SerializeToString,
+            ),
+            'ExplainJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainJob,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -574,8 +640,89 @@ class JobService:
             request,
             target,
             '/hourglass.v1.JobService/TriggerJob',
-            hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.TriggerJobRequest.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.TriggerJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/UpdateJob',
+            hourglass_dot_v1_dot_jobs__pb2.UpdateJobRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackfillJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/BackfillJob',
+            hourglass_dot_v1_dot_jobs__pb2.BackfillJobRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.BackfillJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/ExplainJob',
+            hourglass_dot_v1_dot_jobs__pb2.ExplainJobRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.ExplainJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

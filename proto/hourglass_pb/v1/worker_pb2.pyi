@@ -336,15 +336,23 @@ class FireHint(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     MANUAL_FIELD_NUMBER: _builtins.int
+    NOMINAL_FIELD_NUMBER: _builtins.int
+    OVERLAP_FIELD_NUMBER: _builtins.int
     shard: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
     attempt: _builtins.int
     priority: _builtins.int
     manual: _builtins.bool
-    """A fire asked for with TriggerJob (or a retry of one)."""
+    """A fire asked for with TriggerJob or BackfillJob (or a retry of one)."""
+    overlap: _jobs_pb2.OverlapPolicy.ValueType
+    """A manual fire's overlap policy in place of its job's."""
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def nominal(self) -> _timestamp_pb2.Timestamp:
+        """A backfilled fire: the occurrence it stands for (`due` is its release)."""
+
     def __init__(
         self,
         *,
@@ -355,10 +363,12 @@ class FireHint(_message.Message):
         attempt: _builtins.int = ...,
         priority: _builtins.int = ...,
         manual: _builtins.bool = ...,
+        nominal: _timestamp_pb2.Timestamp | None = ...,
+        overlap: _jobs_pb2.OverlapPolicy.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "nominal", b"nominal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "priority", b"priority", "shard", b"shard"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "nominal", b"nominal", "overlap", b"overlap", "priority", b"priority", "shard", b"shard"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -366,8 +376,9 @@ Global___FireHint: _TypeAlias = FireHint  # noqa: Y015
 
 @_typing.final
 class JobHalted(_message.Message):
-    """The job was paused or cancelled: drop its fires prepared for the timer; if it was
-    cancelled, ask its runs in progress to stop.
+    """The job was paused, cancelled or updated: drop its fires prepared for the timer (under an
+    update, the fire of the job's new schedule is offered again); if it was cancelled, ask its
+    runs in progress to stop.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
