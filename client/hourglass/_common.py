@@ -448,3 +448,15 @@ def explain_job(job_id: str, namespace: str, since: datetime, until: datetime | 
         )
 
     return Rpc("ExplainJob", request, answer, READ, _job_not_found(namespace, job_id))
+
+
+def watch_request(job_id: str, namespace: str) -> pb.WatchRunsRequest:
+    return pb.WatchRunsRequest(namespace=namespace, job_id=job_id)
+
+
+def run_event(message: pb.RunEvent) -> tuple[Run, int]:
+    return wire.run_from_pb(message.run), message.dropped_before
+
+
+def watch_not_found(job_id: str, namespace: str) -> Callable[[], NotFound] | None:
+    return _job_not_found(namespace, job_id) if job_id else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -206,6 +206,19 @@ class AsyncClient:
     async def get_run(self, run_id: str, *, timeout: float | None = None) -> Run:
         """Raises RunNotFound."""
         return await self._call(rpcs.get_run(run_id), timeout)
+
+    async def watch_runs(self, job_id: str = "", namespace: str = DEFAULT_NAMESPACE) -> AsyncGenerator[tuple[Run, int], None]:
+        """As `Client.watch_runs`."""
+        stream = self._stub.WatchRuns(rpcs.watch_request(job_id, namespace))
+        try:
+            async for message in stream:
+                yield rpcs.run_event(message)
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.CANCELLED:
+                return
+            raise rpcs.error_from_rpc(error, rpcs.watch_not_found(job_id, namespace), target=self.target) from error
+        finally:
+            stream.cancel()
 
     async def runs(
         self,

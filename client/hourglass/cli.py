@@ -260,6 +260,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.follow:
+        return _follow_runs(args)
+    if not args.job_id:
+        raise InvalidArgument("job_id", "is required (without it, --follow watches the whole namespace)")
     with _client(args) as client:
         page = client.runs(args.job_id, args.namespace, args.page_size, args.page_token)
     if args.json:
@@ -267,6 +271,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         print(fmt.runs_table(page.items) if page.items else "no runs")
     _more(page.next_page_token)
+    return 0
+
+
+def _follow_runs(args: argparse.Namespace) -> int:
+    """One line (or JSON object) per run as it finishes, until interrupted."""
+    with _client(args) as client:
+        for run, dropped in client.watch_runs(args.job_id or "", args.namespace):
+            if dropped:
+                print(f"({dropped} runs dropped: this reader fell behind)", file=sys.stderr)
+            if args.json:
+                print(fmt.dumps(fmt.run_json(run)).replace("\n", " "), flush=True)
+            else:
+                late = fmt.lateness_ms(run)
+                tail = ("" if late is None else f"  late {late:g} ms") + (f"  {run.error}" if run.error else "")
+                print(f"{fmt.iso(run.ended_at)}  {run.status.value:<9}  {run.run_id}{tail}", flush=True)
     return 0
 
 
@@ -471,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=since_arg, help="ISO 8601, or DURATION ago (default now)")
     p.add_argument("--max-fires", type=int, default=100, help="1-1000 (default 100)")
     command("delete", cmd_delete, "delete a cancelled or completed job (its runs stay until retention)").add_argument("job_id")
-    p = command("runs", cmd_runs, "a job's runs, newest first")
-    p.add_argument("job_id")
+    p = command("runs", cmd_runs, "a job's runs, newest first; --follow: each run as it finishes")
+    p.add_argument("job_id", nargs="?")
+    p.add_argument("--follow", "-f", action="store_true", help="stream runs as they finish (no job: the namespace's)")
     p.add_argument("--page-size", type=int, default=100)
     p.add_argument("--page-token", default="")
     command("run", cmd_run, "show a run").add_argument("run_id")

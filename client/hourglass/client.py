@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -252,6 +252,22 @@ class Client:
     ) -> Page[Run]:
         """One page of the job's runs, newest first. Raises JobNotFound."""
         return self._call(rpcs.list_runs(job_id, namespace, page_size, page_token), timeout)
+
+    def watch_runs(self, job_id: str = "", namespace: str = DEFAULT_NAMESPACE) -> Generator[tuple[Run, int], None, None]:
+        """Each run of the job (every job of the namespace when `job_id` is empty) as it
+        finishes, from now on, with how many runs the server dropped just before it because
+        this reader fell behind; until the iterator is closed. Not retried: on UNAVAILABLE,
+        watch again (runs finished meanwhile are in runs()). Raises JobNotFound."""
+        stream = self._stub.WatchRuns(rpcs.watch_request(job_id, namespace))
+        try:
+            for message in stream:
+                yield rpcs.run_event(message)
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.CANCELLED:
+                return
+            raise rpcs.error_from_rpc(error, rpcs.watch_not_found(job_id, namespace), target=self.target) from error
+        finally:
+            stream.cancel()
 
     def iter_runs(
         self, job_id: str, namespace: str = DEFAULT_NAMESPACE, page_size: int = 100, *, timeout: float | None = None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
 
 from hourglass_coordinator.jobs import JobsApi, utcnow
+from hourglass_coordinator.run_watch import RunWatch
 from hourglass_core import wire
 from hourglass_core.errors import HourglassError, InvalidArgument
 from hourglass_core.firing import run_id_for
@@ -51,8 +52,22 @@ def _created(c: Created) -> pb.SubmitJobResponse:
 
 
 class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # generated, untyped
-    def __init__(self, api: JobsApi) -> None:
+    def __init__(self, api: JobsApi, watch: RunWatch | None = None) -> None:
         self._api = api
+        self._watch = watch
+
+    async def WatchRuns(self, request: pb.WatchRunsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RunEvent]:
+        namespace = _namespace(request.namespace)
+        if self._watch is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchRuns is not served here")
+            return
+        try:
+            if request.job_id:
+                await self._api.get(namespace, request.job_id)  # NOT_FOUND for an unknown job
+        except HourglassError as error:
+            await context.abort(wire.status_code(error), str(error))
+        async for run, dropped in self._watch.watch(namespace, request.job_id):
+            yield pb.RunEvent(run=wire.run_to_pb(run), dropped_before=dropped)
 
     @grpc_errors
     async def SubmitJob(self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext) -> pb.SubmitJobResponse:

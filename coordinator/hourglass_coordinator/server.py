@@ -81,7 +81,7 @@ async def serve(
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
     port = server.add_insecure_port(settings.listen)
     if port == 0:

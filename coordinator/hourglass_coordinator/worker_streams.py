@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 
 from hourglass_coordinator.read_cache import ReadCache
+from hourglass_coordinator.run_watch import RunWatch
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
@@ -85,6 +86,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         cache: ReadCache | None = None,
     ) -> None:
         self._replica_id = replica_id
+        self.watch = RunWatch(lambda fire: membership.publish_hint("", fire), lambda run_id: store.get_run(run_id))
         self._cache = cache or ReadCache(0)
         self._store = store
         self._membership = membership
@@ -226,6 +228,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         cancelled), then acknowledges them, in one ack."""
         runs = [wire.run_from_event(event, conn.info.worker_id) for event in events]
         await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
+        if self.watch.watched:
+            self._in_background(self.watch.recorded(runs), "watched-runs")
         acked = [watermark for event in events if (watermark := acks.finish(event.seq)) is not None]
         if acked:
             conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=max(acked))))
@@ -298,6 +302,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                 async for worker_id, fire in hints:
                     if fire.kind is FireKind.CHANGED:
                         self._cache.forget_job(fire.namespace, fire.job_id)
+                    elif fire.kind in (FireKind.WATCH, FireKind.RAN):
+                        self.watch.heard(fire)
                     else:
                         self._deliver_hint(worker_id, fire)
             except Exception as error:  # noqa: BLE001

@@ -210,6 +210,11 @@ class FireKind(enum.Enum):
     # Never stored, never sent to a worker: tells the other coordinator replicas that a job's
     # state changed through the API, so they forget what they cached of it.
     CHANGED = "changed"
+    # Never stored, never sent to a worker, between coordinator replicas only (WatchRuns): a
+    # replica has watchers of the job (job_id "": of the whole namespace)...
+    WATCH = "watch"
+    # ... and a run of a watched job just finished: its (due, attempt) name it (run_id_for).
+    RAN = "ran"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -233,3 +233,34 @@ def test_backfill_runs_each_past_occurrence_once_and_explain_tells_what_became_o
     assert "backfilled: succeeded" in out and "events:" in out
     assert cli.main(["backfill", job.id, "--since", "10m", "--until", "9m"]) == 0
     assert "1 fires backfilled" in capsys.readouterr().out
+
+
+def test_watch_runs_streams_a_jobs_runs_and_a_namespaces_as_they_finish(address: str) -> None:
+    with hourglass.Client(address, timeout=30) as client:
+        job = client.submit(hourglass.JobSpec(name="watched", executor="echo", namespace="watch-e2e",
+                                              trigger=hourglass.every(timedelta(seconds=1))))  # fmt: skip
+        other = client.submit(hourglass.JobSpec(name="other", executor="echo", namespace="watch-e2e",
+                                                trigger=hourglass.every(timedelta(seconds=1))))  # fmt: skip
+        seen: list[hourglass.Run] = []
+        stream = client.watch_runs(job.id, "watch-e2e")
+        for run, dropped in stream:
+            seen.append(run)
+            assert dropped == 0
+            if len(seen) == 3:
+                break
+        stream.close()
+        assert {r.job_id for r in seen} == {job.id} and all(r.status is hourglass.RunStatus.SUCCEEDED for r in seen)
+        assert client.get_run(seen[-1].run_id) == seen[-1]
+        with pytest.raises(hourglass.JobNotFound):
+            next(iter(client.watch_runs("no-such-job", "watch-e2e")))
+
+    async def watch_namespace() -> set[str]:
+        async with hourglass.AsyncClient(address, timeout=30) as aclient:
+            jobs: set[str] = set()
+            async for run, _ in aclient.watch_runs(namespace="watch-e2e"):
+                jobs.add(run.job_id)
+                if len(jobs) == 2:
+                    return jobs
+        return jobs
+
+    assert asyncio.run(asyncio.wait_for(watch_namespace(), 30)) == {job.id, other.id}

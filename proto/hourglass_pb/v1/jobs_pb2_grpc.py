@@ -109,6 +109,11 @@ class JobServiceStub:
                 request_serializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobRequest.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobResponse.FromString,
                 _registered_method=True)
+        self.WatchRuns = channel.unary_stream(
+                '/hourglass.v1.JobService/WatchRuns',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.WatchRunsRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.RunEvent.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -239,6 +244,16 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchRuns(self, request, context):
+        """Streams each run of a job (of the whole namespace when job_id is empty) as it finishes,
+        from now on, until the caller cancels. A reader slower than the runs loses some (the
+        server keeps a bounded buffer per stream and never waits for a reader): the next event
+        says how many were dropped before it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -316,6 +331,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ExplainJob,
                     request_deserializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobRequest.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.ExplainJobResponse.SerializeToString,
+            ),
+            'WatchRuns': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRuns,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.WatchRunsRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.RunEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -723,6 +743,33 @@ class JobService:
             '/hourglass.v1.JobService/ExplainJob',
             hourglass_dot_v1_dot_jobs__pb2.ExplainJobRequest.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.ExplainJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hourglass.v1.JobService/WatchRuns',
+            hourglass_dot_v1_dot_jobs__pb2.WatchRunsRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.RunEvent.FromString,
             options,
             channel_credentials,
             insecure,
