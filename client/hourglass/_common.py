@@ -350,13 +350,14 @@ def list_jobs(
 _CONTROL = {"cancel": "CancelJob", "pause": "PauseJob", "resume": "ResumeJob"}
 
 
-def control(action: str, job_id: str, namespace: str) -> Rpc[Job]:
-    """Cancel, pause or resume: each is idempotent on the server (cancelling a cancelled job,
-    pausing a paused one, resuming an active one return the job unchanged), so UNAVAILABLE is
-    retried."""
+def control(action: str, job_id: str, namespace: str, note: str = "") -> Rpc[Job]:
+    """Cancel, pause (with its note) or resume: each is idempotent on the server (cancelling a
+    cancelled job, pausing a paused one, resuming an active one return the job unchanged), so
+    UNAVAILABLE is retried."""
     return Rpc(
         _CONTROL[action],
-        pb.JobRef(namespace=namespace, id=job_id),
+        pb.PauseJobRequest(namespace=namespace, id=job_id, note=note) if action == "pause"
+        else pb.JobRef(namespace=namespace, id=job_id),
         wire.job_from_pb,
         IDEMPOTENT_WRITE,
         _job_not_found(namespace, job_id),

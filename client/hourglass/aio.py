@@ -148,9 +148,11 @@ class AsyncClient:
         """As `Client.cancel`. Raises JobNotFound."""
         return await self._call(rpcs.control("cancel", job_id, namespace), timeout)
 
-    async def pause(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
+    async def pause(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, note: str = "", timeout: float | None = None
+    ) -> Job:
         """As `Client.pause`. Raises JobNotFound, FailedPrecondition."""
-        return await self._call(rpcs.control("pause", job_id, namespace), timeout)
+        return await self._call(rpcs.control("pause", job_id, namespace, note), timeout)
 
     async def resume(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
         """As `Client.resume`. Raises JobNotFound, FailedPrecondition."""

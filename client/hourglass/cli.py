@@ -120,6 +120,9 @@ def spec_from_args(args: argparse.Namespace, now: datetime | None = None) -> Job
         misfire_grace=defaults.misfire_grace if args.grace is None else args.grace,
         overlap_policy=OverlapPolicy(args.overlap),
         on_worker_lost=WorkerLostPolicy(args.on_worker_lost),
+        catchup_window=defaults.catchup_window if args.catchup_window is None else args.catchup_window,
+        jitter=args.jitter or timedelta(0),
+        max_fires=args.max_fires or 0,
     )
     return JobSpec(
         name=args.name,
@@ -180,7 +183,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_control(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        job = getattr(client, args.command)(args.job_id, args.namespace)
+        if args.command == "pause":
+            job = client.pause(args.job_id, args.namespace, note=args.note or "")
+        else:
+            job = getattr(client, args.command)(args.job_id, args.namespace)
     print(fmt.dumps(fmt.job_json(job)) if args.json else f"job {job.id} is {job.state.value}")
     return 0
 
@@ -211,6 +217,9 @@ def changes_from_args(args: argparse.Namespace, current: Job, now: datetime | No
         misfire_grace=args.grace if args.grace is not None else o.misfire_grace,
         overlap_policy=OverlapPolicy(args.overlap) if args.overlap else o.overlap_policy,
         on_worker_lost=WorkerLostPolicy(args.on_worker_lost) if args.on_worker_lost else o.on_worker_lost,
+        catchup_window=args.catchup_window if args.catchup_window is not None else o.catchup_window,
+        jitter=args.jitter if args.jitter is not None else o.jitter,
+        max_fires=args.max_fires if args.max_fires is not None else o.max_fires,
     )  # fmt: skip
     return JobChanges(
         name=args.name,
@@ -431,8 +440,16 @@ def _submit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", choices=[o.value for o in OverlapPolicy], default=OverlapPolicy.ALLOW.value)
     p.add_argument("--on-worker-lost", choices=[w.value for w in WorkerLostPolicy], default=WorkerLostPolicy.RETRY.value,
                    help="a run cut off by its worker's death: retry it as the next attempt (default) or record it lost")
+    _schedule_option_flags(p)
     p.add_argument("--label", type=label, action="append", metavar="KEY=VALUE", help="repeatable")
     p.add_argument("--idempotency-key", help="resubmitting with the same key returns the first job")
+
+
+def _schedule_option_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catchup-window", type=duration,
+                   help="a fire found later than this after an outage is recorded skipped, not run (default 1h)")
+    p.add_argument("--jitter", type=duration, help="run each fire up to this much late, fixed per fire (default 0)")
+    p.add_argument("--max-fires", type=int, help="stop after this many scheduled fires (default: no limit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -459,7 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page-token", default="")
     p.add_argument("--all", action="store_true", help="every page")
     for name, summary in (("cancel", "cancel a job (final)"), ("pause", "pause a job"), ("resume", "resume a paused job")):
-        command(name, cmd_control, summary).add_argument("job_id")
+        p = command(name, cmd_control, summary)
+        p.add_argument("job_id")
+        if name == "pause":
+            p.add_argument("--note", help="why: kept on the job until it is resumed")
     p = command("trigger", cmd_trigger, "run a job once now, beside its schedule (also while paused)")
     p.add_argument("job_id")
     p.add_argument("--overlap", choices=[o.value for o in OverlapPolicy], help="for this run, in place of the job's")
@@ -478,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=duration)
     p.add_argument("--overlap", choices=[o.value for o in OverlapPolicy])
     p.add_argument("--on-worker-lost", choices=[w.value for w in WorkerLostPolicy])
+    _schedule_option_flags(p)
     p.add_argument("--label", type=label, action="append", metavar="KEY=VALUE", help="repeatable; replaces all labels")
     p = command("backfill", cmd_backfill, "run the fires a job's trigger would have produced in a past range")
     p.add_argument("job_id")

@@ -161,10 +161,13 @@ class Client:
         cancelled or completed job returns it unchanged. Raises JobNotFound."""
         return self._call(rpcs.control("cancel", job_id, namespace), timeout)
 
-    def pause(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
-        """Stops future fires until `resume`; a run in progress finishes. Raises JobNotFound,
-        FailedPrecondition for a cancelled or completed job."""
-        return self._call(rpcs.control("pause", job_id, namespace), timeout)
+    def pause(
+        self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, note: str = "", timeout: float | None = None
+    ) -> Job:
+        """Stops future fires until `resume`; a run in progress finishes. `note`: why, kept as
+        Job.note until resumed. Raises JobNotFound, FailedPrecondition for a cancelled or
+        completed job."""
+        return self._call(rpcs.control("pause", job_id, namespace, note), timeout)
 
     def resume(self, job_id: str, namespace: str = DEFAULT_NAMESPACE, *, timeout: float | None = None) -> Job:
         """Schedules the next fire after now (fires missed while paused do not run). Raises

@@ -105,8 +105,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
         return wire.job_to_pb(await self._api.cancel(_namespace(request.namespace), request.id))
 
     @grpc_errors
-    async def PauseJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
-        return wire.job_to_pb(await self._api.pause(_namespace(request.namespace), request.id))
+    async def PauseJob(self, request: pb.PauseJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        return wire.job_to_pb(await self._api.pause(_namespace(request.namespace), request.id, request.note))
 
     @grpc_errors
     async def ResumeJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:

@@ -15,7 +15,7 @@ from hourglass_core.backfill import backfill_fires, occurrences
 from hourglass_core.coalesce import Coalescer
 from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArgument
 from hourglass_core.explain import explain
-from hourglass_core.firing import first_fire_time, job_id_for_key, run_id_for, schedule_row_due
+from hourglass_core.firing import first_fire_time, job_id_for_key, run_id_for, schedule_row_due, scheduled_fire
 from hourglass_core.models import (
     Explanation,
     Fire,
@@ -44,6 +44,7 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 MAX_BATCH = 10_000
 EXPLAIN_MAX_RUNS = 20_000
+MAX_NOTE = 1024
 EXECUTORS_REFRESH_S = 2.0
 
 Clock = Callable[[], datetime]
@@ -147,13 +148,7 @@ class JobsApi:
         else:
             created = await self._store.create_jobs([self._new_job(spec, now) for spec in specs])
         fires = [
-            Fire(
-                due=c.job.next_fire_time,
-                namespace=c.job.namespace,
-                job_id=c.job.id,
-                shard=c.job.shard,
-                priority=c.job.priority,
-            )
+            scheduled_fire(c.job, c.job.next_fire_time)
             for c in created
             if c.created and c.job.next_fire_time is not None
         ]
@@ -188,12 +183,7 @@ class JobsApi:
             shard=shard,
             next_fire_time=row_due,
         )
-        fire = (
-            None
-            if row_due is None
-            else Fire(due=row_due, namespace=spec.namespace, job_id=job_id, shard=shard, priority=spec.priority)
-        )
-        return job, fire
+        return job, None if row_due is None else scheduled_fire(job, row_due)
 
     async def get(self, namespace: str, job_id: str) -> Job:
         return await self._cache.job(namespace, job_id, lambda: self._store.get_job(namespace, job_id))
@@ -210,15 +200,18 @@ class JobsApi:
         await self._event(cancelled, JobEventKind.CANCELLED, self._clock())
         return cancelled
 
-    async def pause(self, namespace: str, job_id: str) -> Job:
+    async def pause(self, namespace: str, job_id: str, note: str = "") -> Job:
+        """`note`: why, kept on the job (Job.note) until it is resumed."""
+        if len(note) > MAX_NOTE:
+            raise InvalidArgument("note", f"is longer than {MAX_NOTE} characters")
         job = await self._store.get_job(namespace, job_id)
         if job.state is JobState.PAUSED:
             return job
         if job.state is not JobState.ACTIVE:
             raise FailedPrecondition(f"job {job_id} is {job.state.value} and cannot be paused")
-        paused = await self._changed(job, JobState.PAUSED, None)
+        paused = await self._changed(job, JobState.PAUSED, None, note)
         await self._halt(job.shard, namespace, job_id)
-        await self._event(paused, JobEventKind.PAUSED, self._clock())
+        await self._event(paused, JobEventKind.PAUSED, self._clock(), note)
         return paused
 
     async def resume(self, namespace: str, job_id: str) -> Job:
@@ -231,13 +224,7 @@ class JobsApi:
         due = next_fire(job.trigger, now - timedelta(microseconds=1))
         if due is None:
             return await self._changed(job, JobState.COMPLETED, None)
-        fire = Fire(
-            due=schedule_row_due(due, now),
-            namespace=namespace,
-            job_id=job_id,
-            shard=job.shard,
-            priority=job.priority,
-        )
+        fire = scheduled_fire(job, schedule_row_due(due, now))
         resumed = await self._changed(job, JobState.ACTIVE, fire)
         await self._event(resumed, JobEventKind.RESUMED, now)
         await self._hint_soon([fire], now)
@@ -285,9 +272,8 @@ class JobsApi:
             due = next_fire(job.trigger, now - timedelta(microseconds=1))
         fire: Fire | None = None
         if due is not None and job.state is not JobState.PAUSED:
-            fire = Fire(due=schedule_row_due(due, now), namespace=namespace, job_id=job_id, shard=job.shard,
-                        priority=updated.priority)  # fmt: skip
-            updated = replace(updated, state=JobState.ACTIVE, next_fire_time=fire.due)
+            updated = replace(updated, state=JobState.ACTIVE, next_fire_time=schedule_row_due(due, now))
+            fire = scheduled_fire(updated, schedule_row_due(due, now))
         try:
             stored = await self._store.update_job(updated, job, fire)
         finally:
@@ -366,11 +352,12 @@ class JobsApi:
             self._cache.forget_job(namespace, job_id)
             await self._announce_change(job.shard, namespace, job_id)
 
-    async def _changed(self, job: Job, state: JobState, fire: Fire | None) -> Job:
-        """Stores the job's new state; this replica forgets its cached copy at once (also if
-        the write failed: it may have landed), the others when they hear of the change."""
+    async def _changed(self, job: Job, state: JobState, fire: Fire | None, note: str = "") -> Job:
+        """Stores the job's new state (and note, cleared unless given); this replica forgets
+        its cached copy at once (also if the write failed: it may have landed), the others
+        when they hear of the change."""
         try:
-            return await self._store.set_job_state(job.namespace, job.id, state, fire)
+            return await self._store.set_job_state(job.namespace, job.id, state, fire, note)
         finally:
             self._cache.forget_job(job.namespace, job.id)
             await self._announce_change(job.shard, job.namespace, job.id)

@@ -53,6 +53,9 @@ class Settings:
     # at once with RESOURCE_EXHAUSTED, which the SDK retries with backoff, instead of queueing
     # until every caller's deadline has passed and starving heartbeats meanwhile.
     max_concurrent_rpcs: int = 512
+    # Worker: fires started a second per shard while working through a backlog (fires more
+    # than 5 s late, after an outage or a takeover); 0: no pacing.
+    catchup_rate: int = 200
     # Worker: runs at once, and extra executors ("name=package.module:function,...").
     capacity: int = 64
     executors: str = ""

@@ -28,6 +28,7 @@ _SKIP_WHY = {
     RunReason.MISFIRE: "skipped: later than its misfire grace, and the misfire policy is skip",
     RunReason.OVERLAP: "skipped: the previous run was still going (overlap policy)",
     RunReason.HALTED: "skipped: the job was paused or cancelled while this fire waited to run",
+    RunReason.CATCHUP: "skipped: found later than the job's catch-up window (after an outage)",
 }
 
 

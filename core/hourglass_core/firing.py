@@ -86,6 +86,7 @@ def schedule_row_due(due: datetime, now: datetime) -> datetime:
 class Action(enum.Enum):
     RUN = "run"
     SKIP_MISFIRE = "skip_misfire"  # recorded as a skipped run
+    SKIP_CATCHUP = "skip_catchup"  # later than the catch-up window: recorded as a skipped run
     DROP = "drop"  # stale or not active: nothing to record
 
 
@@ -98,13 +99,26 @@ class FirePlan:
     reason: str = ""
 
 
+def scheduled_fire(job: Job, at: datetime) -> Fire:
+    """The fire of the job's occurrence `at` (what its next_fire_time names): due at `at`
+    plus the job's jitter for that occurrence (fixed per (job, at): every replica and worker
+    computes the same), and standing for `at` (its claim, run id and run's due)."""
+    jitter = job.options.jitter
+    if jitter <= timedelta(0):
+        return Fire(due=at, namespace=job.namespace, job_id=job.id, shard=job.shard, priority=job.priority)
+    delay = jitter * stable_jitter(run_id_for(job.namespace, job.id, at, 0))
+    return Fire(due=at + delay, namespace=job.namespace, job_id=job.id, shard=job.shard, priority=job.priority,
+                nominal=at)  # fmt: skip
+
+
 def plan_fire(job: Job, fire: Fire, now: datetime) -> FirePlan:
     """What to do with `fire` of `job` at `now`, before it is claimed.
 
     A scheduled fire counts only while it is the job's next fire (older rows left by pause,
-    resume or a crash are stale). A fire later than the misfire grace follows the misfire
-    policy, and the schedule then continues from now rather than replaying every missed
-    occurrence (coalescing).
+    resume or a crash are stale). A fire later than the job's catch-up window is skipped; one
+    later than the misfire grace follows the misfire policy; either way the schedule then
+    continues from now rather than replaying every missed occurrence (coalescing). After
+    max_fires scheduled fires the job has no next one.
     """
     if fire.kind in (FireKind.RETRY, FireKind.MANUAL):  # beside the schedule: never moves it
         if job.state is JobState.CANCELLED:
@@ -112,23 +126,18 @@ def plan_fire(job: Job, fire: Fire, now: datetime) -> FirePlan:
         return FirePlan(Action.RUN, None, False)
     if job.state is not JobState.ACTIVE:
         return FirePlan(Action.DROP, None, False, f"job {job.state.value}")
-    if job.next_fire_time is None or abs(job.next_fire_time - fire.due) > timedelta(microseconds=1):
+    if job.next_fire_time is None or abs(job.next_fire_time - fire.at) > timedelta(microseconds=1):
         return FirePlan(Action.DROP, None, False, "stale fire")
     late = now - fire.due
     misfired = late > job.options.misfire_grace
-    resume_from = now if misfired else fire.due
+    resume_from = now if misfired else fire.at
     following = next_fire(job.trigger, resume_from)
-    nxt = (
-        None
-        if following is None
-        else Fire(
-            due=following,
-            namespace=job.namespace,
-            job_id=job.id,
-            shard=job.shard,
-            priority=job.priority,
-        )
-    )
+    if job.options.max_fires and job.fired + 1 >= job.options.max_fires:
+        following = None  # this is its last
+    nxt = None if following is None else scheduled_fire(job, following)
+    if late > job.options.catchup_window:
+        why = f"{late} late, beyond the catch-up window of {job.options.catchup_window}"
+        return FirePlan(Action.SKIP_CATCHUP, nxt, True, why)
     if misfired and job.options.misfire_policy is MisfirePolicy.SKIP:
         return FirePlan(Action.SKIP_MISFIRE, nxt, True, f"misfired by {late}")
     return FirePlan(Action.RUN, nxt, True)

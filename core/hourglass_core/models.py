@@ -41,6 +41,7 @@ class RunReason(enum.Enum):
     MISFIRE = "misfire"  # later than its misfire grace, and the job's misfire policy is SKIP
     OVERLAP = "overlap"  # the previous run was still going (overlap policy SKIP or QUEUE_ONE)
     HALTED = "halted"  # the job was paused or cancelled while this fire waited to run
+    CATCHUP = "catchup"  # found later than the job's catch-up window (after an outage): not run
     WORKER_LOST = "worker_lost"  # the worker died or lost the shard after the executor began
 
 
@@ -132,6 +133,14 @@ class JobOptions:
     misfire_grace: timedelta = timedelta(seconds=60)
     overlap_policy: OverlapPolicy = OverlapPolicy.ALLOW
     on_worker_lost: WorkerLostPolicy = WorkerLostPolicy.RETRY
+    # A scheduled fire found later than this (the cluster was down, or nobody owned its shard)
+    # is recorded SKIPPED (reason CATCHUP) instead of run; the schedule goes on from now.
+    catchup_window: timedelta = timedelta(hours=1)
+    # Each scheduled fire runs up to this much after its time, by a delay fixed per (job,
+    # time), so replicas and retries agree; spreads jobs that share a schedule.
+    jitter: timedelta = timedelta(0)
+    # Stop (COMPLETED) after this many scheduled fires; 0: no limit.
+    max_fires: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +188,8 @@ class Job:
     last_executor: str = ""
     last_status: RunStatus | None = None
     version: int = 1  # counts the updates of the job's spec (UpdateJob): its conflict token
+    fired: int = 0  # scheduled fires claimed so far (max_fires counts them)
+    note: str = ""  # why it was paused (PauseJob's note); cleared on resume
 
 
 # The fields of a job UpdateJob may change (never its id, namespace, executor or key).

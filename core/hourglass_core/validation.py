@@ -15,6 +15,8 @@ MAX_LABELS = 64
 MAX_LABEL_TEXT = 256
 MAX_ATTEMPTS = 100
 MAX_IDEMPOTENCY_KEY = 256
+MAX_CATCHUP_WINDOW = timedelta(days=7)  # the schedule's retention: older fires are gone anyway
+MAX_JITTER = timedelta(hours=1)
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -82,3 +84,9 @@ def _validate_options(spec: JobSpec, field: str) -> None:
         raise InvalidArgument(f"{field}.retry.multiplier", "must be at least 1")
     if options.misfire_grace < timedelta(0):
         raise InvalidArgument(f"{field}.misfire_grace", "must not be negative")
+    if not timedelta(seconds=1) <= options.catchup_window <= MAX_CATCHUP_WINDOW:
+        raise InvalidArgument(f"{field}.catchup_window", f"must be between 1s and {MAX_CATCHUP_WINDOW}")
+    if not timedelta(0) <= options.jitter <= MAX_JITTER:
+        raise InvalidArgument(f"{field}.jitter", f"must be between 0 and {MAX_JITTER}")
+    if options.max_fires < 0:
+        raise InvalidArgument(f"{field}.max_fires", "must not be negative")

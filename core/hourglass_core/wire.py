@@ -125,6 +125,7 @@ _REASONS = {
     RunReason.OVERLAP: pb.RUN_REASON_OVERLAP,
     RunReason.HALTED: pb.RUN_REASON_HALTED,
     RunReason.WORKER_LOST: pb.RUN_REASON_WORKER_LOST,
+    RunReason.CATCHUP: pb.RUN_REASON_CATCHUP,
 }
 E = TypeVar("E", bound=enum.Enum)
 
@@ -250,9 +251,13 @@ def options_to_pb(options: JobOptions) -> pb.JobOptions:
         misfire_grace=dur(options.misfire_grace),
         overlap_policy=_OVERLAP[options.overlap_policy],
         on_worker_lost=_WORKER_LOST[options.on_worker_lost],
+        catchup_window=dur(options.catchup_window),
+        max_fires=options.max_fires,
     )
     if options.timeout is not None:
         out.timeout.CopyFrom(dur(options.timeout))
+    if options.jitter:
+        out.jitter.CopyFrom(dur(options.jitter))
     return out
 
 
@@ -277,6 +282,9 @@ def options_from_pb(message: pb.JobOptions, field: str = "job.options") -> JobOp
         on_worker_lost=_enum_from_pb(
             _WORKER_LOST, message.on_worker_lost, default.on_worker_lost, f"{field}.on_worker_lost"
         ),
+        catchup_window=_opt_dur(message, "catchup_window") or default.catchup_window,
+        jitter=_opt_dur(message, "jitter") or default.jitter,
+        max_fires=message.max_fires,
     )
 
 
@@ -343,6 +351,8 @@ def job_to_pb(job: Job) -> pb.Job:
         last_executor=job.last_executor,
         shard=job.shard,
         version=job.version,
+        fired=job.fired,
+        note=job.note,
     )
     for name, value in (
         ("next_fire_time", job.next_fire_time),
@@ -379,6 +389,8 @@ def job_from_pb(message: pb.Job) -> Job:
         last_executor=message.last_executor,
         last_status=run_status_from_pb(message.last_status) if message.last_status else None,
         version=message.version or 1,
+        fired=message.fired,
+        note=message.note,
     )
 
 

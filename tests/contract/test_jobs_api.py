@@ -11,7 +11,7 @@ import pytest
 
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.errors import FailedPrecondition, InvalidArgument, JobNotFound
-from hourglass_core.firing import run_id_for
+from hourglass_core.firing import run_id_for, scheduled_fire
 from hourglass_core.models import (
     CronTrigger,
     Fire,
@@ -21,6 +21,7 @@ from hourglass_core.models import (
     JobChanges,
     JobEvent,
     JobEventKind,
+    JobOptions,
     JobSpec,
     JobState,
     OnceTrigger,
@@ -259,3 +260,36 @@ async def test_explain_tells_what_became_of_each_expected_fire(store: Store, ns:
     with pytest.raises(InvalidArgument) as caught:
         await api.explain(ns, job.id, now, now - m, 10)
     assert caught.value.field == "until"
+
+
+async def test_pause_keeps_a_note_until_resumed_and_moves_count_the_fires(store: Store, ns: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    api = _api(store, now)
+    await store.register_executors(frozenset({"echo"}))
+    options = JobOptions(max_fires=2, jitter=timedelta(seconds=5), catchup_window=timedelta(minutes=5))
+    [created] = await api.submit([JobSpec(name="n", executor="echo", namespace=ns, options=options,
+                                          trigger=IntervalTrigger(every=timedelta(hours=1), start=now))])  # fmt: skip
+    job = created.job
+    assert job.options == options and job.fired == 0
+    with pytest.raises(InvalidArgument) as caught:
+        await api.pause(ns, job.id, "x" * 2000)
+    assert caught.value.field == "note"
+    assert (await api.pause(ns, job.id, "vendor outage")).note == "vendor outage"
+    assert (await store.get_job(ns, job.id)).note == "vendor outage"
+    resumed = await api.resume(ns, job.id)
+    assert resumed.note == "" and resumed.state is JobState.ACTIVE
+    assert resumed.next_fire_time is not None
+    following = scheduled_fire(resumed, resumed.next_fire_time + timedelta(hours=1))
+    await store.advance_schedules([(resumed, following, datetime.now(UTC))])
+    moved = await store.get_job(ns, job.id)
+    assert (moved.fired, moved.next_fire_time) == (1, following.at)
+    await store.advance_schedules([(moved, None, datetime.now(UTC))])
+    done = await store.get_job(ns, job.id)
+    assert (done.fired, done.state) == (2, JobState.COMPLETED)
+    for bad, field in ((JobOptions(jitter=timedelta(hours=2)), "job.options.jitter"),
+                       (JobOptions(catchup_window=timedelta(0)), "job.options.catchup_window"),
+                       (JobOptions(max_fires=-1), "job.options.max_fires")):  # fmt: skip
+        with pytest.raises(InvalidArgument) as caught:
+            await api.submit([JobSpec(name="b", executor="echo", namespace=ns, options=bad, trigger=OnceTrigger(at=now))],
+                             field="job")  # fmt: skip
+        assert caught.value.field == field

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -264,3 +265,44 @@ def test_watch_runs_streams_a_jobs_runs_and_a_namespaces_as_they_finish(address:
         return jobs
 
     assert asyncio.run(asyncio.wait_for(watch_namespace(), 30)) == {job.id, other.id}
+
+
+def test_jitter_max_fires_and_the_catch_up_window_on_the_cluster(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    with hourglass.Client(cluster.address, timeout=30) as client:
+        # No worker yet: a job whose fires fall behind by more than its catch-up window.
+        cluster.start_worker("w0")
+        wait_for_executor(client, "echo")
+        cluster.kill_worker("w0", signal.SIGTERM)
+        time.sleep(4)  # the leader moves its shards away: nobody owns them now
+        behind = client.submit(hourglass.JobSpec(
+            name="behind", executor="echo", trigger=hourglass.every(timedelta(seconds=1)),
+            options=hourglass.JobOptions(catchup_window=timedelta(seconds=2))))  # fmt: skip
+        time.sleep(5)
+        cluster.start_worker("w1")
+        jittered = client.submit(hourglass.JobSpec(
+            name="jittered", executor="echo", trigger=hourglass.every(timedelta(seconds=2)),
+            options=hourglass.JobOptions(jitter=timedelta(seconds=1))))  # fmt: skip
+        limited = client.submit(hourglass.JobSpec(
+            name="limited", executor="echo", trigger=hourglass.every(timedelta(milliseconds=500)),
+            options=hourglass.JobOptions(max_fires=3)))  # fmt: skip
+
+        _until(lambda: client.get(limited.id).state is hourglass.JobState.COMPLETED, 30, "max_fires did not end the job")
+        time.sleep(1)
+        assert len(list(client.iter_runs(limited.id))) == 3 and client.get(limited.id).fired == 3
+
+        _until(lambda: len(_runs_due(client, jittered.id, jittered.created_at)) >= 4, 30, "the jittered job did not run")
+        runs = _runs_due(client, jittered.id, jittered.created_at)
+        assert isinstance(jittered.trigger, hourglass.IntervalTrigger)
+        anchor = jittered.trigger.start
+        assert all((r.due - anchor) % timedelta(seconds=2) == timedelta(0) for r in runs)  # its times
+        late = [r.lateness for r in runs]
+        assert all(x is not None and timedelta(0) <= x < timedelta(seconds=1.5) for x in late), late
+        assert len({round(x.total_seconds(), 2) for x in late if x is not None}) > 1  # not one fixed delay
+
+        _until(lambda: any(r.reason is hourglass.RunReason.CATCHUP for r in client.iter_runs(behind.id)), 30,
+               "the fire behind its catch-up window was not recorded")  # fmt: skip
+        skipped = [r for r in client.iter_runs(behind.id) if r.reason is hourglass.RunReason.CATCHUP]
+        assert all(r.status is hourglass.RunStatus.SKIPPED and "catch-up window" in r.error for r in skipped)
+        _until(lambda: any(r.status is hourglass.RunStatus.SUCCEEDED for r in client.iter_runs(behind.id)), 30,
+               "the schedule did not go on after the skip")  # fmt: skip

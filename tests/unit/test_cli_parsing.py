@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -217,9 +218,9 @@ class FakeClient:
     def list(self, *args: Any) -> Page[Job]:
         return Page([_job("a"), _job("bb", JobState.PAUSED)], "tok")
 
-    def pause(self, job_id: str, namespace: str) -> Job:
+    def pause(self, job_id: str, namespace: str, *, note: str = "") -> Job:
         self._maybe_fail()
-        return _job(job_id, JobState.PAUSED)
+        return replace(_job(job_id, JobState.PAUSED), note=note)
 
 
 @pytest.fixture
@@ -290,7 +291,7 @@ def test_db_migrate_creates_schema_and_every_shard_checkpoint_idempotently(
     monkeypatch.delenv("HOURGLASS_STORE", raising=False)
     url = f"sqlite:///{tmp_path / 'hg.db'}"
     assert cli.main(["db", "migrate", "--store", url, "--num-shards", "4"]) == 0
-    assert "schema version 6" in capsys.readouterr().out
+    assert "schema version 7" in capsys.readouterr().out
 
     async def checkpoints() -> list[object]:
         from hourglass_core.store.factory import open_store
@@ -355,3 +356,15 @@ def test_dst_policies_go_with_cron_only(fake_client: type[FakeClient], capsys: p
     capsys.readouterr()
     assert cli.main([*BASE, "--every", "10s", "--dst-repeat", "twice"]) == 2
     assert "--dst-gap/--dst-repeat: apply only to --cron" in capsys.readouterr().err
+
+
+def test_pause_keeps_its_note_and_submit_takes_the_schedule_options(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["pause", "j", "--note", "vendor outage", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["note"] == "vendor outage"
+    assert cli.main(["submit", "--name", "n", "--executor", "echo", "--every", "1m", "--jitter", "10s",
+                     "--catchup-window", "5m", "--max-fires", "3"]) == 0  # fmt: skip
+    options = fake_client.submitted[-1].options
+    assert (options.jitter, options.catchup_window, options.max_fires) == (
+        timedelta(seconds=10), timedelta(minutes=5), 3)

@@ -36,6 +36,7 @@ from hourglass_core.firing import (
     plan_fire,
     retry_fire,
     run_id_for,
+    scheduled_fire,
     stable_jitter,
 )
 from hourglass_core.leases.base import Membership
@@ -83,13 +84,14 @@ class Later(enum.Enum):
 
 
 Outcome = Prepared | Later | None  # None: nothing (more) to do here
+_SKIPS = {Action.SKIP_MISFIRE: RunReason.MISFIRE, Action.SKIP_CATCHUP: RunReason.CATCHUP}
 
 
 def _ahead_of_schedule(job: Job, fire: Fire) -> bool:
     return (
         fire.kind is FireKind.SCHEDULED
         and job.state in (JobState.ACTIVE, JobState.PAUSED)  # a resume moves it too
-        and (job.next_fire_time is None or fire.due > job.next_fire_time)
+        and (job.next_fire_time is None or fire.at > job.next_fire_time)
     )
 
 
@@ -194,8 +196,8 @@ class Claimer:
                 self._take(nxt)  # at once: when catching up, its due time is behind the read cursor
         if not claimed:
             return await self.settle_claimed(job, fire, may_run=True)
-        if plan.action is Action.SKIP_MISFIRE:
-            self._skipped(fire, run_id, RunReason.MISFIRE, plan.reason)
+        if plan.action in _SKIPS:
+            self._skipped(fire, run_id, _SKIPS[plan.action], plan.reason)
             return None
         return Prepared(job, fire, run_id, holder, lease.token, read_at)
 
@@ -219,8 +221,10 @@ class Claimer:
         new one) or whose mover died leaves the new fire to the shard's reads, which do not
         look far behind real time: every read of the job repairs that."""
         nxt = job.next_fire_time
-        if job.state is JobState.ACTIVE and nxt is not None and nxt != fire.due and nxt <= now + self._lookahead:
-            self._take(Fire(due=nxt, namespace=job.namespace, job_id=job.id, shard=job.shard, priority=job.priority))
+        if job.state is JobState.ACTIVE and nxt is not None and nxt != fire.at:
+            following = scheduled_fire(job, nxt)
+            if following.due <= now + self._lookahead:
+                self._take(following)
 
     async def settle_claimed(
         self, job: Job, fire: Fire, *, may_run: bool, known: tuple[str | None, Run | None] | None = None

@@ -34,6 +34,7 @@ from hourglass_core.store.base import Checkpoint, Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.begun import BegunMark
 from hourglass_worker.book import EPSILON, ShardBook
+from hourglass_worker.catchup import CatchupPacer
 from hourglass_worker.claiming import Claimer, Later, Prepared
 from hourglass_worker.executors import Executor, RunContext
 from hourglass_worker.fencing import Fence
@@ -115,6 +116,7 @@ class Worker:
         self._executors = executors
         self._runner = Runner(settings.capacity)
         self._run_slots = asyncio.Semaphore(settings.capacity)
+        self._catchup = CatchupPacer(settings.catchup_rate)
         self._prepare_slots = asyncio.Semaphore(PREPARE_CONCURRENCY)
         self._backlog_slots = asyncio.Semaphore(BACKLOG_CONCURRENCY)
         # Shard reads at once: each may hold up to READ_LIMIT rows.
@@ -383,6 +385,10 @@ class Worker:
                     del self._prepared[key]
                     trace.debug("give up %s at %s: %s", fire.job_id, fire.due, prepared.holder)
                     self._claimer.give_up(prepared)
+                    continue
+                pause = self._catchup.delay(fire.shard, utcnow() - fire.due, time.monotonic())
+                if pause > 0:  # part of a backlog: its turn comes at the shard's catch-up rate
+                    self._timer.add(fire, at=utcnow() + timedelta(seconds=pause))
                     continue
                 await self._run_slots.acquire()
                 self._spawn(self._run(prepared))

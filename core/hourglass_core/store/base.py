@@ -72,9 +72,10 @@ class Store(Protocol):
         ...
 
     async def set_job_state(
-        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None
+        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None, note: str = ""
     ) -> Job:
-        """Sets the state and next_fire_time (next_fire.due, or unset); writes next_fire's row.
+        """Sets the state, the note and next_fire_time (next_fire.at, or unset); writes
+        next_fire's row.
         Returns the job as stored afterwards. Raises JobNotFound."""
         ...
 

@@ -327,13 +327,13 @@ class CassandraStore:
         return Page(items, "" if done else codec.encode_token({"b": bucket, "a": after}))
 
     async def set_job_state(
-        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None
+        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None, note: str = ""
     ) -> Job:
         await self.get_job(namespace, job_id)
         if next_fire is not None:
             await self.put_fire(next_fire)  # before the job points at it
-        due = None if next_fire is None else codec.to_us(next_fire.due)
-        await self._cql.execute(self._st.job_set_state, (state.value, due, namespace, job_id))
+        at = None if next_fire is None else codec.to_us(next_fire.at)
+        await self._cql.execute(self._st.job_set_state, (state.value, at, note or None, namespace, job_id))
         return await self.get_job(namespace, job_id)
 
     async def delete_job(self, namespace: str, job_id: str) -> None:
@@ -400,7 +400,7 @@ class CassandraStore:
             expected = codec.opt_us(job.next_fire_time)
             await self._cql.applied(
                 self._st.job_complete,
-                (JobState.COMPLETED.value, job.namespace, job.id, JobState.ACTIVE.value, expected),
+                (JobState.COMPLETED.value, job.fired + 1, job.namespace, job.id, JobState.ACTIVE.value, expected),
             )
             return
         await self._cql.execute(_batch(BatchType.LOGGED, self._move_writes(job, next_fire, decided)))
@@ -424,10 +424,10 @@ class CassandraStore:
     def _move_writes(self, job: Job, next_fire: Fire | None, decided: int) -> list[tuple[Any, Sequence[Any]]]:
         """Writes moving `job` on to `next_fire` (None: completing it), stamped `decided`."""
         if next_fire is None:
-            return [(self._st.job_complete_at, (decided, JobState.COMPLETED.value, job.namespace, job.id))]
+            return [(self._st.job_complete_at, (decided, JobState.COMPLETED.value, job.fired + 1, job.namespace, job.id))]
         return [
             (self._st.fire_put, self._fire_values(next_fire)),
-            (self._st.job_set_next, (decided, codec.to_us(next_fire.due), job.namespace, job.id)),
+            (self._st.job_set_next, (decided, codec.to_us(next_fire.at), job.fired + 1, job.namespace, job.id)),
         ]
 
     # -- schedule -------------------------------------------------------------------------

@@ -33,19 +33,19 @@ CQL: dict[str, str] = {
     "job_insert": _insert("jobs", JOB_COLUMNS),
     "job_get": "SELECT * FROM jobs WHERE namespace = ? AND id = ?",
     "jobs_get": "SELECT * FROM jobs WHERE namespace = ? AND id IN ?",
-    "job_set_state": "UPDATE jobs SET state = ?, next_fire_time = ? WHERE namespace = ? AND id = ?",
+    "job_set_state": "UPDATE jobs SET state = ?, next_fire_time = ?, note = ? WHERE namespace = ? AND id = ?",
     # With the time the move was decided as its write timestamp: see advance_schedule.
-    "job_set_next": "UPDATE jobs USING TIMESTAMP ? SET next_fire_time = ? WHERE namespace = ? AND id = ?",
+    "job_set_next": "UPDATE jobs USING TIMESTAMP ? SET next_fire_time = ?, fired = ? WHERE namespace = ? AND id = ?",
     # Completing is the one job-state change made by the workers: conditional, so that it can
     # never overwrite a pause or cancel (or a resume that moved the schedule) racing with it.
     "job_complete": (
-        "UPDATE jobs SET state = ?, next_fire_time = null WHERE namespace = ? AND id = ?"
+        "UPDATE jobs SET state = ?, next_fire_time = null, fired = ? WHERE namespace = ? AND id = ?"
         " IF state = ? AND next_fire_time = ?"
     ),
     # Completing by the winner of the last fire's claim: ordered by time against pause,
     # cancel and resume instead (see CassandraStore.advance_schedule).
     "job_complete_at": (
-        "UPDATE jobs USING TIMESTAMP ? SET state = ?, next_fire_time = null WHERE namespace = ? AND id = ?"
+        "UPDATE jobs USING TIMESTAMP ? SET state = ?, next_fire_time = null, fired = ? WHERE namespace = ? AND id = ?"
     ),
     "job_run_started": (
         "UPDATE jobs USING TIMESTAMP ? SET running = true, last_start_time = ?,"

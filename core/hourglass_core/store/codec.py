@@ -57,7 +57,7 @@ JOB_COLUMNS: tuple[str, ...] = (
     "timeout_us", "retry_max_attempts", "retry_initial_backoff_us", "retry_max_backoff_us",
     "retry_multiplier", "misfire_policy", "misfire_grace_us", "overlap_policy",
     "labels", "idempotency_key", "state", "created_at", "shard", "next_fire_time", "on_worker_lost",
-    "trigger_dst_gap", "trigger_dst_repeat",
+    "trigger_dst_gap", "trigger_dst_repeat", "catchup_window_us", "jitter_us", "max_fires", "note",
 )  # fmt: skip
 
 RUN_COLUMNS: tuple[str, ...] = (
@@ -82,6 +82,10 @@ def from_us(value: int) -> datetime:
 
 def opt_dt(value: int | None) -> datetime | None:
     return None if value is None else from_us(value)
+
+
+def _opt_td(us: int | None, default: timedelta) -> timedelta:
+    return default if us is None else timedelta(microseconds=us)
 
 
 def td_us(value: timedelta) -> int:
@@ -163,6 +167,11 @@ def job_columns(job: Job) -> dict[str, Any]:
         "misfire_grace_us": td_us(opts.misfire_grace),
         "overlap_policy": opts.overlap_policy.value,
         "on_worker_lost": opts.on_worker_lost.value,
+        # Absent (no cell) for the defaults, which rows written before the options mean.
+        "catchup_window_us": None if opts.catchup_window == JobOptions().catchup_window else td_us(opts.catchup_window),
+        "jitter_us": td_us(opts.jitter) or None,
+        "max_fires": opts.max_fires or None,
+        "note": job.note or None,
         "labels": dict(job.labels),
         "idempotency_key": job.idempotency_key,
         "state": job.state.value,
@@ -214,6 +223,9 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
             overlap_policy=OverlapPolicy(row["overlap_policy"]),
             # Jobs stored before the option existed have none: the default.
             on_worker_lost=WorkerLostPolicy(row.get("on_worker_lost") or WorkerLostPolicy.RETRY.value),
+            catchup_window=_opt_td(row.get("catchup_window_us"), JobOptions().catchup_window),
+            jitter=_opt_td(row.get("jitter_us"), timedelta(0)),
+            max_fires=row.get("max_fires") or 0,
         ),
         labels=dict(row["labels"] or {}),
         idempotency_key=row["idempotency_key"] or "",
@@ -227,6 +239,8 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         last_executor=row.get("last_executor") or "",
         last_status=None if last_status is None else RunStatus(last_status),
         version=row.get("version") or 1,  # no cell: never updated
+        fired=row.get("fired") or 0,
+        note=row.get("note") or "",
     )
 
 

@@ -183,20 +183,20 @@ class SqliteStore:
         return Page(items, codec.encode_token({"a": after}))
 
     async def set_job_state(
-        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None
+        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None, note: str = ""
     ) -> Job:
-        return await self._call(self._set_job_state, namespace, job_id, state, next_fire)
+        return await self._call(self._set_job_state, namespace, job_id, state, next_fire, note)
 
     def _set_job_state(
-        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None
+        self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None, note: str
     ) -> Job:
         with self._tx() as db:
             _require_job(db, namespace, job_id)
             if next_fire is not None:
                 self._put_fire(db, next_fire)
             db.execute(sql.JOB_SET_STATE, {
-                "state": state.value, "namespace": namespace, "id": job_id,
-                "next": None if next_fire is None else codec.to_us(next_fire.due)})  # fmt: skip
+                "state": state.value, "namespace": namespace, "id": job_id, "note": note or None,
+                "next": None if next_fire is None else codec.to_us(next_fire.at)})  # fmt: skip
             return _require_job(db, namespace, job_id)
 
     async def update_job(self, job: Job, expected: Job, next_fire: Fire | None) -> Job:
@@ -267,10 +267,10 @@ class SqliteStore:
                 return
             key = {"namespace": job.namespace, "id": job.id}
             if next_fire is None:
-                db.execute(sql.JOB_COMPLETE, key)
+                db.execute(sql.JOB_COMPLETE, {**key, "fired": job.fired + 1})
                 return
             self._put_fire(db, next_fire)
-            db.execute(sql.JOB_SET_NEXT, {**key, "next": codec.to_us(next_fire.due)})
+            db.execute(sql.JOB_SET_NEXT, {**key, "next": codec.to_us(next_fire.at), "fired": job.fired + 1})
 
     # -- schedule -------------------------------------------------------------------------
     async def put_fire(self, fire: Fire) -> None:

@@ -19,7 +19,7 @@ VERSION_INSERT = "INSERT OR IGNORE INTO schema_migrations VALUES (:version, :nam
 JOB_INSERT = _insert("jobs", JOB_COLUMNS)
 JOB_GET = "SELECT * FROM jobs WHERE namespace = :namespace AND id = :id"
 JOB_SET_STATE = (
-    "UPDATE jobs SET state = :state, next_fire_time = :next WHERE namespace = :namespace"
+    "UPDATE jobs SET state = :state, next_fire_time = :next, note = :note WHERE namespace = :namespace"
     " AND id = :id"
 )
 JOB_UPDATE = (
@@ -35,9 +35,9 @@ JOB_EVENTS_BETWEEN = (
     " AND expires_at > :now ORDER BY at, kind"
 )
 JOB_DELETE = "DELETE FROM jobs WHERE namespace = :namespace AND id = :id"
-JOB_SET_NEXT = "UPDATE jobs SET next_fire_time = :next WHERE namespace = :namespace AND id = :id"
+JOB_SET_NEXT = "UPDATE jobs SET next_fire_time = :next, fired = :fired WHERE namespace = :namespace AND id = :id"
 JOB_COMPLETE = (
-    "UPDATE jobs SET state = 'completed', next_fire_time = NULL WHERE namespace = :namespace"
+    "UPDATE jobs SET state = 'completed', next_fire_time = NULL, fired = :fired WHERE namespace = :namespace"
     " AND id = :id"
 )
 # Listing: state and name prefix are filtered here, labels in Python (JobFilter.matches).

@@ -221,6 +221,8 @@ class _RunReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunReason.V
     """the job was paused or cancelled while this fire waited to run"""
     RUN_REASON_WORKER_LOST: _RunReason.ValueType  # 4
     """the worker died or lost the shard after the executor began"""
+    RUN_REASON_CATCHUP: _RunReason.ValueType  # 5
+    """found later than the job's catch-up window (after an outage)"""
 
 class RunReason(_RunReason, metaclass=_RunReasonEnumTypeWrapper):
     """Why a run was SKIPPED or LOST (unspecified for every other status)."""
@@ -234,6 +236,8 @@ RUN_REASON_HALTED: RunReason.ValueType  # 3
 """the job was paused or cancelled while this fire waited to run"""
 RUN_REASON_WORKER_LOST: RunReason.ValueType  # 4
 """the worker died or lost the shard after the executor began"""
+RUN_REASON_CATCHUP: RunReason.ValueType  # 5
+"""found later than the job's catch-up window (after an outage)"""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
 class _FireFate:
@@ -458,9 +462,14 @@ class JobOptions(_message.Message):
     MISFIRE_GRACE_FIELD_NUMBER: _builtins.int
     OVERLAP_POLICY_FIELD_NUMBER: _builtins.int
     ON_WORKER_LOST_FIELD_NUMBER: _builtins.int
+    CATCHUP_WINDOW_FIELD_NUMBER: _builtins.int
+    JITTER_FIELD_NUMBER: _builtins.int
+    MAX_FIRES_FIELD_NUMBER: _builtins.int
     misfire_policy: Global___MisfirePolicy.ValueType
     overlap_policy: Global___OverlapPolicy.ValueType
     on_worker_lost: Global___WorkerLostPolicy.ValueType
+    max_fires: _builtins.int
+    """Stop (COMPLETED) after this many scheduled fires; 0: no limit."""
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """A run taking longer is cancelled and marked TIMED_OUT. Unset: no timeout."""
@@ -471,6 +480,18 @@ class JobOptions(_message.Message):
     def misfire_grace(self) -> _duration_pb2.Duration:
         """How late a fire may start before it counts as misfired (default 60 s)."""
 
+    @_builtins.property
+    def catchup_window(self) -> _duration_pb2.Duration:
+        """A scheduled fire found later than this (after an outage) is recorded SKIPPED (reason
+        CATCHUP), not run; the schedule goes on from now. Default 1 h; 1 s to 7 days.
+        """
+
+    @_builtins.property
+    def jitter(self) -> _duration_pb2.Duration:
+        """Each scheduled fire runs up to this much after its time (0-1 h), by a delay fixed per
+        (job, time). A run's due stays the time; its lateness includes the delay.
+        """
+
     def __init__(
         self,
         *,
@@ -480,10 +501,13 @@ class JobOptions(_message.Message):
         misfire_grace: _duration_pb2.Duration | None = ...,
         overlap_policy: Global___OverlapPolicy.ValueType = ...,
         on_worker_lost: Global___WorkerLostPolicy.ValueType = ...,
+        catchup_window: _duration_pb2.Duration | None = ...,
+        jitter: _duration_pb2.Duration | None = ...,
+        max_fires: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["misfire_grace", b"misfire_grace", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "jitter", b"jitter", "misfire_grace", b"misfire_grace", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["misfire_grace", b"misfire_grace", "misfire_policy", b"misfire_policy", "on_worker_lost", b"on_worker_lost", "overlap_policy", b"overlap_policy", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "jitter", b"jitter", "max_fires", b"max_fires", "misfire_grace", b"misfire_grace", "misfire_policy", b"misfire_policy", "on_worker_lost", b"on_worker_lost", "overlap_policy", b"overlap_policy", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -580,6 +604,8 @@ class Job(_message.Message):
     LAST_STATUS_FIELD_NUMBER: _builtins.int
     SHARD_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    FIRED_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     id: _builtins.str
     state: Global___JobState.ValueType
@@ -592,6 +618,10 @@ class Job(_message.Message):
     """The schedule shard the job belongs to."""
     version: _builtins.int
     """1 when submitted, + 1 with every UpdateJob: name it in UpdateJob (a conflict token)."""
+    fired: _builtins.int
+    """Scheduled fires so far (max_fires counts them)."""
+    note: _builtins.str
+    """Why it is paused (PauseJob's note); empty otherwise."""
     @_builtins.property
     def spec(self) -> Global___JobSpec: ...
     @_builtins.property
@@ -620,10 +650,12 @@ class Job(_message.Message):
         last_status: Global___RunStatus.ValueType = ...,
         shard: _builtins.int = ...,
         version: _builtins.int = ...,
+        fired: _builtins.int = ...,
+        note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_end_time", b"last_end_time", "last_start_time", b"last_start_time", "next_fire_time", b"next_fire_time", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "last_end_time", b"last_end_time", "last_executor", b"last_executor", "last_start_time", b"last_start_time", "last_status", b"last_status", "namespace", b"namespace", "next_fire_time", b"next_fire_time", "running", b"running", "shard", b"shard", "spec", b"spec", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "fired", b"fired", "id", b"id", "last_end_time", b"last_end_time", "last_executor", b"last_executor", "last_start_time", b"last_start_time", "last_status", b"last_status", "namespace", b"namespace", "next_fire_time", b"next_fire_time", "note", b"note", "running", b"running", "shard", b"shard", "spec", b"spec", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1439,3 +1471,29 @@ class RunEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunEvent: _TypeAlias = RunEvent  # noqa: Y015
+
+@_typing.final
+class PauseJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    id: _builtins.str
+    note: _builtins.str
+    """Why (at most 1024 characters): kept on the job until it is resumed."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "namespace", b"namespace", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseJobRequest: _TypeAlias = PauseJobRequest  # noqa: Y015

@@ -61,7 +61,7 @@ class JobServiceStub:
                 _registered_method=True)
         self.PauseJob = channel.unary_unary(
                 '/hourglass.v1.JobService/PauseJob',
-                request_serializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.PauseJobRequest.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
         self.ResumeJob = channel.unary_unary(
@@ -156,7 +156,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PauseJob(self, request, context):
-        """Stops future fires until ResumeJob. A run in progress finishes.
+        """Stops future fires until ResumeJob, with an optional note (why; kept as Job.note until
+        resumed). A run in progress finishes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,7 +285,7 @@ def add_JobServiceServicer_to_server(servicer, server):
             ),
             'PauseJob': grpc.unary_unary_rpc_method_handler(
                     servicer.PauseJob,
-                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.JobRef.FromString,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.PauseJobRequest.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.Job.SerializeToString,
             ),
             'ResumeJob': grpc.unary_unary_rpc_method_handler(
@@ -498,7 +499,7 @@ class JobService:
             request,
             target,
             '/hourglass.v1.JobService/PauseJob',
-            hourglass_dot_v1_dot_jobs__pb2.JobRef.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.PauseJobRequest.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.Job.FromString,
             options,
             channel_credentials,
