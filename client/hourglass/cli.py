@@ -294,7 +294,7 @@ def _follow_runs(args: argparse.Namespace) -> int:
             else:
                 late = fmt.lateness_ms(run)
                 tail = ("" if late is None else f"  late {late:g} ms") + (f"  {run.error}" if run.error else "")
-                print(f"{fmt.iso(run.ended_at)}  {run.status.value:<9}  {run.run_id}{tail}", flush=True)
+                print(f"{fmt.iso(run.ended_at or run.started_at)}  {run.status.value:<9}  {run.run_id}{tail}", flush=True)
     return 0
 
 

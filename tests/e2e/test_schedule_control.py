@@ -267,6 +267,25 @@ def test_watch_runs_streams_a_jobs_runs_and_a_namespaces_as_they_finish(address:
     assert asyncio.run(asyncio.wait_for(watch_namespace(), 30)) == {job.id, other.id}
 
 
+def test_a_long_run_is_streamed_as_it_starts_and_a_triggers_overlap_override_applies(address: str) -> None:
+    with hourglass.Client(address, timeout=30) as client:
+        job = client.submit(hourglass.JobSpec(name="slow", executor="sleep", trigger=hourglass.every(timedelta(hours=1)),
+                                              params=hourglass.json_params({"seconds": 2.5})))  # fmt: skip
+        client.pause(job.id, note="only by hand")
+        stream = client.watch_runs(job.id)
+        time.sleep(0.5)  # the watch is announced
+        first, _ = client.trigger(job.id, overlap=hourglass.OverlapPolicy.SKIP)
+        time.sleep(0.3)
+        second, _ = client.trigger(job.id, overlap=hourglass.OverlapPolicy.SKIP)
+        events = [(run.run_id, run.status) for run, _ in itertools.islice(stream, 3)]
+        stream.close()
+        assert (first, hourglass.RunStatus.RUNNING) in events and (first, hourglass.RunStatus.SUCCEEDED) in events
+        assert events.index((first, hourglass.RunStatus.RUNNING)) < events.index((first, hourglass.RunStatus.SUCCEEDED))
+        skipped = _wait_for_run(client, second)
+        assert skipped.status is hourglass.RunStatus.SKIPPED and skipped.reason is hourglass.RunReason.OVERLAP
+        assert client.get(job.id).note == "only by hand"
+
+
 def test_jitter_max_fires_and_the_catch_up_window_on_the_cluster(cluster: Cluster) -> None:
     cluster.start_coordinator()
     with hourglass.Client(cluster.address, timeout=30) as client:

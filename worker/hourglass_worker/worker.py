@@ -510,9 +510,10 @@ class Worker:
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def _record_long_runs(self) -> None:
-        """Forever: records the start of the runs going for START_RECORD_AFTER_S, together.
-        Best effort: the result, written later, tells the same and more; a start's write
-        timestamp (its start time) is older than the result's, so it never overwrites it."""
+        """Forever: records the start of the runs going for START_RECORD_AFTER_S, through the
+        coordinator (which makes them durable together and streams them to WatchRuns). The
+        result, sent later, tells the same and more; a start's write timestamp (its start time)
+        is older than the result's, so it never overwrites it."""
         while True:
             await asyncio.sleep(START_RECORD_AFTER_S / 2)
             older = utcnow() - timedelta(seconds=START_RECORD_AFTER_S)
@@ -523,11 +524,7 @@ class Worker:
                 long.append(run)
             for run in long:
                 del self._unrecorded[run.run_id]
-            if long:
-                try:
-                    await self._store.record_runs(long)
-                except Exception as error:  # noqa: BLE001 - the store may be away for a while
-                    warn.warning("start", "recording the start of %d runs failed: %s", len(long), error)
+                self.link.run_finished(run)  # a RUNNING event: acknowledged like any other
 
     def _report_skipped(self, fire: Fire, run_id: str, reason: RunReason, why: str) -> asyncio.Future[None]:
         ended = max(utcnow(), fire.due)

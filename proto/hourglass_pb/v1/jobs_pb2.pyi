@@ -1456,7 +1456,9 @@ class RunEvent(_message.Message):
     """Runs this stream dropped just before this one (its reader fell behind)."""
     @_builtins.property
     def run(self) -> Global___Run:
-        """A run that just finished."""
+        """A run that just finished, or one going longer than a second that just started (status
+        RUNNING; its finish follows).
+        """
 
     def __init__(
         self,

@@ -247,7 +247,7 @@ class JobServiceServicer:
 
     def WatchRuns(self, request, context):
         """Streams each run of a job (of the whole namespace when job_id is empty) as it finishes,
-        from now on, until the caller cancels. A reader slower than the runs loses some (the
+        and as it starts when it goes longer than a second, from now on, until the caller cancels. A reader slower than the runs loses some (the
         server keeps a bounded buffer per stream and never waits for a reader): the next event
         says how many were dropped before it.
         """
