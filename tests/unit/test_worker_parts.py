@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -65,11 +66,33 @@ async def test_runner_reports_success_failure_and_timeout() -> None:
     executors = load_executors("")
     runner = Runner(capacity=2)
     ok = await runner.run(executors["echo"], _ctx({"x": 1}), None)
-    assert ok.status is RunStatus.SUCCEEDED and json.loads(ok.result.data) == {"x": 1}
+    assert ok is not None and ok.status is RunStatus.SUCCEEDED and json.loads(ok.result.data) == {"x": 1}
     failed = await runner.run(executors["fail"], _ctx({"message": "nope"}), None)
-    assert failed.status is RunStatus.FAILED and failed.error == "nope"
+    assert failed is not None and failed.status is RunStatus.FAILED and failed.error == "nope"
     slow = await runner.run(executors["sleep"], _ctx({"seconds": 5}), timedelta(milliseconds=50))
-    assert slow.status is RunStatus.TIMED_OUT
+    assert slow is not None and slow.status is RunStatus.TIMED_OUT
+    runner.close()
+
+
+async def test_runner_calls_nothing_once_the_lease_check_before_it_is_stale() -> None:
+    """As after a SIGSTOP between the check and the call: the executor is not called at all."""
+    calls: list[str] = []
+
+    def blocking(ctx: RunContext) -> str:
+        calls.append("blocking")
+        return "ran"
+
+    async def on_loop(ctx: RunContext) -> str:
+        calls.append("on_loop")
+        return "ran"
+
+    runner = Runner(capacity=1)
+    stale = time.monotonic() - 0.001
+    assert await runner.run(blocking, _ctx({}), None, start_by=stale) is None
+    assert await runner.run(on_loop, _ctx({}), None, start_by=stale) is None
+    assert calls == []
+    fresh = time.monotonic() + 5
+    assert (await runner.run(blocking, _ctx({}), None, start_by=fresh)) is not None and calls == ["blocking"]
     runner.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 import traceback
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,10 @@ class Outcome:
     error: str = ""
 
 
+class _NotStarted(Exception):
+    pass
+
+
 class Runner:
     """Blocking executors run in a thread pool as large as the worker's capacity; coroutine
     executors run on the event loop. A timed-out thread cannot be killed: its context's
@@ -32,16 +37,36 @@ class Runner:
     def __init__(self, capacity: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="executor")
 
-    async def run(self, executor: Executor, ctx: RunContext, timeout: timedelta | None) -> Outcome:
+    async def run(
+        self, executor: Executor, ctx: RunContext, timeout: timedelta | None, start_by: float = float("inf")
+    ) -> Outcome | None:
+        """The call's outcome; None when it would start after `start_by` (time.monotonic: the
+        lease check made before it is stale by then, e.g. the process was frozen in between),
+        checked right before the executor is called, in its own thread: nothing was called."""
         seconds = None if timeout is None else timeout.total_seconds()
+
+        def in_time() -> None:
+            if time.monotonic() > start_by:
+                raise _NotStarted
+
+        def blocking(ctx: RunContext) -> object:
+            in_time()
+            return executor(ctx)
+
+        async def on_loop() -> object:
+            in_time()
+            return await executor(ctx)  # type: ignore[misc]
+
         try:
             call: Awaitable[object]
             if inspect.iscoroutinefunction(executor):
-                call = executor(ctx)
+                call = on_loop()
             else:
-                call = asyncio.get_running_loop().run_in_executor(self._pool, executor, ctx)
+                call = asyncio.get_running_loop().run_in_executor(self._pool, blocking, ctx)
             result = await asyncio.wait_for(call, seconds)
             return Outcome(RunStatus.SUCCEEDED, to_payload(result))  # type: ignore[arg-type]
+        except _NotStarted:
+            return None
         except TimeoutError:
             ctx.cancelled.set()
             return Outcome(RunStatus.TIMED_OUT, error=f"timed out after {timeout}")

@@ -79,6 +79,12 @@ class ShardKeeper:
         age = asyncio.get_running_loop().time() - held.confirmed_at
         return held.lease if age < self._ttl.total_seconds() * SAFE_FRACTION else None
 
+    def trusted_until(self, shard: int) -> float | None:
+        """The loop time (time.monotonic) until which the shard's lease is safely ours, as of
+        its last renewal; None if not held."""
+        held = self._held.get(shard)
+        return None if held is None else held.confirmed_at + self._ttl.total_seconds() * SAFE_FRACTION
+
     def token(self, shard: int) -> int | None:
         """The token of the shard's lease while the keeper holds it, confirmed lately or not."""
         held = self._held.get(shard)

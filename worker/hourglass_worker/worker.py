@@ -40,7 +40,7 @@ from hourglass_worker.executors import Executor, RunContext
 from hourglass_worker.fencing import Fence
 from hourglass_worker.later import BACKOFF_CAP_S, LookAgain
 from hourglass_worker.link import CoordinatorLink
-from hourglass_worker.runner import Runner
+from hourglass_worker.runner import Outcome, Runner
 from hourglass_worker.shards import ShardKeeper
 from hourglass_worker.timer import FireKey, FireTimer, fire_key
 
@@ -78,6 +78,9 @@ START_LEAD = timedelta(milliseconds=100)
 START_RECORD_AFTER_S = 1.0
 # A halt is remembered this long after it came: fires prepared before it are due by then.
 HALT_KEPT = timedelta(minutes=2)
+# A lease check made before an executor call holds this long for a shard no longer leased
+# (handed over gracefully): well within the margin a lease keeps (1 - SAFE_FRACTION of its ttl).
+CALL_FRESH_S = 0.2
 JobRef = tuple[str, str]
 # For tests of what a successor does with the fires of a worker that died at a given point:
 # "<stage>:<job name prefix>" SIGKILLs this worker when a fire of such a job reaches the stage
@@ -488,10 +491,12 @@ class Worker:
                 # begun watermark, not from a start record, whether the executor began.
                 self._unrecorded[run.run_id] = run  # see _record_long_runs
                 try:
-                    outcome = await self._runner.run(executor, ctx, job.options.timeout)
+                    called = await self._call(prepared, executor, ctx)
                 finally:
                     self._unrecorded.pop(run.run_id, None)
-                status, result, error = outcome.status, outcome.result, outcome.error
+                if called is None:
+                    return None  # its lease was lost before the call could start: nothing ran
+                status, result, error = called.status, called.result, called.error
                 if ctx.cancelled.is_set() and status is RunStatus.FAILED:
                     status = RunStatus.CANCELLED
         finally:
@@ -502,6 +507,30 @@ class Worker:
         if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
         return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
+
+    async def _call(self, prepared: Prepared, executor: Executor, ctx: RunContext) -> Outcome | None:
+        """Calls the executor, unless the lease check made before is stale when the call
+        starts (it is made again right before, in the executor's thread: the process may
+        have been frozen since, SIGSTOP or a long pause, and its shards moved meanwhile). Then
+        the lease is checked again; None if it is lost (the claim is given up, nothing ran)."""
+        while True:
+            outcome = await self._runner.run(executor, ctx, prepared.job.options.timeout, self._start_by(prepared))
+            if outcome is not None:
+                return outcome
+            while (verdict := self._may_run(prepared)) is None:
+                await asyncio.sleep(LEASE_WAIT.total_seconds())
+            if not verdict:
+                self._claimer.give_up(prepared)
+                return None
+
+    def _start_by(self, prepared: Prepared) -> float:
+        """Until when (time.monotonic) the lease check just made holds: while the lease is
+        trusted, or (a shard handed over gracefully, whose claimed fires still run here) for
+        CALL_FRESH_S."""
+        until = self._keeper.trusted_until(prepared.fire.shard)
+        if until is None or self._fence.lives.get(prepared.fire.shard) != prepared.token:
+            return time.monotonic() + CALL_FRESH_S
+        return until
 
     def _die_if(self, stage: str, prepared: Prepared) -> None:
         name = self._die_at[1]
