@@ -72,6 +72,11 @@ def _spec_of(job: Job) -> JobSpec:
                    idempotency_key=job.idempotency_key)  # fmt: skip
 
 
+def _fired_out(job: Job) -> bool:
+    """Whether the job has had all the scheduled fires its max_fires allows."""
+    return 0 < job.options.max_fires <= job.fired
+
+
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -222,7 +227,7 @@ class JobsApi:
             raise FailedPrecondition(f"job {job_id} is {job.state.value} and cannot be resumed")
         now = self._clock()
         due = next_fire(job.trigger, now - timedelta(microseconds=1))
-        if due is None:
+        if due is None or _fired_out(job):
             return await self._changed(job, JobState.COMPLETED, None)
         fire = scheduled_fire(job, schedule_row_due(due, now))
         resumed = await self._changed(job, JobState.ACTIVE, fire)
@@ -271,7 +276,7 @@ class JobsApi:
         else:
             due = next_fire(job.trigger, now - timedelta(microseconds=1))
         fire: Fire | None = None
-        if due is not None and job.state is not JobState.PAUSED:
+        if due is not None and job.state is not JobState.PAUSED and not _fired_out(updated):
             updated = replace(updated, state=JobState.ACTIVE, next_fire_time=schedule_row_due(due, now))
             fire = scheduled_fire(updated, schedule_row_due(due, now))
         try:

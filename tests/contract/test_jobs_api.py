@@ -286,6 +286,8 @@ async def test_pause_keeps_a_note_until_resumed_and_moves_count_the_fires(store:
     await store.advance_schedules([(moved, None, datetime.now(UTC))])
     done = await store.get_job(ns, job.id)
     assert (done.fired, done.state) == (2, JobState.COMPLETED)
+    relabelled = await api.update(ns, job.id, done.version, JobChanges(labels={"k": "v"}))
+    assert (relabelled.state, relabelled.next_fire_time) == (JobState.COMPLETED, None)  # its fires are used up
     for bad, field in ((JobOptions(jitter=timedelta(hours=2)), "job.options.jitter"),
                        (JobOptions(catchup_window=timedelta(0)), "job.options.catchup_window"),
                        (JobOptions(max_fires=-1), "job.options.max_fires")):  # fmt: skip

@@ -14,7 +14,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -26,7 +26,7 @@ from hourglass_core.leases.base import Lease, Leases, Membership, ShardMap, Work
 from hourglass_core.leases.factory import open_coordination
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.leases.redis import RedisLeases
-from hourglass_core.models import Fire, FireKind
+from hourglass_core.models import Fire, FireKind, OverlapPolicy
 
 REDIS_URL = os.environ.get("HOURGLASS_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -394,6 +394,11 @@ async def test_hint_from_another_process_reaches_subscriber(redis_backend: Backe
         assert (await asyncio.wait_for(anext(stream), 1.0))[0] == "probe"
         await other.membership.publish_hint("w2", _fire())
         assert await asyncio.wait_for(anext(stream), 1.0) == ("w2", _fire())
+        # A backfilled manual fire keeps its identity (nominal) and its overlap override.
+        backfilled = replace(_fire(), kind=FireKind.MANUAL, nominal=datetime(2029, 1, 1, tzinfo=UTC),
+                             overlap=OverlapPolicy.SKIP)  # fmt: skip
+        await other.membership.publish_hint("w2", backfilled)
+        assert await asyncio.wait_for(anext(stream), 1.0) == ("w2", backfilled)
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
         await _close(other)

@@ -325,3 +325,26 @@ def test_jitter_max_fires_and_the_catch_up_window_on_the_cluster(cluster: Cluste
         assert all(r.status is hourglass.RunStatus.SKIPPED and "catch-up window" in r.error for r in skipped)
         _until(lambda: any(r.status is hourglass.RunStatus.SUCCEEDED for r in client.iter_runs(behind.id)), 30,
                "the schedule did not go on after the skip")  # fmt: skip
+
+
+def test_a_fire_already_prepared_runs_once_after_an_update_or_a_quick_pause_and_resume(address: str) -> None:
+    """Both drop the fire a worker prepared ahead of time (its claim is marked dropped); the job
+    then wants that very fire again, which must still run, once, under the current spec."""
+    with hourglass.Client(address, timeout=30) as client:
+        at = datetime.now(UTC) + timedelta(seconds=2.5)  # within the lookahead: prepared at once
+        updated = client.submit(hourglass.JobSpec(name="soon", executor="echo", trigger=hourglass.once(at),
+                                                  params=hourglass.json_params({"v": 1})))  # fmt: skip
+        resumed = client.submit(hourglass.JobSpec(name="soon2", executor="echo",
+                                                  trigger=hourglass.every(timedelta(hours=1), start=at)))  # fmt: skip
+        time.sleep(1.0)
+        client.update(updated.id, version=1, changes=hourglass.JobChanges(params=hourglass.json_params({"v": 2})))
+        client.pause(resumed.id)
+        time.sleep(0.3)
+        client.resume(resumed.id)
+        for job in (updated, resumed):
+            _until(lambda job=job: len(_runs_due(client, job.id, at - timedelta(seconds=1))) >= 1, 20,  # type: ignore[misc]
+                   f"the prepared fire of {job.name} did not run")  # fmt: skip
+        time.sleep(2)
+        runs = {job.name: list(client.iter_runs(job.id)) for job in (updated, resumed)}
+        assert [r.result.data for r in runs["soon"]] == [b'{"v":2}'] and len(runs["soon2"]) == 1
+        assert all(r.due == at and r.attempt == 1 for rs in runs.values() for r in rs)

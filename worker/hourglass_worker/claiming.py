@@ -184,6 +184,15 @@ class Claimer:
             return await self.settle_claimed(job, fire, may_run=may_run, known=known)
         holder = claims.holder_id(self._worker_id, lease.token)
         claimed = await self._claims.call(fire.shard, (fire, holder, lease.token))
+        if not claimed and fire_key(fire) in self.abandoning:
+            return Later.WATCH  # ours, being dropped right now: looked at again once marked
+        if not claimed:
+            # Dropped by its holder (the job was halted) and wanted again since (resumed or
+            # updated back to this very fire): not a claimer that died before moving the
+            # schedule on, so the schedule is not moved past it here.
+            held_by = await self._store.claim_owner(fire)
+            if held_by is not None and claims.parse(held_by).dropped:
+                return await self._wanted_again(fire, held_by, run_id, may_run=True)
         if plan.advance:
             # After a lost claim this is a no-op unless the claimer died before moving on (the
             # store reads the job again then); after a won one it is ours alone to move.

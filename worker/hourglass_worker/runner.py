@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import time
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,16 +38,19 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="executor")
 
     async def run(
-        self, executor: Executor, ctx: RunContext, timeout: timedelta | None, start_by: float = float("inf")
-    ) -> Outcome | None:
+        self, executor: Executor, ctx: RunContext, timeout: timedelta | None, start_by: float = float("inf"),
+        on_start: Callable[[], object] = lambda: None,
+    ) -> Outcome | None:  # fmt: skip
         """The call's outcome; None when it would start after `start_by` (time.monotonic: the
         lease check made before it is stale by then, e.g. the process was frozen in between),
-        checked right before the executor is called, in its own thread: nothing was called."""
+        checked right before the executor is called, in its own thread: nothing was called.
+        `on_start` is called (in that thread) once the call is sure to start."""
         seconds = None if timeout is None else timeout.total_seconds()
 
         def in_time() -> None:
             if time.monotonic() > start_by:
                 raise _NotStarted
+            on_start()
 
         def blocking(ctx: RunContext) -> object:
             in_time()

@@ -21,6 +21,7 @@ import os
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +30,7 @@ from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
-from hourglass_core.models import Fire, JobState, OverlapPolicy, Run, RunReason, RunStatus
+from hourglass_core.models import Fire, FireKind, JobState, OverlapPolicy, Run, RunReason, RunStatus
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.begun import BegunMark
@@ -188,10 +189,12 @@ class Worker:
             self._halt(halted.namespace, halted.job_id, wire.from_ts(halted.at, halted.HasField("at")) or utcnow())
 
     def _halt(self, namespace: str, job_id: str, at: datetime) -> None:
-        """The job was paused or cancelled at `at`: its fires due later do not run and leave
-        no record (their claims are marked dropped, so nobody else runs them either); a fire
-        due before it that waits behind the job's running run is recorded SKIPPED. Fires due
-        before it that are about to run, run: they were due."""
+        """The job was paused, cancelled or updated at `at`: its scheduled fires due later do
+        not run and leave no record (their claims are marked dropped, so nobody else runs them
+        either, unless the job wants that very fire again); a fire due before it that waits
+        behind the job's running run is recorded SKIPPED. Fires due before it that are about
+        to run, run: they were due. Manual fires and retries (beside the schedule) are dropped
+        only if the job was cancelled."""
         ref = (namespace, job_id)
         now = utcnow()
         self._halts = {r: t for r, t in self._halts.items() if now - t < HALT_KEPT}
@@ -205,25 +208,36 @@ class Worker:
             skipped = self._report_skipped(queued.fire, queued.run_id, RunReason.HALTED,
                                            "the job was halted while this fire waited for its previous run")  # fmt: skip
             self._spawn(self._finish(queued, skipped))
-        if self._running.get(ref):
+        beside = any((p.fire.namespace, p.fire.job_id) == ref and p.fire.kind is not FireKind.SCHEDULED
+                     for p in self._prepared.values())  # fmt: skip
+        if self._running.get(ref) or beside:
             self._spawn(self._cancel_if_cancelled(namespace, job_id))
 
     def _halted(self, prepared: Prepared) -> bool:
-        """Whether a halt that came after the fire's job was read drops the fire: it was due
-        after the halt."""
+        """Whether a halt that came after the fire's job was read drops the fire: a scheduled
+        fire due after the halt."""
         at = self._halts.get((prepared.fire.namespace, prepared.fire.job_id))
-        return at is not None and prepared.read_at <= at < prepared.fire.due
+        return (prepared.fire.kind is FireKind.SCHEDULED and at is not None
+                and prepared.read_at <= at < prepared.fire.due)  # fmt: skip
 
     def _drop(self, prepared: Prepared) -> None:
+        """Forgotten, not just handled: a resume or an update may want this very fire again
+        (it is then offered again, by a hint or the next read; see Claimer._wanted_again)."""
         trace.debug("drop %s at %s: job halted", prepared.fire.job_id, prepared.fire.due)
         self._claimer.drop(prepared)
-        self._book.handled(prepared.fire, prepared.token)
+        self._book.retry_later(prepared.fire, prepared.token)
 
     async def _cancel_if_cancelled(self, namespace: str, job_id: str) -> None:
+        """A cancelled job's runs are asked to stop, and its prepared manual fires and retries
+        dropped."""
         job = await self._store.get_job(namespace, job_id)
         if job.state is JobState.CANCELLED:
             for ctx in self._running.get((namespace, job_id), []):
                 ctx.cancelled.set()
+            for key, prepared in list(self._prepared.items()):
+                if (prepared.fire.namespace, prepared.fire.job_id) == (namespace, job_id):
+                    del self._prepared[key]
+                    self._drop(prepared)
 
     # -- shards ---------------------------------------------------------------------------
     def _shard_gained(self, shard: int, lease: Lease) -> None:
@@ -488,10 +502,15 @@ class Worker:
                 status, result, error = RunStatus.FAILED, run.result, missing
             else:
                 # Never a write between the due time and the call: a successor knows from the
-                # begun watermark, not from a start record, whether the executor began.
-                self._unrecorded[run.run_id] = run  # see _record_long_runs
+                # begun watermark, not from a start record, whether the executor began. A start
+                # record (see _record_long_runs) is for a call that began: queued from its thread.
+                loop = asyncio.get_running_loop()
+
+                def began() -> None:
+                    loop.call_soon_threadsafe(self._unrecorded.__setitem__, run.run_id, run)
+
                 try:
-                    called = await self._call(prepared, executor, ctx)
+                    called = await self._call(prepared, executor, ctx, began)
                 finally:
                     self._unrecorded.pop(run.run_id, None)
                 if called is None:
@@ -508,13 +527,15 @@ class Worker:
             await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
         return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
 
-    async def _call(self, prepared: Prepared, executor: Executor, ctx: RunContext) -> Outcome | None:
+    async def _call(
+        self, prepared: Prepared, executor: Executor, ctx: RunContext, on_start: Callable[[], object]
+    ) -> Outcome | None:
         """Calls the executor, unless the lease check made before is stale when the call
         starts (it is made again right before, in the executor's thread: the process may
         have been frozen since, SIGSTOP or a long pause, and its shards moved meanwhile). Then
         the lease is checked again; None if it is lost (the claim is given up, nothing ran)."""
         while True:
-            outcome = await self._runner.run(executor, ctx, prepared.job.options.timeout, self._start_by(prepared))
+            outcome = await self._runner.run(executor, ctx, prepared.job.options.timeout, self._start_by(prepared), on_start)
             if outcome is not None:
                 return outcome
             while (verdict := self._may_run(prepared)) is None:

@@ -32,7 +32,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from hourglass_core.errors import Unavailable
 from hourglass_core.leases.base import Lease, ShardMap, WorkerInfo
 from hourglass_core.leases.memory import DEFAULT_HINT_BUFFER, HintFanout, HintStream, ttl_seconds
-from hourglass_core.models import Fire, FireKind
+from hourglass_core.models import Fire, FireKind, OverlapPolicy
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +310,9 @@ def _encode_hint(worker_id: str, fire: Fire) -> str:
             "attempt": fire.attempt,
             "kind": fire.kind.value,
             "priority": fire.priority,
+            # A backfilled or jittered fire's identity, and a manual fire's overlap override.
+            "nominal": None if fire.nominal is None else fire.nominal.isoformat(),
+            "overlap": None if fire.overlap is None else fire.overlap.value,
         }
     )
 
@@ -324,6 +327,8 @@ def _decode_hint(text: str) -> tuple[str, Fire]:
         attempt=int(data["attempt"]),
         kind=FireKind(data["kind"]),
         priority=int(data["priority"]),
+        nominal=datetime.fromisoformat(data["nominal"]) if data.get("nominal") else None,
+        overlap=OverlapPolicy(data["overlap"]) if data.get("overlap") else None,
     )
     return data["worker_id"], fire
 
