@@ -165,16 +165,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
     @grpc_errors
     async def UpdateJob(self, request: pb.UpdateJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         _require_id(request.id)
-        namespace = _namespace(request.namespace)
         spec = request.job
-        for field, value in (("namespace", spec.namespace), ("executor", spec.executor),
-                             ("idempotency_key", spec.idempotency_key)):  # fmt: skip
-            if value and (field != "namespace" or value != namespace):
-                stored = await self._api.get(namespace, request.id)
-                if value != getattr(stored, field):
-                    raise InvalidArgument(f"job.{field}", "cannot be changed by an update")
+        fixed = {"namespace": spec.namespace, "executor": spec.executor, "idempotency_key": spec.idempotency_key}
         changes = wire.changes_from_pb(request, utcnow())
-        return wire.job_to_pb(await self._api.update(namespace, request.id, request.version, changes))
+        job = await self._api.update(_namespace(request.namespace), request.id, request.version, changes, fixed)
+        return wire.job_to_pb(job)
 
     @grpc_errors
     async def BackfillJob(self, request: pb.BackfillJobRequest, context: grpc.aio.ServicerContext) -> pb.BackfillJobResponse:

@@ -6,7 +6,7 @@ import builtins
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +36,7 @@ from hourglass_core.models import (
 from hourglass_core.preview import preview
 from hourglass_core.sharding import shard_of
 from hourglass_core.store.base import Created, Store
-from hourglass_core.triggers import local_zone, next_fire
+from hourglass_core.triggers import iso_utc, local_zone, next_fire
 from hourglass_core.validation import validate_spec
 
 log = logging.getLogger(__name__)
@@ -66,19 +66,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _spec_of(job: Job) -> JobSpec:
-    return JobSpec(name=job.name, executor=job.executor, trigger=job.trigger, namespace=job.namespace,
-                   priority=job.priority, params=job.params, options=job.options, labels=job.labels,
-                   idempotency_key=job.idempotency_key)  # fmt: skip
-
-
 def _fired_out(job: Job) -> bool:
     """Whether the job has had all the scheduled fires its max_fires allows."""
     return 0 < job.options.max_fires <= job.fired
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def page_size(requested: int) -> int:
@@ -250,21 +240,27 @@ class JobsApi:
         await self._hint_soon([fire], now)
         return fire
 
-    async def update(self, namespace: str, job_id: str, version: int, changes: JobChanges) -> Job:
+    async def update(self, namespace: str, job_id: str, version: int, changes: JobChanges,
+                     fixed: Mapping[str, str] | None = None) -> Job:  # fmt: skip
         """Changes the job's given fields if it is still at `version` (see UpdateJob in
-        jobs.proto). Validated as a submit is; nothing is written by a refused update."""
+        jobs.proto). `fixed`: values the caller gave for fields no update changes (namespace,
+        executor, idempotency key): each must be empty or the job's. Validated as a submit
+        is; nothing is written by a refused update."""
         if version <= 0:
             raise InvalidArgument("version", "is required: the version of the job as you read it (Job.version)")
         given = changes.given()
         if not given:
             raise InvalidArgument("update_mask", "names no field to change")
         job = await self._store.get_job(namespace, job_id)
+        for field, value in (fixed or {}).items():
+            if value and value != getattr(job, field):
+                raise InvalidArgument(f"job.{field}", "cannot be changed by an update")
         if job.state is JobState.CANCELLED:
             raise FailedPrecondition(f"job {job_id} is cancelled and cannot be updated")
         if version != job.version:
             raise FailedPrecondition(f"version {version} is stale: job {job_id} is at version {job.version}; read it again")
         updated = replace(job, **given, version=job.version + 1)  # type: ignore[arg-type]
-        validate_spec(_spec_of(updated), known_executors=await self._known_executors(), max_params_bytes=self._max_params_bytes)
+        validate_spec(updated.spec, known_executors=await self._known_executors(), max_params_bytes=self._max_params_bytes)
         now = self._clock()
         # The next fire, from the trigger (new or not) after now: a fire workers prepared
         # under the old spec is dropped by the halt below, and this one (perhaps at the very
@@ -311,7 +307,7 @@ class JobsApi:
         times = occurrences(job, since, until, self._backfill_max_fires)
         fires = backfill_fires(job, times, now, per_second or self._backfill_rate)
         await self._store.put_fires(fires)
-        detail = f"{len(fires)} fires in [{_iso(since)}, {_iso(until)})"
+        detail = f"{len(fires)} fires in [{iso_utc(since)}, {iso_utc(until)})"
         await self._event(job, JobEventKind.BACKFILLED, now, detail)
         await self._hint_soon(fires, now)
         return fires

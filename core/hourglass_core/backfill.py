@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from hourglass_core.errors import InvalidArgument
 from hourglass_core.models import Fire, FireKind, Job
-from hourglass_core.triggers import next_fire
+from hourglass_core.triggers import fire_times
 
 # The first backfilled fire is released this long after the call: its row is durable by then
 # and ahead of the workers' read cursor.
@@ -17,13 +17,9 @@ RELEASE_LEAD = timedelta(milliseconds=500)
 def occurrences(job: Job, since: datetime, until: datetime, limit: int) -> list[datetime]:
     """The job's fire times in [since, until) (also before it was created: a backfill is asked
     for), at most `limit`; InvalidArgument naming "until" when there are more."""
-    times: list[datetime] = []
-    cursor = since - timedelta(microseconds=1)
-    while (found := next_fire(job.trigger, cursor)) is not None and found < until:
-        if len(times) == limit:
-            raise InvalidArgument("until", f"the range holds more than {limit} fires; backfill it in parts")
-        times.append(found)
-        cursor = found
+    times, more = fire_times(job.trigger, since, until, limit)
+    if more:
+        raise InvalidArgument("until", f"the range holds more than {limit} fires; backfill it in parts")
     return times
 
 

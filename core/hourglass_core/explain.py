@@ -5,7 +5,7 @@ and `now` are passed in."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from hourglass_core.models import (
     ExplainedFire,
@@ -19,7 +19,7 @@ from hourglass_core.models import (
     RunStatus,
     Trigger,
 )
-from hourglass_core.triggers import next_fire
+from hourglass_core.triggers import fire_times, iso_utc, next_fire
 
 # A fire due this recently with no record yet is still being run or recorded.
 SETTLING = timedelta(seconds=5)
@@ -30,10 +30,6 @@ _SKIP_WHY = {
     RunReason.HALTED: "skipped: the job was paused or cancelled while this fire waited to run",
     RunReason.CATCHUP: "skipped: found later than the job's catch-up window (after an outage)",
 }
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _segments(job: Job, events: Sequence[JobEvent], since: datetime, until: datetime) -> list[tuple[datetime, datetime, Trigger]]:
@@ -57,12 +53,10 @@ def _segments(job: Job, events: Sequence[JobEvent], since: datetime, until: date
 def _expected(job: Job, events: Sequence[JobEvent], since: datetime, until: datetime, limit: int) -> tuple[list[datetime], bool]:
     times: list[datetime] = []
     for lo, hi, trigger in _segments(job, events, since, until):
-        cursor = lo - _US
-        while (found := next_fire(trigger, cursor)) is not None and found < hi:
-            if len(times) == limit:
-                return times, True
-            times.append(found)
-            cursor = found
+        found, more = fire_times(trigger, lo, hi, limit - len(times))
+        times.extend(found)
+        if more:
+            return times, True
     return times, False
 
 
@@ -111,12 +105,12 @@ def explain(job: Job, runs: Sequence[Run], events: Sequence[JobEvent], since: da
             continue
         halted = _halted_at(events, at)
         if halted is not None:
-            why = f"skipped: the job was {halted.kind.value} at {_iso(halted.at)}"
+            why = f"skipped: the job was {halted.kind.value} at {iso_utc(halted.at)}"
             out.append(ExplainedFire(at, FireFate.SKIPPED, why))
         elif at > now - SETTLING:
             out.append(ExplainedFire(at, FireFate.PENDING, "pending: not run yet"))
         elif job.next_fire_time is not None and at >= job.next_fire_time:
-            why = (f"missed so far: the schedule is behind (its next fire, due {_iso(job.next_fire_time)}, "
+            why = (f"missed so far: the schedule is behind (its next fire, due {iso_utc(job.next_fire_time)}, "
                    "has not run: no worker owns its shard, or the store is away)")  # fmt: skip
             out.append(ExplainedFire(at, FireFate.MISSED, why))
         else:
@@ -139,5 +133,5 @@ def _missed_why(at: datetime, by_instant: dict[datetime, list[Run]], scheduled: 
         began = run.started_at or run.ended_at
         if began is not None and began > at:
             return (f"missed: the schedule was behind (no owner, or the store away); it caught up at "
-                    f"{_iso(began)} with the fire of {_iso(before[-1])} and went on from there")
+                    f"{iso_utc(began)} with the fire of {iso_utc(before[-1])} and went on from there")
     return "missed: no run recorded (no owner, or the store away, while it was due)"

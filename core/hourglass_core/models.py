@@ -191,6 +191,13 @@ class Job:
     fired: int = 0  # scheduled fires claimed so far (max_fires counts them)
     note: str = ""  # why it was paused (PauseJob's note); cleared on resume
 
+    @property
+    def spec(self) -> JobSpec:
+        """What a client would submit to get this job."""
+        return JobSpec(name=self.name, executor=self.executor, trigger=self.trigger, namespace=self.namespace,
+                       priority=self.priority, params=self.params, options=self.options, labels=self.labels,
+                       idempotency_key=self.idempotency_key)  # fmt: skip
+
 
 # The fields of a job UpdateJob may change (never its id, namespace, executor or key).
 UPDATABLE_FIELDS = ("name", "trigger", "priority", "params", "options", "labels")

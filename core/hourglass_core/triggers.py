@@ -202,6 +202,23 @@ def next_fire(trigger: Trigger, after: datetime) -> datetime | None:
         return None
 
 
+def fire_times(trigger: Trigger, since: datetime, until: datetime, limit: int) -> tuple[list[datetime], bool]:
+    """The trigger's fire times in [since, until), at most `limit`, and whether there are more."""
+    times: list[datetime] = []
+    cursor = since - timedelta(microseconds=1)
+    while (found := next_fire(trigger, cursor)) is not None and found < until:
+        if len(times) == limit:
+            return times, True
+        times.append(found)
+        cursor = found
+    return times, False
+
+
+def iso_utc(at: datetime) -> str:
+    """An instant as ISO 8601 in UTC with a Z, as messages and records show it."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def fires_between(
     trigger: Trigger, after: datetime, until: datetime, limit: int = 1000
 ) -> list[datetime]:

@@ -330,21 +330,10 @@ def spec_from_pb(message: pb.JobSpec, now: datetime, field: str = "job") -> JobS
 
 
 def job_to_pb(job: Job) -> pb.Job:
-    spec = JobSpec(
-        namespace=job.namespace,
-        name=job.name,
-        executor=job.executor,
-        trigger=job.trigger,
-        priority=job.priority,
-        params=job.params,
-        options=job.options,
-        labels=job.labels,
-        idempotency_key=job.idempotency_key,
-    )
     out = pb.Job(
         namespace=job.namespace,
         id=job.id,
-        spec=spec_to_pb(spec),
+        spec=spec_to_pb(job.spec),
         state=_JOB_STATES[job.state],
         created_at=ts(job.created_at),
         running=job.running,

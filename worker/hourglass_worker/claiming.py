@@ -187,10 +187,11 @@ class Claimer:
         if not claimed and fire_key(fire) in self.abandoning:
             return Later.WATCH  # ours, being dropped right now: looked at again once marked
         if not claimed:
-            # Dropped by its holder (the job was halted) and wanted again since (resumed or
-            # updated back to this very fire): not a claimer that died before moving the
-            # schedule on, so the schedule is not moved past it here.
-            held_by = await self._store.claim_owner(fire)
+            # Read now for settle_claimed below. Dropped by its holder (the job was halted) and
+            # wanted again since (resumed or updated back to this very fire): not a claimer that
+            # died before moving the schedule on, so the schedule is not moved past it here.
+            known = await asyncio.gather(self._store.claim_owner(fire), self._find_run(run_id))
+            held_by = known[0]
             if held_by is not None and claims.parse(held_by).dropped:
                 return await self._wanted_again(fire, held_by, run_id, may_run=True)
         if plan.advance:
@@ -204,7 +205,7 @@ class Claimer:
             if nxt is not None and nxt.due <= utcnow() + self._lookahead:
                 self._take(nxt)  # at once: when catching up, its due time is behind the read cursor
         if not claimed:
-            return await self.settle_claimed(job, fire, may_run=True)
+            return await self.settle_claimed(job, fire, may_run=True, known=known)
         if plan.action in _SKIPS:
             self._skipped(fire, run_id, _SKIPS[plan.action], plan.reason)
             return None

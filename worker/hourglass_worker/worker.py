@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import os
 import signal
@@ -128,6 +129,8 @@ class Worker:
         self._timer = FireTimer()
         # Runs going, by run id, in the order they started, until their start is recorded.
         self._unrecorded: dict[str, Run] = {}
+        # Ids of the runs among them whose executor call began (added from the call's thread).
+        self._began: set[str] = set()
         self._begun = BegunMark(lambda through: store.save_begun(worker_id, through))
         self._halts: dict[JobRef, datetime] = {}  # job -> when it was paused or cancelled
         self._die_at = tuple(os.environ.get(DIE_ENV, "").partition(":")[::2])
@@ -199,17 +202,18 @@ class Worker:
         now = utcnow()
         self._halts = {r: t for r, t in self._halts.items() if now - t < HALT_KEPT}
         self._halts[ref] = max(at, self._halts.get(ref, at))
+        beside = False  # a manual fire or retry prepared: dropped only if the job was cancelled
         for prepared in [p for p in self._prepared.values() if (p.fire.namespace, p.fire.job_id) == ref]:
             if self._halted(prepared):
                 del self._prepared[fire_key(prepared.fire)]
                 self._drop(prepared)
+            else:
+                beside = beside or prepared.fire.kind is not FireKind.SCHEDULED
         queued = self._queued.pop(ref, None)
         if queued is not None and self._prepared.pop(fire_key(queued.fire), None) is not None:
             skipped = self._report_skipped(queued.fire, queued.run_id, RunReason.HALTED,
                                            "the job was halted while this fire waited for its previous run")  # fmt: skip
             self._spawn(self._finish(queued, skipped))
-        beside = any((p.fire.namespace, p.fire.job_id) == ref and p.fire.kind is not FireKind.SCHEDULED
-                     for p in self._prepared.values())  # fmt: skip
         if self._running.get(ref) or beside:
             self._spawn(self._cancel_if_cancelled(namespace, job_id))
 
@@ -503,16 +507,13 @@ class Worker:
             else:
                 # Never a write between the due time and the call: a successor knows from the
                 # begun watermark, not from a start record, whether the executor began. A start
-                # record (see _record_long_runs) is for a call that began: queued from its thread.
-                loop = asyncio.get_running_loop()
-
-                def began() -> None:
-                    loop.call_soon_threadsafe(self._unrecorded.__setitem__, run.run_id, run)
-
+                # record (see _record_long_runs) is for a call that began: marked from its thread.
+                self._unrecorded[run.run_id] = run
                 try:
-                    called = await self._call(prepared, executor, ctx, began)
+                    called = await self._call(prepared, executor, ctx, functools.partial(self._began.add, run.run_id))
                 finally:
                     self._unrecorded.pop(run.run_id, None)
+                    self._began.discard(run.run_id)
                 if called is None:
                     return None  # its lease was lost before the call could start: nothing ran
                 status, result, error = called.status, called.result, called.error
@@ -571,7 +572,8 @@ class Worker:
             for run in self._unrecorded.values():  # oldest first
                 if run.started_at is None or run.started_at > older:
                     break
-                long.append(run)
+                if run.run_id in self._began:  # else a stale lease check stopped its call so far
+                    long.append(run)
             for run in long:
                 del self._unrecorded[run.run_id]
                 self.link.run_finished(run)  # a RUNNING event: acknowledged like any other

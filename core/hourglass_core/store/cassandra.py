@@ -362,7 +362,7 @@ class CassandraStore:
 
     async def record_job_event(self, event: JobEvent) -> None:
         cols = codec.job_event_columns(event)
-        values = unset_none([cols[c] for c in ("namespace", "job_id", "at", "kind", "version", "detail", "previous_trigger")])
+        values = unset_none([cols[c] for c in codec.EVENT_COLUMNS])
         await self._cql.execute(self._st.job_event_put, (*values, self._retention_s))
 
     async def job_events(self, namespace: str, job_id: str, since: datetime, until: datetime) -> list[JobEvent]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from hourglass_core.store.codec import JOB_COLUMNS, RUN_COLUMNS, UPDATE_COLUMNS
+from hourglass_core.store.codec import EVENT_COLUMNS, JOB_COLUMNS, RUN_COLUMNS, UPDATE_COLUMNS
 
 
 def _insert(table: str, columns: tuple[str, ...], suffix: str = "") -> str:
@@ -19,7 +19,6 @@ def _insert(table: str, columns: tuple[str, ...], suffix: str = "") -> str:
 
 
 _FIRE_COLUMNS = ("due", "namespace", "job_id", "attempt", "kind", "priority", "nominal", "overlap")
-_EVENT_COLUMNS = ("namespace", "job_id", "at", "kind", "version", "detail", "previous_trigger")
 _CLAIM_KEY = "shard = ? AND bucket_start = ? AND due = ? AND namespace = ? AND job_id = ? AND attempt = ?"
 _CLAIM_COLUMNS = (
     "shard", "bucket_start", "due", "namespace", "job_id", "attempt", "worker_id", "fencing_token", "claimed_at",
@@ -63,7 +62,7 @@ CQL: dict[str, str] = {
         f"UPDATE jobs SET {', '.join(c + ' = ?' for c in UPDATE_COLUMNS)} WHERE namespace = ? AND id = ?"
         " IF version = ? AND state = ?"
     ),
-    "job_event_put": _insert("job_events", _EVENT_COLUMNS, " USING TTL ?"),
+    "job_event_put": _insert("job_events", EVENT_COLUMNS, " USING TTL ?"),
     "job_events_between": "SELECT * FROM job_events WHERE namespace = ? AND job_id = ? AND at >= ? AND at < ?",
     "listing_insert": "INSERT INTO jobs_by_bucket (namespace, bucket, id) VALUES (?, ?, ?)",
     "listing_delete": "DELETE FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id = ?",

@@ -255,7 +255,11 @@ def stored_version(version: int) -> int | None:
     return None if version <= 1 else version
 
 
+EVENT_COLUMNS: tuple[str, ...] = ("namespace", "job_id", "at", "kind", "version", "detail", "previous_trigger")
+
+
 def job_event_columns(event: JobEvent) -> dict[str, Any]:
+    """The columns of EVENT_COLUMNS for `event`."""
     return {
         "namespace": event.namespace,
         "job_id": event.job_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hourglass_core.store.codec import JOB_COLUMNS, RUN_COLUMNS, UPDATE_COLUMNS
+from hourglass_core.store.codec import EVENT_COLUMNS, JOB_COLUMNS, RUN_COLUMNS, UPDATE_COLUMNS
 
 
 def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
@@ -27,7 +27,7 @@ JOB_UPDATE = (
 )
 JOB_EVENT_PUT = _insert(
     "job_events",
-    ("namespace", "job_id", "at", "kind", "version", "detail", "previous_trigger", "expires_at"),
+    (*EVENT_COLUMNS, "expires_at"),
     "INSERT OR REPLACE",
 )
 JOB_EVENTS_BETWEEN = (
