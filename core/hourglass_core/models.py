@@ -265,6 +265,17 @@ class Fire:
 
 
 @dataclass(frozen=True, slots=True)
+class JobCompletion:
+    """A run's fire was its job's last: the job is COMPLETED, with `fired` fires in all, as
+    its claimer decided on a read of the job returned at `decided_at` (the write's timestamp,
+    so a pause, cancel or resume after that read wins). Written with the run's record, so a
+    job says COMPLETED once its last fire ran, and a fire costs a write less."""
+
+    decided_at: datetime
+    fired: int
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """One attempt to execute a fire."""
 
@@ -281,6 +292,7 @@ class Run:
     error: str = ""  # a failure's error; for SKIPPED and LOST, why in words
     reason: RunReason | None = None  # SKIPPED and LOST only
     manual: bool = False  # a run of a fire asked for through TriggerJob
+    completes: JobCompletion | None = None  # recorded with the run (an event's, not stored)
 
     @property
     def lateness(self) -> timedelta | None:

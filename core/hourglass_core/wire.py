@@ -29,6 +29,7 @@ from hourglass_core.models import (
     IntervalTrigger,
     Job,
     JobChanges,
+    JobCompletion,
     JobEvent,
     JobEventKind,
     JobOptions,
@@ -474,6 +475,9 @@ def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
         out.ended_at.CopyFrom(ts(run.ended_at))
     if run.started_at is not None:
         out.started_at.CopyFrom(ts(run.started_at))
+    if run.completes is not None:
+        out.completes_job.decided_at.CopyFrom(ts(run.completes.decided_at))
+        out.completes_job.fired = run.completes.fired
     return out
 
 
@@ -492,7 +496,15 @@ def run_from_event(event: wpb.RunFinished, worker_id: str) -> Run:
         error=event.error,
         reason=run_reason_from_pb(event.reason),
         manual=event.manual,
+        completes=_completion(event),
     )
+
+
+def _completion(event: wpb.RunFinished) -> JobCompletion | None:
+    if not event.HasField("completes_job"):
+        return None
+    done = event.completes_job
+    return JobCompletion(from_ts(done.decided_at) or datetime.now(UTC), done.fired)
 
 
 # -- errors -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from hourglass_core.models import (
     FireKind,
     IntervalTrigger,
     Job,
+    JobCompletion,
     JobFilter,
     JobOptions,
     JobState,
@@ -405,6 +406,27 @@ async def test_completion_by_the_claim_winner_loses_to_a_later_cancel(store: Sto
     await asyncio.sleep(0.01)
     await store.set_job_state(ns, other.id, JobState.CANCELLED, None)
     await store.advance_schedule(other, None, read_at=read_at)
+    assert (await store.get_job(ns, other.id)).state is JobState.CANCELLED
+
+
+async def test_a_run_that_completes_its_job_completes_it_with_its_record(store: Store, ns: str, shard: int) -> None:
+    """A once-job's last fire completes the job with its run record (not when it is claimed),
+    as the claim winner's move would: idempotently, and never over a later cancel."""
+    job, fire = await create(store, ns, shard)
+    other, other_fire = await create(store, ns, shard)
+    read_at = datetime.now(UTC)
+    run = make_run(job, fire.due, RunStatus.SUCCEEDED, started_at=fire.due, ended_at=fire.due + US,
+                   completes=JobCompletion(read_at, 1))  # fmt: skip
+    await store.record_runs([run])
+    await store.record_runs([run])  # sent again: the worker re-sends what was not acknowledged
+    completed = await store.get_job(ns, job.id)
+    assert (completed.state, completed.next_fire_time, completed.fired) == (JobState.COMPLETED, None, 1)
+    assert completed.last_status is RunStatus.SUCCEEDED
+    # Cancelled after the claimer's read, before its run was recorded: the cancel stands.
+    await asyncio.sleep(0.01)
+    await store.set_job_state(ns, other.id, JobState.CANCELLED, None)
+    await store.record_runs([replace(make_run(other, other_fire.due, RunStatus.RUNNING, started_at=other_fire.due),
+                                     completes=JobCompletion(read_at, 1))])  # fmt: skip
     assert (await store.get_job(ns, other.id)).state is JobState.CANCELLED
 
 

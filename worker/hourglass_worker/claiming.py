@@ -40,7 +40,7 @@ from hourglass_core.firing import (
     stable_jitter,
 )
 from hourglass_core.leases.base import Membership
-from hourglass_core.models import Fire, FireKind, Job, JobState, Run, RunReason, RunStatus
+from hourglass_core.models import Fire, FireKind, Job, JobCompletion, JobState, Run, RunReason, RunStatus
 from hourglass_core.store.base import Store
 from hourglass_worker import claims
 from hourglass_worker.link import CoordinatorLink
@@ -71,6 +71,7 @@ class Prepared:
     holder: str  # the claim row's holder: this worker and `token`
     token: int  # the shard lease (and shard life) the claim was taken under
     read_at: datetime  # when the job was read (a halt after it drops the fire)
+    completes: JobCompletion | None = None  # the job's last fire: completed with its run record
 
 
 class Later(enum.Enum):
@@ -194,10 +195,16 @@ class Claimer:
             held_by = known[0]
             if held_by is not None and claims.parse(held_by).dropped:
                 return await self._wanted_again(fire, held_by, run_id, may_run=True)
+        completes = None
         if plan.advance:
             # After a lost claim this is a no-op unless the claimer died before moving on (the
-            # store reads the job again then); after a won one it is ours alone to move.
-            if claimed:
+            # store reads the job again then); after a won one it is ours alone to move. The
+            # last fire to run completes its job with its run record: a write less, and the
+            # job is not COMPLETED before that fire ran (if it never runs here, whoever takes
+            # the claim over completes it as a claimer that died before moving on).
+            if claimed and plan.next_fire is None and plan.action is Action.RUN:
+                completes = JobCompletion(read_at, job.fired + 1)
+            elif claimed:
                 await self._moves.call(None, (job, plan.next_fire, read_at))
             else:
                 await self._store.advance_schedule(job, plan.next_fire)
@@ -209,7 +216,7 @@ class Claimer:
         if plan.action in _SKIPS:
             self._skipped(fire, run_id, _SKIPS[plan.action], plan.reason)
             return None
-        return Prepared(job, fire, run_id, holder, lease.token, read_at)
+        return Prepared(job, fire, run_id, holder, lease.token, read_at, completes)
 
     async def _read_begun(self, worker_id: str, items: list[None]) -> list[datetime | None]:
         return [await self._store.load_begun(worker_id)] * len(items)

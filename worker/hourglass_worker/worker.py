@@ -31,7 +31,7 @@ from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
-from hourglass_core.models import Fire, FireKind, JobState, OverlapPolicy, Run, RunReason, RunStatus
+from hourglass_core.models import Fire, FireKind, JobCompletion, JobState, OverlapPolicy, Run, RunReason, RunStatus
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.begun import BegunMark
@@ -212,7 +212,8 @@ class Worker:
         queued = self._queued.pop(ref, None)
         if queued is not None and self._prepared.pop(fire_key(queued.fire), None) is not None:
             skipped = self._report_skipped(queued.fire, queued.run_id, RunReason.HALTED,
-                                           "the job was halted while this fire waited for its previous run")  # fmt: skip
+                                           "the job was halted while this fire waited for its previous run",
+                                           queued.completes)  # fmt: skip
             self._spawn(self._finish(queued, skipped))
         if self._running.get(ref) or beside:
             self._spawn(self._cancel_if_cancelled(namespace, job_id))
@@ -468,7 +469,7 @@ class Worker:
 
     def _claimed_and_skipped(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
         self._prepared.pop(fire_key(prepared.fire), None)
-        return self._report_skipped(prepared.fire, prepared.run_id, RunReason.OVERLAP, why)
+        return self._report_skipped(prepared.fire, prepared.run_id, RunReason.OVERLAP, why, prepared.completes)
 
     async def _ready(self, prepared: Prepared) -> bool:
         """Whether to call the executor now (nothing may be awaited between this and the
@@ -497,7 +498,7 @@ class Worker:
         self._running[ref].append(ctx)
         started = utcnow()
         run = Run(job.namespace, job.id, prepared.run_id, fire.at, fire.attempt, RunStatus.RUNNING, self.worker_id, started,
-                  manual=fire.manual)  # fmt: skip
+                  manual=fire.manual, completes=prepared.completes)  # fmt: skip
         trace.debug("start %s at %s", fire.job_id, fire.due)
         try:
             executor = self._executors.get(job.executor)
@@ -578,10 +579,12 @@ class Worker:
                 del self._unrecorded[run.run_id]
                 self.link.run_finished(run)  # a RUNNING event: acknowledged like any other
 
-    def _report_skipped(self, fire: Fire, run_id: str, reason: RunReason, why: str) -> asyncio.Future[None]:
+    def _report_skipped(
+        self, fire: Fire, run_id: str, reason: RunReason, why: str, completes: JobCompletion | None = None
+    ) -> asyncio.Future[None]:
         ended = max(utcnow(), fire.due)
         run = Run(fire.namespace, fire.job_id, run_id, fire.at, fire.attempt, RunStatus.SKIPPED, self.worker_id,
-                  ended_at=ended, error=why, reason=reason, manual=fire.manual)
+                  ended_at=ended, error=why, reason=reason, manual=fire.manual, completes=completes)
         return self.link.run_finished(run)
 
     # -- life cycle -----------------------------------------------------------------------

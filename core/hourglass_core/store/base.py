@@ -166,7 +166,9 @@ class Store(Protocol):
         running and sets last_end_time and last_status, and, when it has a start time,
         last_start_time and last_executor as of that start (a short run may have had no
         RUNNING event). A finished run is never turned back to RUNNING by a late or repeated
-        event, and the job's last start is that of the run that started last."""
+        event, and the job's last start is that of the run that started last. A run that
+        `completes` its job completes it as advance_schedule(read_at=completes.decided_at)
+        would (idempotent: an event may be sent again)."""
         ...
 
     async def record_runs(self, runs: Sequence[Run]) -> None:

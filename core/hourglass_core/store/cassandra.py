@@ -633,12 +633,21 @@ class CassandraStore:
         writes: list[tuple[Any, Sequence[Any]]] = [(self._st.run_by_job_put, by_job)]
         if run.status is RunStatus.RUNNING:
             writes.append((self._st.job_run_started, unset_none([ts, cols["started_at"], run.worker_id, *key])))
-            return writes
+            return writes + self._completion_writes(run)
         writes.append((self._st.job_run_finished, unset_none([ts, cols["ended_at"], run.status.value, *key])))
         if run.started_at is not None:  # as of its start, as a RUNNING event would have written it
             began = codec.to_us(run.started_at)
             writes.append((self._st.job_run_began, [began, began, run.worker_id, *key]))
-        return writes
+        return writes + self._completion_writes(run)
+
+    def _completion_writes(self, run: Run) -> list[tuple[Any, Sequence[Any]]]:
+        """The job's completion a run carries: as the claim winner's move would have written
+        it (see advance_schedule), in the run's partition key, so the same mutation."""
+        done = run.completes
+        if done is None:
+            return []
+        decided = codec.to_us(done.decided_at)
+        return [(self._st.job_complete_at, (decided, JobState.COMPLETED.value, done.fired, run.namespace, run.job_id))]
 
     async def get_run(self, run_id: str) -> Run:
         """Read where its id says it is (see firing.run_id_for); an id of the older, random

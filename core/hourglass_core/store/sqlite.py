@@ -272,6 +272,14 @@ class SqliteStore:
             self._put_fire(db, next_fire)
             db.execute(sql.JOB_SET_NEXT, {**key, "next": codec.to_us(next_fire.at), "fired": job.fired + 1})
 
+    @staticmethod
+    def _complete(db: sqlite3.Connection, run: Run, fired: int) -> None:
+        """The completion a run carries (see Run.completes): only while the job is still
+        ACTIVE at the run's fire, as advance_schedule checks (here in the same transaction)."""
+        stored = _find_job(db, run.namespace, run.job_id)
+        if stored is not None and stored.state is JobState.ACTIVE and stored.next_fire_time == run.due:
+            db.execute(sql.JOB_COMPLETE, {"namespace": run.namespace, "id": run.job_id, "fired": fired})
+
     # -- schedule -------------------------------------------------------------------------
     async def put_fire(self, fire: Fire) -> None:
         def _put() -> None:
@@ -408,6 +416,9 @@ class SqliteStore:
             with self._tx() as db:
                 for statement, params in writes:
                     db.execute(statement, params)
+                for run in runs:
+                    if run.completes is not None:
+                        self._complete(db, run, run.completes.fired)
                 self._purge(db)
 
         await self._call(_record)

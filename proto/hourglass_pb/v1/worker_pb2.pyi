@@ -162,6 +162,7 @@ class RunFinished(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int
     MANUAL_FIELD_NUMBER: _builtins.int
+    COMPLETES_JOB_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
@@ -183,6 +184,10 @@ class RunFinished(_message.Message):
     def ended_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def result(self) -> _jobs_pb2.Payload: ...
+    @_builtins.property
+    def completes_job(self) -> Global___JobCompletion:
+        """The fire was its job's last: the job is completed along with this record."""
+
     def __init__(
         self,
         *,
@@ -200,14 +205,40 @@ class RunFinished(_message.Message):
         reason: _jobs_pb2.RunReason.ValueType = ...,
         worker_id: _builtins.str = ...,
         manual: _builtins.bool = ...,
+        completes_job: Global___JobCompletion | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "ended_at", b"ended_at", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completes_job", b"completes_job", "due", b"due", "ended_at", b"ended_at", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "completes_job", b"completes_job", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunFinished: _TypeAlias = RunFinished  # noqa: Y015
+
+@_typing.final
+class JobCompletion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    FIRED_FIELD_NUMBER: _builtins.int
+    fired: _builtins.int
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When the claimer's read of the job returned: the completion's write time."""
+
+    def __init__(
+        self,
+        *,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        fired: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "fired", b"fired"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobCompletion: _TypeAlias = JobCompletion  # noqa: Y015
 
 @_typing.final
 class CoordinatorMessage(_message.Message):
