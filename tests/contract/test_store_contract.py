@@ -48,7 +48,9 @@ from hourglass_core.models import (
     Trigger,
     WorkerLostPolicy,
 )
+from hourglass_core.store import codec
 from hourglass_core.store.base import Checkpoint, Store
+from hourglass_core.store.cassandra_io import unset_none
 from hourglass_core.store.factory import open_store
 
 US = timedelta(microseconds=1)
@@ -767,6 +769,23 @@ async def test_open_store_cassandra_url_reaches_the_same_data(
         assert await other.get_job(ns, job.id) == job
     finally:
         await other.close()
+
+
+@pytest.mark.cassandra
+async def test_a_job_row_of_the_flat_form_reads_and_updates_as_before(
+    cassandra_store: Store, ns: str, shard: int
+) -> None:
+    """Jobs stored before the spec cell (codec.NARROW_COLUMNS) keep their flat columns."""
+    job, _ = make_job(ns, shard, trigger=TRIGGERS["cron"], labels={"team": "billing"}, priority=3,
+                      options=JobOptions(timeout=timedelta(seconds=5), overlap_policy=OverlapPolicy.SKIP))  # fmt: skip
+    cols = codec.job_columns(job)
+    flat = f"INSERT INTO jobs ({', '.join(codec.JOB_COLUMNS)}) VALUES ({', '.join('?' for _ in codec.JOB_COLUMNS)})"
+    cql = cassandra_store._cql  # type: ignore[attr-defined]  # the flat form is no longer written
+    await cql.execute(cql.session.prepare(flat), unset_none([cols[c] for c in codec.JOB_COLUMNS]))
+    assert await cassandra_store.get_job(ns, job.id) == job
+    assert (await cassandra_store.get_jobs(ns, [job.id])) == {job.id: job}
+    changed = replace(job, priority=4, labels={"team": "ops"}, version=2)
+    assert await cassandra_store.update_job(changed, job, None) == changed
 
 
 @pytest.mark.parametrize(

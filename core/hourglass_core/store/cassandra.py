@@ -263,14 +263,14 @@ class CassandraStore:
         return rows
 
     def _job_row(self, job: Job) -> tuple[Any, Sequence[Any]]:
-        cols = codec.job_columns(job)
-        return self._st.job_insert, unset_none([cols[c] for c in codec.JOB_COLUMNS])
+        cols = codec.narrow_job_columns(job)
+        return self._st.job_insert, unset_none([cols[c] for c in (*codec.NARROW_COLUMNS, "spec")])
 
     async def _find_job(self, namespace: str, job_id: str) -> Job | None:
         rows = await self._cql.execute(self._st.job_get, (namespace, job_id))
         if not rows or not codec.is_complete_job_row(rows[0]):
             return None  # a row holding only a late run update is not a job
-        return codec.job_from_columns(rows[0])
+        return codec.job_from_row(rows[0])
 
     async def get_jobs(self, namespace: str, job_ids: Sequence[str]) -> dict[str, Job]:
         """One read per _KEYS_PER_READ ids (IN on the partition key)."""
@@ -280,7 +280,7 @@ class CassandraStore:
             for i in range(0, len(unique), _KEYS_PER_READ)
         ))  # fmt: skip
         return {
-            row["id"]: codec.job_from_columns(row)
+            row["id"]: codec.job_from_row(row)
             for rows in answers
             for row in rows
             if codec.is_complete_job_row(row)
@@ -352,8 +352,8 @@ class CassandraStore:
         state."""
         if next_fire is not None:
             await self.put_fire(next_fire)
-        cols = codec.job_columns(job)
-        values = [cols[c] for c in codec.UPDATE_COLUMNS]
+        cols = codec.narrow_job_columns(job)
+        values = [cols[c] for c in codec.NARROW_UPDATE_COLUMNS]
         condition = (codec.stored_version(expected.version), expected.state.value)
         applied, row = await self._cql.applied(self._st.job_update, (*values, job.namespace, job.id, *condition))
         if not applied:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from hourglass_core.store.codec import EVENT_COLUMNS, JOB_COLUMNS, RUN_COLUMNS, UPDATE_COLUMNS
+from hourglass_core.store.codec import EVENT_COLUMNS, NARROW_COLUMNS, NARROW_UPDATE_COLUMNS, RUN_COLUMNS
 
 
 def _insert(table: str, columns: tuple[str, ...], suffix: str = "") -> str:
@@ -29,7 +29,7 @@ _RUN_BY_JOB_COLUMNS = ("namespace", "job_id", "due", "attempt") + tuple(
 
 CQL: dict[str, str] = {
     # jobs
-    "job_insert": _insert("jobs", JOB_COLUMNS),
+    "job_insert": _insert("jobs", (*NARROW_COLUMNS, "spec")),
     "job_get": "SELECT * FROM jobs WHERE namespace = ? AND id = ?",
     "jobs_get": "SELECT * FROM jobs WHERE namespace = ? AND id IN ?",
     "job_set_state": "UPDATE jobs SET state = ?, next_fire_time = ?, note = ? WHERE namespace = ? AND id = ?",
@@ -59,7 +59,7 @@ CQL: dict[str, str] = {
     "job_delete": "DELETE FROM jobs WHERE namespace = ? AND id = ?",
     # UpdateJob: only over the version and state it was decided on (optimistic concurrency).
     "job_update": (
-        f"UPDATE jobs SET {', '.join(c + ' = ?' for c in UPDATE_COLUMNS)} WHERE namespace = ? AND id = ?"
+        f"UPDATE jobs SET {', '.join(c + ' = ?' for c in NARROW_UPDATE_COLUMNS)} WHERE namespace = ? AND id = ?"
         " IF version = ? AND state = ?"
     ),
     "job_event_put": _insert("job_events", EVENT_COLUMNS, " USING TTL ?"),
