@@ -26,7 +26,9 @@ from hourglass_core.errors import (
     InvalidArgument,
     JobNotFound,
     NotFound,
+    PermissionDenied,
     RunNotFound,
+    Unauthenticated,
     Unavailable,
 )
 from hourglass_core.models import (
@@ -92,6 +94,7 @@ __all__ = [
     "OverlapPolicy",
     "Page",
     "Payload",
+    "PermissionDenied",
     "RetryPolicy",
     "Run",
     "RunNotFound",
@@ -100,6 +103,7 @@ __all__ = [
     "SchedulePreview",
     "ScheduledFire",
     "Trigger",
+    "Unauthenticated",
     "Unavailable",
     "WorkerLostPolicy",
     "cron",

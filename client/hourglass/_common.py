@@ -29,7 +29,9 @@ from hourglass_core.errors import (
     InvalidArgument,
     JobNotFound,
     NotFound,
+    PermissionDenied,
     RunNotFound,
+    Unauthenticated,
     Unavailable,
 )
 from hourglass_core.models import (
@@ -221,7 +223,8 @@ def error_from_status(
     INVALID_ARGUMENT -> InvalidArgument, with `field` parsed from "field: message" ("" if the
     message names none); NOT_FOUND -> `not_found()` (JobNotFound / RunNotFound for calls about
     one job or run) or NotFound; FAILED_PRECONDITION -> FailedPrecondition; UNAVAILABLE and
-    RESOURCE_EXHAUSTED (overloaded) -> Unavailable; DEADLINE_EXCEEDED -> DeadlineExceeded (an Unavailable); anything else ->
+    RESOURCE_EXHAUSTED (overloaded) -> Unavailable; DEADLINE_EXCEEDED -> DeadlineExceeded (an Unavailable);
+    UNAUTHENTICATED -> Unauthenticated; PERMISSION_DENIED -> PermissionDenied; anything else ->
     HourglassError whose message starts with the code's name.
     """
     if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -241,6 +244,10 @@ def error_from_status(
         return Unavailable(f"coordinator overloaded: {details}" if details else "coordinator overloaded")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(details or "deadline exceeded")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(details or "unauthenticated")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(details or "permission denied")
     name = code.name if code is not None else "UNKNOWN"
     return HourglassError(f"{name}: {details}" if details else name)
 
@@ -256,6 +263,12 @@ def error_from_rpc(
     if isinstance(mapped, Unavailable) and target:
         mapped.args = (f"{mapped} (coordinator {target}, {attempts} attempt{'s' if attempts > 1 else ''})",)
     return mapped
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The metadata every call carries: the bearer token (`token`, else $HOURGLASS_TOKEN)."""
+    token = token if token is not None else os.environ.get("HOURGLASS_TOKEN", "")
+    return (("authorization", f"Bearer {token}"),) if token else None
 
 
 # -- RPCs ----------------------------------------------------------------------------------

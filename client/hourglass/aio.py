@@ -49,8 +49,10 @@ class AsyncClient:
         retry: CallRetry | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        token: str | None = None,
     ) -> None:
         target, channel_options = rpcs.channel_target(address)
+        self._metadata = rpcs.call_metadata(token)
         channel_options.extend(options)
         self.target = target
         self._timeout = timeout
@@ -69,7 +71,7 @@ class AsyncClient:
         method = getattr(self._stub, rpc.method)
         while True:
             try:
-                response = await method(rpc.request, timeout=attempts.start())
+                response = await method(rpc.request, timeout=attempts.start(), metadata=self._metadata)
             except grpc.RpcError as error:  # grpc.aio.AioRpcError is one
                 delay = attempts.failed(error.code())
                 if delay is None:
@@ -211,7 +213,7 @@ class AsyncClient:
 
     async def watch_runs(self, job_id: str = "", namespace: str = DEFAULT_NAMESPACE) -> AsyncGenerator[tuple[Run, int], None]:
         """As `Client.watch_runs`."""
-        stream = self._stub.WatchRuns(rpcs.watch_request(job_id, namespace))
+        stream = self._stub.WatchRuns(rpcs.watch_request(job_id, namespace), metadata=self._metadata)
         try:
             async for message in stream:
                 yield rpcs.run_event(message)

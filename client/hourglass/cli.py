@@ -29,8 +29,16 @@ from pathlib import Path
 from hourglass import cli_format as fmt
 from hourglass.cli_format import DURATION_HELP, duration, label, since_arg, time_arg, timeout_seconds
 from hourglass.client import Client
-from hourglass_core.config import Settings, from_env, with_overrides
-from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArgument, NotFound, Unavailable
+from hourglass_core.config import Settings, from_env, parse_duration, with_overrides
+from hourglass_core.errors import (
+    FailedPrecondition,
+    HourglassError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from hourglass_core.models import (
     DEFAULT_NAMESPACE,
     CronTrigger,
@@ -51,7 +59,7 @@ from hourglass_core.models import (
     WorkerLostPolicy,
 )
 
-EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_UNAVAILABLE = 1, 2, 3, 4, 5
+EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_UNAVAILABLE, EXIT_DENIED = 1, 2, 3, 4, 5, 6
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -361,6 +369,24 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_create(args: argparse.Namespace) -> int:
+    """Prints a bearer token signed with the configured secret or private key."""
+    settings = from_env()
+    from hourglass_core.auth import WORKER_GRANT, Role, grant, mint
+
+    if not (settings.auth_secret_file or settings.auth_private_key_file):
+        raise ValueError("set HOURGLASS_AUTH_SECRET_FILE or HOURGLASS_AUTH_PRIVATE_KEY_FILE to sign tokens")
+    permissions = [grant(ns, Role[args.role.upper()]) for ns in args.namespace or []]
+    if args.worker:
+        permissions.append(WORKER_GRANT)
+    if not permissions:
+        raise ValueError("--namespace or --worker: a token must grant something")
+    key_file = settings.auth_private_key_file or settings.auth_secret_file
+    ttl = parse_duration(args.ttl)
+    print(mint(key_file, args.subject, permissions, ttl, datetime.now(UTC), secret=not settings.auth_private_key_file))
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace, extra: Sequence[str]) -> int:
     try:
         dev = importlib.import_module("hourglass_dev")
@@ -536,6 +562,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="store URL (default $HOURGLASS_STORE)")
     p.add_argument("--num-shards", type=int, help="shards (default $HOURGLASS_NUM_SHARDS)")
     p.set_defaults(handler=cmd_db_migrate)
+    token_parser = sub.add_parser("token", help="bearer tokens for callers and workers")
+    token_parser.set_defaults(handler=lambda _: _usage(token_parser))
+    tokens = token_parser.add_subparsers(dest="token_command", metavar="ACTION")
+    p = tokens.add_parser("create", help="print a token signed with $HOURGLASS_AUTH_SECRET_FILE or _PRIVATE_KEY_FILE")
+    p.add_argument("--namespace", action="append", help="a namespace it grants the role in (repeatable; * for all)")
+    p.add_argument("--role", choices=["read", "write", "admin"], default="read", help="default read")
+    p.add_argument("--worker", action="store_true", help="also grant cluster:worker (the workers' stream)")
+    p.add_argument("--subject", default="hourglass-cli", help="who the token names (sub)")
+    p.add_argument("--ttl", default="24h", help="how long it is valid (default 24h)")
+    p.set_defaults(handler=cmd_token_create)
     sub.add_parser("dev", add_help=False, help="everything in one process on SQLite (see: hourglass dev --help)")
     return parser
 
@@ -554,6 +590,8 @@ def exit_code(error: BaseException) -> int:
         return EXIT_PRECONDITION
     if isinstance(error, Unavailable):
         return EXIT_UNAVAILABLE
+    if isinstance(error, Unauthenticated | PermissionDenied):
+        return EXIT_DENIED
     return EXIT_ERROR
 
 

@@ -40,6 +40,7 @@ class Client:
     "127.0.0.1:7070". `timeout`: deadline in seconds of each attempt of a call, unless the
     call passes its own. `retry`: how UNAVAILABLE (and, for reads, DEADLINE_EXCEEDED) is retried;
     `CallRetry(max_attempts=1)` disables retries. `credentials`: TLS; plaintext when None.
+    `token`: the bearer token sent with every call (default $HOURGLASS_TOKEN; none if empty).
 
     Every method raises the domain errors: InvalidArgument (its `field` names the bad field),
     JobNotFound / RunNotFound (both NotFound), FailedPrecondition, Unavailable (also after the
@@ -54,8 +55,10 @@ class Client:
         retry: CallRetry | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        token: str | None = None,
     ) -> None:
         target, channel_options = rpcs.channel_target(address)
+        self._metadata = rpcs.call_metadata(token)
         channel_options.extend(options)
         self.target = target
         self._timeout = timeout
@@ -74,7 +77,7 @@ class Client:
         method = getattr(self._stub, rpc.method)
         while True:
             try:
-                response = method(rpc.request, timeout=attempts.start())
+                response = method(rpc.request, timeout=attempts.start(), metadata=self._metadata)
             except grpc.RpcError as error:
                 delay = attempts.failed(error.code())
                 if delay is None:
@@ -261,7 +264,7 @@ class Client:
         finishes, from now on, with how many runs the server dropped just before it because
         this reader fell behind; until the iterator is closed. Not retried: on UNAVAILABLE,
         watch again (runs finished meanwhile are in runs()). Raises JobNotFound."""
-        stream = self._stub.WatchRuns(rpcs.watch_request(job_id, namespace))
+        stream = self._stub.WatchRuns(rpcs.watch_request(job_id, namespace), metadata=self._metadata)
         try:
             for message in stream:
                 yield rpcs.run_event(message)

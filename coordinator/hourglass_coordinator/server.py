@@ -11,12 +11,14 @@ import uuid
 
 import grpc
 
+from hourglass_coordinator.access import AccessInterceptor
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_streams import WorkerStreams
 from hourglass_core import gc_tuning
+from hourglass_core.auth import TrustedKeys, Verifier
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
@@ -70,7 +72,9 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
+    trusted = TrustedKeys.load(settings.auth_secret_file, settings.auth_public_key_file, settings.auth_jwks_file)
     server = grpc.aio.server(
+        interceptors=[AccessInterceptor(Verifier(trusted))] if trusted is not None else [],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -87,7 +91,8 @@ async def serve(
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
-    log.info("coordinator %s listening on %s (store %s)", rid, settings.listen, settings.store)
+    log.info("coordinator %s listening on %s (store %s, %s)", rid, settings.listen, settings.store,
+             "bearer tokens required" if trusted is not None else "no authentication")  # fmt: skip
     loops = [
         asyncio.create_task(leader.run(), name="leader"),
         asyncio.create_task(streams.follow_shard_map(), name="shard-map"),

@@ -60,6 +60,15 @@ class Settings:
     capacity: int = 64
     executors: str = ""
     worker_id: str = ""
+    # Authentication (coordinator): files of what verifies callers' bearer tokens (JWT): an
+    # HS256 shared secret, a PEM public key (RS256 / ES256), a JWKS. None given: every caller
+    # is let in (only sensible on loopback). Private-key file for `hourglass token create`.
+    auth_secret_file: str = ""
+    auth_public_key_file: str = ""
+    auth_jwks_file: str = ""
+    auth_private_key_file: str = ""
+    # The bearer token a worker (cluster:worker), the CLI or the SDK sends.
+    token: str = ""
 
 
 def _parse(value: str, like: Any) -> Any:

@@ -37,6 +37,14 @@ class FailedPrecondition(HourglassError):
     """The request is valid but the job's state does not allow it (e.g. resume a cancelled job)."""
 
 
+class Unauthenticated(HourglassError):
+    """The coordinator could not identify the caller: no bearer token, or a bad or expired one."""
+
+
+class PermissionDenied(HourglassError):
+    """The caller is known but has no permission for this call in this namespace."""
+
+
 class Unavailable(HourglassError):
     """A backend (Cassandra, Redis) cannot be reached; the request may be retried."""
 

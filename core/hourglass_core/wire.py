@@ -520,6 +520,10 @@ def status_code(error: errors.HourglassError) -> grpc.StatusCode:
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(error, errors.Unavailable):
         return grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, errors.Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(error, errors.PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED
     return grpc.StatusCode.INTERNAL
 
 

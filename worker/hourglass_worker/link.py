@@ -30,8 +30,12 @@ class CoordinatorLink:
         on_message: Callable[[wpb.CoordinatorMessage], None],
         heartbeat: Callable[[], wpb.Heartbeat],
         heartbeat_interval: timedelta,
+        *,
+        token: str = "",
     ) -> None:
         self._addresses = list(addresses)
+        # The worker's bearer token (cluster:worker) where the coordinators ask for one.
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._register = register
         self._on_message = on_message
         self._heartbeat = heartbeat
@@ -133,7 +137,7 @@ class CoordinatorLink:
             self._outbox = asyncio.Queue()
             for seq in sorted(self._unacked):
                 self._outbox.put_nowait(self._unacked[seq])
-            call = stub.Connect(self._messages())
+            call = stub.Connect(self._messages(), metadata=self._metadata)
             async for message in call:
                 kind = message.WhichOneof("kind")
                 if kind == "registered":

@@ -152,6 +152,7 @@ class Worker:
             self._on_message,
             self._heartbeat,
             settings.heartbeat_interval,
+            token=settings.token,
         )
         self._fence = Fence(self._keeper, self.link.beating_since)
         self._claimer = Claimer(
