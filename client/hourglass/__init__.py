@@ -61,6 +61,7 @@ from hourglass_core.models import (
     Trigger,
     WorkerLostPolicy,
 )
+from hourglass_core.tls import channel_credentials as tls_credentials
 
 __version__ = "0.1.0"
 
@@ -110,4 +111,5 @@ __all__ = [
     "every",
     "json_params",
     "once",
+    "tls_credentials",
 ]

@@ -26,6 +26,7 @@ from hourglass_core.models import (
     SchedulePreview,
     Trigger,
 )
+from hourglass_core.tls import channel_credentials_from_env
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -54,6 +55,7 @@ class AsyncClient:
         target, channel_options = rpcs.channel_target(address)
         self._metadata = rpcs.call_metadata(token)
         channel_options.extend(options)
+        credentials = credentials if credentials is not None else channel_credentials_from_env()
         self.target = target
         self._timeout = timeout
         self._retry = retry or CallRetry()

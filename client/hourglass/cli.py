@@ -58,6 +58,7 @@ from hourglass_core.models import (
     Trigger,
     WorkerLostPolicy,
 )
+from hourglass_core.tls import channel_credentials
 
 EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_UNAVAILABLE, EXIT_DENIED = 1, 2, 3, 4, 5, 6
 Handler = Callable[[argparse.Namespace], int]
@@ -149,7 +150,13 @@ def spec_from_args(args: argparse.Namespace, now: datetime | None = None) -> Job
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.coordinator, timeout=args.timeout) if args.timeout else Client(args.coordinator)
+    env = os.environ
+    credentials = channel_credentials(args.tls_ca or env.get("HOURGLASS_TLS_CA_FILE", ""),
+                                      args.tls_cert or env.get("HOURGLASS_TLS_CLIENT_CERT_FILE", ""),
+                                      args.tls_key or env.get("HOURGLASS_TLS_CLIENT_KEY_FILE", ""))  # fmt: skip
+    if args.timeout:
+        return Client(args.coordinator, timeout=args.timeout, credentials=credentials)
+    return Client(args.coordinator, credentials=credentials)
 
 
 def _more(token: str) -> None:
@@ -387,6 +394,14 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs_dev(args: argparse.Namespace) -> int:
+    from hourglass_core.dev_certs import write_dev_certificates
+
+    for path in write_dev_certificates(Path(args.directory), args.host or None):
+        print(path)
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace, extra: Sequence[str]) -> int:
     try:
         dev = importlib.import_module("hourglass_dev")
@@ -419,6 +434,10 @@ def _client_flags(top: bool) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
     p.add_argument("--timeout", type=timeout_seconds, default=default(None),
                    help=f"per-call deadline ({DURATION_HELP}; default 10s)")
+    for flag, what, variable in (("--tls-ca", "the CA that signed the coordinators' certificates", "CA_FILE"),
+                                 ("--tls-cert", "a client certificate (mutual TLS)", "CLIENT_CERT_FILE"),
+                                 ("--tls-key", "its key", "CLIENT_KEY_FILE")):  # fmt: skip
+        p.add_argument(flag, default=default(""), help=f"TLS: {what} (default $HOURGLASS_TLS_{variable})")
     return p
 
 
@@ -572,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subject", default="hourglass-cli", help="who the token names (sub)")
     p.add_argument("--ttl", default="24h", help="how long it is valid (default 24h)")
     p.set_defaults(handler=cmd_token_create)
+    certs_parser = sub.add_parser("certs", help="certificates for TLS")
+    certs_parser.set_defaults(handler=lambda _: _usage(certs_parser))
+    certs = certs_parser.add_subparsers(dest="certs_command", metavar="ACTION")
+    p = certs.add_parser("dev", help="write a local CA and coordinator, worker and client certificates (not for production)")
+    p.add_argument("directory")
+    p.add_argument("--host", action="append", help="a name or address the coordinator certificate covers (repeatable)")
+    p.set_defaults(handler=cmd_certs_dev)
     sub.add_parser("dev", add_help=False, help="everything in one process on SQLite (see: hourglass dev --help)")
     return parser
 

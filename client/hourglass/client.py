@@ -25,6 +25,7 @@ from hourglass_core.models import (
     SchedulePreview,
     Trigger,
 )
+from hourglass_core.tls import channel_credentials_from_env
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -39,7 +40,9 @@ class Client:
     replicas that are up), or any gRPC target; default $HOURGLASS_COORDINATOR or
     "127.0.0.1:7070". `timeout`: deadline in seconds of each attempt of a call, unless the
     call passes its own. `retry`: how UNAVAILABLE (and, for reads, DEADLINE_EXCEEDED) is retried;
-    `CallRetry(max_attempts=1)` disables retries. `credentials`: TLS; plaintext when None.
+    `CallRetry(max_attempts=1)` disables retries. `credentials`: TLS (`hourglass.tls_credentials(ca, cert, key)`);
+    default from $HOURGLASS_TLS_CA_FILE, _CLIENT_CERT_FILE and _CLIENT_KEY_FILE; plaintext
+    when none is set.
     `token`: the bearer token sent with every call (default $HOURGLASS_TOKEN; none if empty).
 
     Every method raises the domain errors: InvalidArgument (its `field` names the bad field),
@@ -60,6 +63,7 @@ class Client:
         target, channel_options = rpcs.channel_target(address)
         self._metadata = rpcs.call_metadata(token)
         channel_options.extend(options)
+        credentials = credentials if credentials is not None else channel_credentials_from_env()
         self.target = target
         self._timeout = timeout
         self._retry = retry or CallRetry()

@@ -21,6 +21,7 @@ from hourglass_core import gc_tuning
 from hourglass_core.auth import TrustedKeys, Verifier
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
+from hourglass_core.tls import server_credentials
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,14 @@ async def serve(
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
-    port = server.add_insecure_port(settings.listen)
+    tls = server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+    port = server.add_secure_port(settings.listen, tls) if tls is not None else server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
-    log.info("coordinator %s listening on %s (store %s, %s)", rid, settings.listen, settings.store,
-             "bearer tokens required" if trusted is not None else "no authentication")  # fmt: skip
+    log.info("coordinator %s listening on %s (store %s; %s, %s)", rid, settings.listen, settings.store,
+             "bearer tokens required" if trusted is not None else "no authentication",
+             "plaintext" if tls is None else "mutual TLS" if settings.tls_client_ca_file else "TLS")  # fmt: skip
     loops = [
         asyncio.create_task(leader.run(), name="leader"),
         asyncio.create_task(streams.follow_shard_map(), name="shard-map"),

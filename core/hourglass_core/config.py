@@ -69,6 +69,16 @@ class Settings:
     auth_private_key_file: str = ""
     # The bearer token a worker (cluster:worker), the CLI or the SDK sends.
     token: str = ""
+    # TLS (coordinator): its certificate and key (PEM); with a client CA, every caller must
+    # present a certificate that CA signed (mutual TLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # TLS (workers; the CLI and the SDK read the same variables): the CA that signed the
+    # coordinators' certificates, and a client certificate and key where they ask for one.
+    tls_ca_file: str = ""
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
 
 
 def _parse(value: str, like: Any) -> Any:

@@ -32,7 +32,9 @@ class CoordinatorLink:
         heartbeat_interval: timedelta,
         *,
         token: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        self._credentials = credentials  # TLS; plaintext when None
         self._addresses = list(addresses)
         # The worker's bearer token (cluster:worker) where the coordinators ask for one.
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
@@ -129,9 +131,10 @@ class CoordinatorLink:
             await asyncio.sleep(min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(attempt, 5)))
 
     async def _session(self, address: str) -> None:
-        async with grpc.aio.insecure_channel(
-            address, options=[("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000)]
-        ) as channel:
+        options = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000)]
+        channel = (grpc.aio.secure_channel(address, self._credentials, options=options) if self._credentials is not None
+                   else grpc.aio.insecure_channel(address, options=options))  # fmt: skip
+        async with channel:
             stub = worker_pb2_grpc.WorkerServiceStub(channel)
             # Re-send in order what the last replica did not acknowledge; then live events.
             self._outbox = asyncio.Queue()

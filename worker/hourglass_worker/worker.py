@@ -33,6 +33,7 @@ from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
 from hourglass_core.models import Fire, FireKind, JobCompletion, JobState, OverlapPolicy, Run, RunReason, RunStatus
 from hourglass_core.store.base import Checkpoint, Store
+from hourglass_core.tls import channel_credentials
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.begun import BegunMark
 from hourglass_worker.book import EPSILON, ShardBook
@@ -153,6 +154,7 @@ class Worker:
             self._heartbeat,
             settings.heartbeat_interval,
             token=settings.token,
+            credentials=channel_credentials(settings.tls_ca_file, settings.tls_client_cert_file, settings.tls_client_key_file),
         )
         self._fence = Fence(self._keeper, self.link.beating_since)
         self._claimer = Claimer(
