@@ -350,7 +350,7 @@ def _logging(args: argparse.Namespace) -> None:
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
-    settings = _settings(args, "listen", "store", "coordination", "num_shards")
+    settings = _settings(args, "listen", "store", "coordination", "num_shards", "insecure")
     _logging(args)
     from hourglass_coordinator.server import serve  # server dependencies only here
 
@@ -570,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("coordinator", help="run a coordinator replica")
     _server_flags(p, "--listen", "--store", "--coordination", "--num-shards")
+    p.add_argument("--insecure", action="store_true", default=None,
+                   help="listen beyond loopback without TLS and bearer tokens all the same (default $HOURGLASS_INSECURE)")
     p.set_defaults(handler=cmd_coordinator)
     p = sub.add_parser("worker", help="run a worker")
     _server_flags(p, "--coordinator", "--store", "--coordination", "--capacity", "--executors", "--worker-id")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -57,7 +58,12 @@ async def embedded(settings: Settings, workers: int, stop: asyncio.Event | None 
     ready = asyncio.Event()
     coordinator_stop = asyncio.Event()
     coordinator = asyncio.create_task(serve(settings, backends=backends, ready=ready, stop=coordinator_stop), name="coordinator")
-    await ready.wait()
+    started = asyncio.create_task(ready.wait())
+    await asyncio.wait({coordinator, started}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.is_set():  # it refused to start (e.g. asked to listen unsecured beyond loopback)
+        started.cancel()
+        await asyncio.gather(membership.close(), leases.close(), store.close())
+        coordinator.result()
     running = [
         asyncio.create_task(
             run_worker(replace(settings, worker_id=f"dev-worker-{i + 1}"), backends=backends, stop=stop),
@@ -106,4 +112,8 @@ def main(args: argparse.Namespace) -> int:
         level=logging.INFO if not args.demo else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return asyncio.run(run(args))
+    try:
+        return asyncio.run(run(args))
+    except ValueError as error:  # a setting it cannot start with
+        print(f"error: {error}", file=sys.stderr)
+        return 2

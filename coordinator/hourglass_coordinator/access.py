@@ -9,6 +9,7 @@ stream needs cluster:worker. An RPC missing from the table is refused to everyon
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -59,6 +60,22 @@ NEEDS: dict[str, tuple[Role, Namespaces]] = {
     "ExplainJob": (Role.READ, _named),
     "WatchRuns": (Role.READ, _named),
 }
+
+
+def unsecured_exposure(listen: str, tls: bool, tokens: bool) -> str | None:
+    """Why a coordinator may not listen on `listen` so: beyond loopback without TLS and
+    bearer tokens (anyone on the network could submit jobs, read them and pose as a worker).
+    None when it may."""
+    host = listen.rpartition(":")[0].strip("[]") if not listen.startswith("unix:") else "localhost"
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False  # a name, or "" (every interface)
+    missing = [what for what, on in (("TLS", tls), ("bearer tokens", tokens)) if not on]
+    if local or not missing:
+        return None
+    return (f"refusing to listen on {listen} without {' and '.join(missing)}: give the coordinator a certificate "
+            "and a token key (see README, Security), listen on 127.0.0.1, or pass --insecure (HOURGLASS_INSECURE=1)")
 
 
 def denial(caller: Caller, role: Role, namespaces: list[str]) -> str | None:

@@ -11,7 +11,7 @@ import uuid
 
 import grpc
 
-from hourglass_coordinator.access import AccessInterceptor
+from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
@@ -42,6 +42,13 @@ async def serve(
 ) -> None:
     """Runs one replica until SIGINT/SIGTERM (or cancellation). Opens the backends the
     settings name unless `backends` are given (the embedded mode shares its in-process ones)."""
+    trusted = TrustedKeys.load(settings.auth_secret_file, settings.auth_public_key_file, settings.auth_jwks_file)
+    tls = server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+    exposed = unsecured_exposure(settings.listen, tls is not None, trusted is not None)
+    if exposed is not None and not settings.insecure:
+        raise ValueError(exposed)
+    if exposed is not None:
+        log.warning("%s; going on (--insecure)", exposed.partition(":")[0])
     rid = replica_id()
     owned = backends is None
     store, leases, membership = backends or await open_backends(settings)
@@ -73,7 +80,6 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
-    trusted = TrustedKeys.load(settings.auth_secret_file, settings.auth_public_key_file, settings.auth_jwks_file)
     server = grpc.aio.server(
         interceptors=[AccessInterceptor(Verifier(trusted))] if trusted is not None else [],
         options=[
@@ -88,7 +94,6 @@ async def serve(
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
-    tls = server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
     port = server.add_secure_port(settings.listen, tls) if tls is not None else server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")

@@ -59,6 +59,11 @@ class Settings:
     # Worker: runs at once, and extra executors ("name=package.module:function,...").
     capacity: int = 64
     executors: str = ""
+    # Worker: the http executor may call only these hosts (comma-separated, "*.example.com"
+    # patterns; empty: any) and, unless allowed, only public addresses; its answers are capped.
+    http_allow_hosts: str = ""
+    http_allow_private: bool = False
+    http_max_response_bytes: int = 1024 * 1024
     worker_id: str = ""
     # Authentication (coordinator): files of what verifies callers' bearer tokens (JWT): an
     # HS256 shared secret, a PEM public key (RS256 / ES256), a JWKS. None given: every caller
@@ -74,6 +79,8 @@ class Settings:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    # Coordinator: listen beyond loopback without TLS and tokens all the same.
+    insecure: bool = False
     # TLS (workers; the CLI and the SDK read the same variables): the CA that signed the
     # coordinators' certificates, and a client certificate and key where they ask for one.
     tls_ca_file: str = ""

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from hourglass import cli
-from hourglass_coordinator.access import NEEDS, denial
+from hourglass_coordinator.access import NEEDS, denial, unsecured_exposure
 from hourglass_core.auth import Caller, Role, TrustedKeys, Unauthenticated, Verifier, mint
 from hourglass_pb.v1 import jobs_pb2 as pb
 
@@ -135,3 +135,28 @@ def test_token_create_prints_a_token_the_coordinator_accepts(
     monkeypatch.delenv("HOURGLASS_AUTH_SECRET_FILE")
     assert cli.main(["token", "create", "--namespace", "billing"]) == cli.EXIT_INVALID
     assert "HOURGLASS_AUTH_SECRET_FILE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("listen", "tls", "tokens", "refused"), [
+    ("127.0.0.1:7070", False, False, False),
+    ("localhost:7070", False, False, False),
+    ("[::1]:7070", False, False, False),
+    ("0.0.0.0:7070", False, False, True),
+    ("[::]:7070", True, False, True),
+    ("10.0.0.5:7070", False, True, True),
+    ("coordinator.internal:7070", True, True, False),
+    ("0.0.0.0:7070", True, True, False),
+])  # fmt: skip
+def test_listening_beyond_loopback_needs_tls_and_tokens(listen: str, tls: bool, tokens: bool, refused: bool) -> None:
+    why = unsecured_exposure(listen, tls, tokens)
+    assert (why is not None) == refused
+    if why is not None:
+        assert "--insecure" in why and listen in why
+
+
+def test_a_coordinator_asked_to_listen_on_every_interface_unsecured_refuses_to_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["coordinator", "--listen", "0.0.0.0:0", "--store", f"sqlite:///{tmp_path / 'x.db'}", "--coordination", "memory://"]
+    assert cli.main(argv) == cli.EXIT_INVALID
+    assert "without TLS and bearer tokens" in capsys.readouterr().err

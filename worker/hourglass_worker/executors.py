@@ -10,12 +10,9 @@ import asyncio
 import importlib
 import json
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hourglass_core.models import Payload
 
@@ -32,6 +29,7 @@ class RunContext:
     due: datetime
     params: Payload
     cancelled: threading.Event = field(default_factory=threading.Event)
+    timeout: timedelta | None = None  # the job's: the run is TIMED_OUT past it
 
 
 Result = Payload | bytes | str | dict[str, object] | list[object] | None
@@ -47,7 +45,7 @@ def echo(ctx: RunContext) -> Payload:
     return ctx.params
 
 
-def _params_json(ctx: RunContext) -> dict[str, object]:
+def params_json(ctx: RunContext) -> dict[str, object]:
     if not ctx.params.data:
         return {}
     try:
@@ -61,49 +59,27 @@ def _params_json(ctx: RunContext) -> dict[str, object]:
 
 async def sleep(ctx: RunContext) -> dict[str, object]:
     """Sleeps for params {"seconds": x} (default 1), then returns them."""
-    seconds = float(_params_json(ctx).get("seconds", 1.0))  # type: ignore[arg-type]
+    seconds = float(params_json(ctx).get("seconds", 1.0))  # type: ignore[arg-type]
     await asyncio.sleep(seconds)
     return {"slept": seconds}
 
 
 def fail(ctx: RunContext) -> None:
     """Always fails, with params {"message": ...} as the error."""
-    message = str(_params_json(ctx).get("message", "failed on purpose"))
+    message = str(params_json(ctx).get("message", "failed on purpose"))
     raise ExecutorFailed(message)
 
 
-def http(ctx: RunContext) -> dict[str, object]:
-    """Calls params {"url", "method"="GET", "headers"={}, "body"="", "timeout"=10}; returns
-    {"status", "body"}. A status of 400 or more fails the run."""
-    p = _params_json(ctx)
-    url = str(p.get("url", ""))
-    if not url.startswith(("http://", "https://")):
-        raise ExecutorFailed("params.url must be an http(s) URL")
-    body = p.get("body")
-    request = urllib.request.Request(
-        url,
-        data=None if body is None else str(body).encode(),
-        method=str(p.get("method", "GET")).upper(),
-        headers={str(k): str(v) for k, v in dict(p.get("headers") or {}).items()},  # type: ignore[call-overload]
-    )
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=float(p.get("timeout", 10))) as response:  # type: ignore[arg-type]
-            status, text = response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        raise ExecutorFailed(f"HTTP {error.code}: {error.read().decode(errors='replace')[:1000]}") from error
-    except (urllib.error.URLError, OSError) as error:
-        raise ExecutorFailed(f"request to {url} failed: {error}") from error
-    return {"status": status, "body": text, "elapsed_ms": round((time.monotonic() - started) * 1000, 1)}
+BUILTINS: Mapping[str, Executor] = {"echo": echo, "sleep": sleep, "fail": fail}
 
 
-BUILTINS: Mapping[str, Executor] = {"echo": echo, "sleep": sleep, "fail": fail, "http": http}
-
-
-def load_executors(spec: str) -> dict[str, Executor]:
-    """The built-ins plus the operator's "name=package.module:function,..." entries.
-    Raises ValueError naming the entry that cannot be loaded."""
+def load_executors(spec: str, http: Executor | None = None) -> dict[str, Executor]:
+    """The built-ins (`http`: the guarded http executor, see http_executor) plus the
+    operator's "name=package.module:function,..." entries. Raises ValueError naming the entry
+    that cannot be loaded."""
     registry: dict[str, Executor] = dict(BUILTINS)
+    if http is not None:
+        registry["http"] = http
     for entry in filter(None, (part.strip() for part in spec.split(","))):
         name, sep, target = entry.partition("=")
         module_name, colon, attr = target.partition(":")

@@ -13,6 +13,7 @@ from hourglass_core import gc_tuning
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_worker.executors import load_executors
+from hourglass_worker.http_executor import HttpExecutor, HttpPolicy
 from hourglass_worker.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ async def run_worker(
     """Runs one worker until SIGINT/SIGTERM or `stop`; then shuts down gracefully."""
     if os.environ.get("HOURGLASS_TRACE_FIRES"):  # every fire's path through the worker, for debugging
         logging.getLogger("hourglass_worker.trace").setLevel(logging.DEBUG)
-    executors = load_executors(settings.executors)
+    http = HttpExecutor(HttpPolicy.parse(settings.http_allow_hosts, settings.http_allow_private,
+                                         settings.http_max_response_bytes))  # fmt: skip
+    executors = load_executors(settings.executors, http)
     owned = backends is None
     store, leases, membership = backends or await open_backends(settings)
     stop = stop or asyncio.Event()

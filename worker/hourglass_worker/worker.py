@@ -497,7 +497,8 @@ class Worker:
             return None
         self._die_if("call", prepared)
         ref = (job.namespace, job.id)
-        ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.at, job.params)
+        ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.at, job.params,
+                         timeout=job.options.timeout)  # fmt: skip
         self._running[ref].append(ctx)
         started = utcnow()
         run = Run(job.namespace, job.id, prepared.run_id, fire.at, fire.attempt, RunStatus.RUNNING, self.worker_id, started,
