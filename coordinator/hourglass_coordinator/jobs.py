@@ -15,7 +15,7 @@ from hourglass_core.backfill import backfill_fires, occurrences
 from hourglass_core.coalesce import Coalescer
 from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArgument
 from hourglass_core.explain import explain
-from hourglass_core.firing import first_fire_time, job_id_for_key, run_id_for, schedule_row_due, scheduled_fire
+from hourglass_core.firing import first_fire, first_fire_time, job_id_for_key, run_id_for, schedule_row_due, scheduled_fire
 from hourglass_core.models import (
     Explanation,
     Fire,
@@ -161,7 +161,6 @@ class JobsApi:
         job_id = job_id_for_key(spec.namespace, key) if key else str(uuid.uuid4())
         shard = shard_of(job_id, self._num_shards)
         due = first_fire_time(spec.trigger, now)
-        row_due = None if due is None else schedule_row_due(due, now)
         job = Job(
             namespace=spec.namespace,
             id=job_id,
@@ -176,9 +175,9 @@ class JobsApi:
             state=JobState.ACTIVE if due is not None else JobState.COMPLETED,
             created_at=now,
             shard=shard,
-            next_fire_time=row_due,
+            next_fire_time=due,
         )
-        return job, None if row_due is None else scheduled_fire(job, row_due)
+        return job, first_fire(job, now)
 
     async def get(self, namespace: str, job_id: str) -> Job:
         return await self._cache.job(namespace, job_id, lambda: self._store.get_job(namespace, job_id))

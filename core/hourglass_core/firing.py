@@ -83,6 +83,20 @@ def schedule_row_due(due: datetime, now: datetime) -> datetime:
     return max(due, now)
 
 
+def first_fire(job: Job, now: datetime) -> Fire | None:
+    """The first fire of a job submitted at `now`, at its next_fire_time: due no earlier than
+    now (see schedule_row_due), and standing for that instant wherever its row is moved to
+    (`nominal`). So every submit of one idempotency key writes a fire of the same identity
+    (claim, run id), however late each is made: two racing submits of a job due in the past
+    cannot each make a first fire of its own, and the run's due is the time asked for."""
+    if job.next_fire_time is None:
+        return None
+    fire = scheduled_fire(job, job.next_fire_time)
+    if fire.due >= now:
+        return fire
+    return replace(fire, due=now, nominal=fire.at)
+
+
 class Action(enum.Enum):
     RUN = "run"
     SKIP_MISFIRE = "skip_misfire"  # recorded as a skipped run

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hourglass_core.firing import (
     Action,
     RunKey,
+    first_fire,
     first_fire_time,
     plan_fire,
     retry_fire,
@@ -129,3 +130,17 @@ def test_a_manual_fire_runs_beside_the_schedule_while_paused_or_completed_but_no
     assert plan_fire(job(state=JobState.CANCELLED), manual, T0).action is Action.DROP
     retry = retry_fire(job(options=JobOptions(retry=RetryPolicy(max_attempts=2))), manual, T0, jitter=0.5)
     assert retry is not None and (retry.kind, retry.attempt) == (FireKind.MANUAL, 2)  # still manual
+
+
+def test_a_first_fire_in_the_past_is_due_now_and_keeps_the_identity_of_the_time_asked_for() -> None:
+    """Two submits of one key made at different times (a retry racing the first attempt after
+    an outage) write first fires of the same identity: one claim, one run, one run id."""
+    past = job(trigger=OnceTrigger(at=T0), next_fire_time=T0)
+    first, retried = first_fire(past, T0 + timedelta(seconds=3)), first_fire(past, T0 + timedelta(seconds=15))
+    assert first is not None and retried is not None
+    assert (first.due, retried.due) == (T0 + timedelta(seconds=3), T0 + timedelta(seconds=15))  # never behind now
+    assert first.at == retried.at == T0
+    assert plan_fire(past, retried, retried.due).action is Action.RUN
+    ahead = first_fire(job(next_fire_time=T0 + timedelta(hours=1)), T0)
+    assert ahead is not None and ahead.due == ahead.at == T0 + timedelta(hours=1) and ahead.nominal is None
+    assert first_fire(job(next_fire_time=None, state=JobState.COMPLETED), T0) is None
