@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -10,9 +11,15 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
+
+from hourglass_core.auth import WORKER_GRANT, mint
+from hourglass_core.dev_certs import write_dev_certificates
+from hourglass_core.tls import channel_credentials, channel_credentials_from_env
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: benchmarks/ lives at its top
 # The source roots, then the repository itself (so workers can load `benchmarks.probe`).
@@ -40,6 +47,30 @@ class Cluster:
     redis: str = os.environ.get("HOURGLASS_REDIS_URL", "redis://127.0.0.1:6379/0")
     coordinators: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Mutual TLS between every process and bearer tokens on every call (certificates from
+    # `hourglass certs dev`, an HS256 secret): clients take client_env().
+    secure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.secure:
+            write_dev_certificates(self.tmp / "certs")
+            (self.tmp / "jwt-secret").write_text(secrets.token_urlsafe(48))
+
+    def _token(self, *grants: str, subject: str) -> str:
+        return mint(str(self.tmp / "jwt-secret"), subject, grants, timedelta(hours=12), datetime.now(UTC), secret=True)
+
+    def _tls(self, who: str) -> dict[str, str]:
+        certs = self.tmp / "certs"
+        return {"HOURGLASS_TLS_CA_FILE": str(certs / "ca.pem"), "HOURGLASS_TLS_CLIENT_CERT_FILE": str(certs / f"{who}.pem"),
+                "HOURGLASS_TLS_CLIENT_KEY_FILE": str(certs / f"{who}.key")}  # fmt: skip
+
+    def client_env(self) -> dict[str, str]:
+        """What a client of a secure cluster needs ($HOURGLASS_TOKEN: every namespace, admin)."""
+        return {**self._tls("client"), "HOURGLASS_TOKEN": self._token("*:admin", subject="tests")} if self.secure else {}
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        tls = self._tls("client")
+        return channel_credentials(*tls.values()) if self.secure else None
 
     @property
     def keyspace(self) -> str:
@@ -55,6 +86,13 @@ class Cluster:
             HOURGLASS_NUM_SHARDS=str(self.num_shards),
             HOURGLASS_COORDINATOR=",".join(addr for addr, _ in self.coordinators),
         )
+        if self.secure:  # coordinators serve mutual TLS and want tokens; workers present theirs
+            certs = self.tmp / "certs"
+            env.update(
+                HOURGLASS_TLS_CERT_FILE=str(certs / "coordinator.pem"), HOURGLASS_TLS_KEY_FILE=str(certs / "coordinator.key"),
+                HOURGLASS_TLS_CLIENT_CA_FILE=str(certs / "ca.pem"), HOURGLASS_AUTH_SECRET_FILE=str(self.tmp / "jwt-secret"),
+                HOURGLASS_TOKEN=self._token(WORKER_GRANT, subject="worker"), **self._tls("worker"),
+            )  # fmt: skip
         env.update(extra)
         return env
 
@@ -77,7 +115,7 @@ class Cluster:
             ["coordinator"], f"coordinator-{len(self.coordinators)}.log", HOURGLASS_LISTEN=address, **extra
         )
         self.coordinators.append((address, proc))
-        wait_for_grpc(address)
+        wait_for_grpc(address, self.credentials())
         return address
 
     def restart_coordinator(self, index: int, **extra: str) -> None:
@@ -88,7 +126,7 @@ class Cluster:
             raise RuntimeError(f"coordinator-{index} is still running")
         proc = self._spawn(["coordinator"], f"coordinator-{index}.log", HOURGLASS_LISTEN=address, **extra)
         self.coordinators[index] = (address, proc)
-        wait_for_grpc(address)
+        wait_for_grpc(address, self.credentials())
 
     def start_worker(self, worker_id: str, **extra: str) -> None:
         self.workers[worker_id] = self._spawn(["worker"], f"{worker_id}.log", HOURGLASS_WORKER_ID=worker_id, **extra)
@@ -124,9 +162,26 @@ class Cluster:
                 proc.kill()
 
 
-def wait_for_grpc(address: str, timeout: float = 60.0) -> None:
+def client_credentials_from_env() -> grpc.ChannelCredentials | None:
+    """For the harness's raw gRPC channels to a secure cluster: TLS from $HOURGLASS_TLS_* and
+    the bearer token $HOURGLASS_TOKEN on every call (call credentials; TLS channels only)."""
+    tls = channel_credentials_from_env()
+    token = os.environ.get("HOURGLASS_TOKEN", "")
+    if tls is None or not token:
+        return tls
+    return grpc.composite_channel_credentials(tls, grpc.access_token_call_credentials(token))
+
+
+def aio_channel(target: str, options: list[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
+    credentials = client_credentials_from_env()
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options)
+
+
+def wait_for_grpc(address: str, credentials: grpc.ChannelCredentials | None = None, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address) as channel:
         while True:
             try:
                 grpc.channel_ready_future(channel).result(timeout=1.0)
@@ -136,5 +191,5 @@ def wait_for_grpc(address: str, timeout: float = 60.0) -> None:
                     raise TimeoutError(f"nothing answers gRPC on {address}") from None
 
 
-def new_cluster(tmp: Path, prefix: str) -> Cluster:
-    return Cluster(name=f"{prefix}_{uuid.uuid4().hex[:8]}", tmp=tmp)
+def new_cluster(tmp: Path, prefix: str, *, secure: bool = False) -> Cluster:
+    return Cluster(name=f"{prefix}_{uuid.uuid4().hex[:8]}", tmp=tmp, secure=secure)

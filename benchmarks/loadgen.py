@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
+from benchmarks.cluster import aio_channel
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 LOWEST_US = 1
@@ -242,7 +243,7 @@ class _Generator:
 
 
 async def _child_main(load: Load, index: int, go: Any, start_wall: Any, out: Any) -> None:
-    channels = [grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS) for t in load.targets]
+    channels = [aio_channel(t, options=CHANNEL_OPTIONS) for t in load.targets]
     try:
         for channel in channels:
             await asyncio.wait_for(channel.channel_ready(), 30)

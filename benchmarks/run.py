@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 
 from benchmarks import celery_peer, environment, ghz, history, monitor, probe, report, scenarios
-from benchmarks.cluster import ROOT, Cluster
+from benchmarks.cluster import ROOT, Cluster, client_credentials_from_env
 from benchmarks.loadgen import run_load
 from benchmarks.workload import spec_template
 from hourglass_pb.v1 import jobs_pb2 as pb
@@ -59,7 +59,8 @@ def ensure_services(cluster: Cluster) -> None:
 def wait_for_executor(address: str, timeout: float = 90.0) -> None:
     """Until a worker has registered the probe executor, a submit naming it is INVALID_ARGUMENT."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    credentials = client_credentials_from_env()
+    with grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address) as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         while True:
             try:
@@ -72,7 +73,8 @@ def wait_for_executor(address: str, timeout: float = 90.0) -> None:
 
 
 def start_cluster(args: argparse.Namespace, tmp: Path) -> Cluster:
-    cluster = Cluster(name=f"bench_{uuid.uuid4().hex[:8]}", tmp=tmp, num_shards=args.shards)
+    cluster = Cluster(name=f"bench_{uuid.uuid4().hex[:8]}", tmp=tmp, num_shards=args.shards, secure=args.secure)
+    os.environ.update(cluster.client_env())  # the generators (child processes) inherit it
     ensure_services(cluster)
     cluster.migrate()
     for _ in range(args.coordinators):
@@ -226,6 +228,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs and probe records")
     ap.add_argument("--keep-data", action="store_true", help="keep the run's keyspace (dropped by default)")
     ap.add_argument("--no-ghz", action="store_true", help="skip the ghz cross-check of scenarios 1 and 2")
+    ap.add_argument("--secure", action="store_true",
+                    help="mutual TLS between every process and bearer tokens on every call (implies --no-ghz)")
     ap.add_argument("--no-peer", action="store_true", help="skip the Celery peer of the firing (scenario 4)")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy profiles of coordinators and a worker during scenarios 1, 4 and 5")
@@ -283,7 +287,7 @@ def close_bench(args: argparse.Namespace, cluster: Cluster) -> None:
 def run_pass(args: argparse.Namespace, bench: scenarios.Bench, results: dict[str, Any]) -> None:
     """The chosen scenarios (firing last), with the ghz cross-check before the firing."""
     steps: list[int | str] = list(pass_order(args.chosen))
-    if not args.no_ghz and {1, 2} & set(args.chosen):
+    if not args.no_ghz and not args.secure and {1, 2} & set(args.chosen):
         steps.insert(len(steps) - (4 in steps), "ghz")
     for step in steps:
         if step == "ghz":

@@ -21,6 +21,7 @@ import grpc
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from benchmarks import environment, firing, probe
+from benchmarks.cluster import aio_channel
 from benchmarks.loadgen import Load, LoadResult, processes_for, run_load
 from benchmarks.monitor import Monitor, busiest, cpu_cost
 from benchmarks.profile import Profiler
@@ -291,7 +292,7 @@ async def _seed(targets: tuple[str, ...], count: int, batch: int, concurrency: i
                 on_done: Callable[[int], None]) -> list[str]:
     """Closed-loop: `concurrency` callers submit far-future jobs in batches; returns a sample of
     up to 10,000 of their ids."""
-    channels = [grpc.aio.insecure_channel(t) for t in targets]
+    channels = [aio_channel(t) for t in targets]
     stubs = [jobs_pb2_grpc.JobServiceStub(c) for c in channels]
     template = spec_template({"at_us": far_future_us() + 365 * 86400 * 10**6})
     sample: list[str] = []

@@ -8,9 +8,21 @@ import pytest
 from benchmarks.cluster import Cluster, new_cluster
 
 
+def secured(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    """The test's clients (SDK and CLI read these variables) get through the cluster's mutual
+    TLS with a token for every namespace."""
+    for name, value in cluster.client_env().items():
+        monkeypatch.setenv(name, value)
+    return cluster
+
+
 @pytest.fixture
-def cluster(tmp_path: Path, cassandra_up: None, redis_up: None, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = new_cluster(tmp_path, request.node.name.removeprefix("test_")[:20])
+def cluster(
+    tmp_path: Path, cassandra_up: None, redis_up: None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
+    """A cluster of real processes on Cassandra and Redis, secured as in production: mutual
+    TLS between every process, bearer tokens on every call."""
+    c = secured(new_cluster(tmp_path, request.node.name.removeprefix("test_")[:20], secure=True), monkeypatch)
     c.migrate()
     try:
         yield c

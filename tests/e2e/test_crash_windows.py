@@ -15,14 +15,15 @@ import hourglass
 from benchmarks import chaos_judge, chaos_probe
 from benchmarks.cluster import Cluster
 from hourglass_worker.worker import DIE_ENV
+from tests.e2e.conftest import secured
 from tests.e2e.workload import wait_for_executor
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, cassandra_up: None, redis_up: None) -> Iterator[Cluster]:
-    c = Cluster(name=f"crash_{int(time.time() * 1000) % 10**8}", tmp=tmp_path, num_shards=4)
+def cluster(tmp_path: Path, cassandra_up: None, redis_up: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    c = secured(Cluster(name=f"crash_{int(time.time() * 1000) % 10**8}", tmp=tmp_path, num_shards=4, secure=True), monkeypatch)
     c.migrate()
     try:
         yield c

@@ -26,6 +26,7 @@ from benchmarks import chaos_judge, chaos_probe
 from benchmarks.chaos_faults import OwnCassandra
 from benchmarks.chaos_scenarios import SCENARIOS, WORKER_TIMEOUT_S, run_scenario
 from benchmarks.cluster import Cluster
+from tests.e2e.conftest import secured
 from tests.e2e.workload import wait_for_executor
 
 pytestmark = pytest.mark.e2e
@@ -94,8 +95,10 @@ def test_combined_faults_leave_no_fire_never_run_and_no_attempt_run_twice(own_ca
 
 # -- timeouts, retries, long runs cut off ---------------------------------------------------
 @pytest.fixture
-def probe_cluster(tmp_path: Path, cassandra_up: None, redis_up: None) -> Iterator[tuple[Cluster, Path]]:
-    cluster = Cluster(name=f"faults_{uuid.uuid4().hex[:8]}", tmp=tmp_path)
+def probe_cluster(
+    tmp_path: Path, cassandra_up: None, redis_up: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Cluster, Path]]:
+    cluster = secured(Cluster(name=f"faults_{uuid.uuid4().hex[:8]}", tmp=tmp_path, secure=True), monkeypatch)
     cluster.migrate()
     try:
         yield cluster, tmp_path / "exec"
