@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from hourglass_coordinator.guard import Undecodable
 from hourglass_core.auth import ALL_NAMESPACES, Caller, Role, Unauthenticated, Verifier
 from hourglass_core.firing import run_key_of
 from hourglass_core.models import DEFAULT_NAMESPACE
@@ -105,14 +106,17 @@ def _checked(handler: grpc.RpcMethodHandler, caller: Caller, role: Role, namespa
     unary_call: Callable[[Any, Any], Awaitable[Any]] | None = handler.unary_unary
     stream_call: Callable[[Any, Any], AsyncIterator[Any]] | None = handler.unary_stream
 
+    def refusal(request: Any) -> str | None:  # what did not decode is refused as such inside
+        return None if isinstance(request, Undecodable) else denial(caller, role, namespaces(request))
+
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if (why := denial(caller, role, namespaces(request))) is not None:
+        if (why := refusal(request)) is not None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
         assert unary_call is not None
         return await unary_call(request, context)
 
     async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if (why := denial(caller, role, namespaces(request))) is not None:
+        if (why := refusal(request)) is not None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
         assert stream_call is not None
         async for response in stream_call(request, context):

@@ -12,6 +12,7 @@ import uuid
 import grpc
 
 from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
+from hourglass_coordinator.guard import RequestGuard
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
@@ -81,7 +82,8 @@ async def serve(
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
     server = grpc.aio.server(
-        interceptors=[AccessInterceptor(Verifier(trusted))] if trusted is not None else [],
+        # Outermost first: the caller is identified before its request is looked at.
+        interceptors=[*([AccessInterceptor(Verifier(trusted))] if trusted is not None else []), RequestGuard()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),

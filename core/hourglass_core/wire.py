@@ -66,10 +66,14 @@ def ts(value: datetime) -> Timestamp:
     return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
-def from_ts(message: Timestamp, present: bool = True) -> datetime | None:
+def from_ts(message: Timestamp, present: bool = True, field: str = "timestamp") -> datetime | None:
+    """Raises InvalidArgument naming `field` for a time outside the years 1 to 9999."""
     if not present:
         return None
-    return _EPOCH + timedelta(seconds=message.seconds, microseconds=message.nanos // 1000)
+    try:
+        return _EPOCH + timedelta(seconds=message.seconds, microseconds=message.nanos // 1000)
+    except OverflowError:
+        raise errors.InvalidArgument(field, "is outside the years 1 to 9999") from None
 
 
 def dur(value: timedelta) -> Duration:
@@ -78,18 +82,22 @@ def dur(value: timedelta) -> Duration:
     return out
 
 
-def from_dur(message: Duration) -> timedelta:
-    return message.ToTimedelta()
+def from_dur(message: Duration, field: str = "duration") -> timedelta:
+    """Raises InvalidArgument naming `field` for a duration beyond 999,999,999 days."""
+    try:
+        return message.ToTimedelta()
+    except (OverflowError, ValueError):
+        raise errors.InvalidArgument(field, "is out of range") from None
 
 
-def _opt_ts(parent: object, name: str) -> datetime | None:
-    return from_ts(getattr(parent, name), parent.HasField(name))  # type: ignore[attr-defined]
+def _opt_ts(parent: object, name: str, field: str = "") -> datetime | None:
+    return from_ts(getattr(parent, name), parent.HasField(name), field or name)  # type: ignore[attr-defined]
 
 
-def _opt_dur(parent: object, name: str) -> timedelta | None:
+def _opt_dur(parent: object, name: str, field: str = "") -> timedelta | None:
     if not parent.HasField(name):  # type: ignore[attr-defined]
         return None
-    return from_dur(getattr(parent, name))
+    return from_dur(getattr(parent, name), field or name)
 
 
 # -- enums --------------------------------------------------------------------------------
@@ -209,17 +217,18 @@ def trigger_to_pb(trigger: Trigger) -> pb.Trigger:
 
 def trigger_from_pb(message: pb.Trigger, now: datetime, field: str = "trigger") -> Trigger:
     """Raises InvalidArgument when no kind is set. An interval without start is anchored at now."""
-    start = _opt_ts(message, "start")
-    end = _opt_ts(message, "end")
+    start = _opt_ts(message, "start", f"{field}.start")
+    end = _opt_ts(message, "end", f"{field}.end")
     kind = message.WhichOneof("kind")
     if kind == "once":
         if not message.once.HasField("at"):
             raise errors.InvalidArgument(f"{field}.once.at", "is required")
-        return OnceTrigger(at=from_ts(message.once.at) or now)
+        return OnceTrigger(at=from_ts(message.once.at, field=f"{field}.once.at") or now)
     if kind == "interval":
         if not message.interval.HasField("every"):
             raise errors.InvalidArgument(f"{field}.interval.every", "is required")
-        return IntervalTrigger(every=from_dur(message.interval.every), start=start or now, end=end)
+        return IntervalTrigger(every=from_dur(message.interval.every, f"{field}.interval.every"), start=start or now,
+                               end=end)  # fmt: skip
     if kind == "cron":
         return CronTrigger(
             expression=message.cron.expression,
@@ -266,25 +275,25 @@ def options_from_pb(message: pb.JobOptions, field: str = "job.options") -> JobOp
     default = JobOptions()
     retry = message.retry
     return JobOptions(
-        timeout=_opt_dur(message, "timeout"),
+        timeout=_opt_dur(message, "timeout", f"{field}.timeout"),
         retry=RetryPolicy(
             max_attempts=max(1, retry.max_attempts),
-            initial_backoff=_opt_dur(retry, "initial_backoff") or default.retry.initial_backoff,
-            max_backoff=_opt_dur(retry, "max_backoff") or default.retry.max_backoff,
+            initial_backoff=_opt_dur(retry, "initial_backoff", f"{field}.retry.initial_backoff") or default.retry.initial_backoff,
+            max_backoff=_opt_dur(retry, "max_backoff", f"{field}.retry.max_backoff") or default.retry.max_backoff,
             multiplier=retry.multiplier or default.retry.multiplier,
         ),
         misfire_policy=_enum_from_pb(
             _MISFIRE, message.misfire_policy, default.misfire_policy, f"{field}.misfire_policy"
         ),
-        misfire_grace=_opt_dur(message, "misfire_grace") or default.misfire_grace,
+        misfire_grace=_opt_dur(message, "misfire_grace", f"{field}.misfire_grace") or default.misfire_grace,
         overlap_policy=_enum_from_pb(
             _OVERLAP, message.overlap_policy, default.overlap_policy, f"{field}.overlap_policy"
         ),
         on_worker_lost=_enum_from_pb(
             _WORKER_LOST, message.on_worker_lost, default.on_worker_lost, f"{field}.on_worker_lost"
         ),
-        catchup_window=_opt_dur(message, "catchup_window") or default.catchup_window,
-        jitter=_opt_dur(message, "jitter") or default.jitter,
+        catchup_window=_opt_dur(message, "catchup_window", f"{field}.catchup_window") or default.catchup_window,
+        jitter=_opt_dur(message, "jitter", f"{field}.jitter") or default.jitter,
         max_fires=message.max_fires,
     )
 

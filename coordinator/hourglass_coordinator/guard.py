@@ -1,0 +1,89 @@
+"""Requests that are not the message they claim to be get INVALID_ARGUMENT, not the UNKNOWN a
+grpc.aio server answers when a request does not decode (its error would name no field and
+look like a server fault). A server interceptor: every method's deserializer is wrapped, and
+the handler refuses what did not decode before the servicer sees it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+
+class Undecodable:
+    """Stands for a request (or stream message) whose bytes did not decode."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _message(error: Exception) -> str:
+    return f"request: not a valid message of this method ({error})"
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except (DecodeError, ValueError, TypeError) as error:  # protobuf's errors are DecodeError or ValueError
+            return Undecodable(error)
+
+    return decode
+
+
+def _guarded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    codecs = {"request_deserializer": _tolerant(handler.request_deserializer),
+              "response_serializer": handler.response_serializer}  # fmt: skip
+
+    async def refuse(context: grpc.aio.ServicerContext, request: Undecodable) -> None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(request.error))
+
+    async def messages(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for request in requests:
+            if isinstance(request, Undecodable):
+                await refuse(context, request)
+            yield request
+
+    if handler.unary_unary is not None:
+        unary = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, Undecodable):
+                await refuse(context, request)
+            return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **codecs)
+    if handler.unary_stream is not None:
+        streaming = handler.unary_stream
+
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if isinstance(request, Undecodable):
+                await refuse(context, request)
+            async for response in streaming(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **codecs)
+    if handler.stream_stream is not None:
+        both = handler.stream_stream
+
+        async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for response in both(messages(requests, context), context):
+                yield response
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **codecs)
+    return handler  # stream-unary: none served
+
+
+class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        return None if handler is None else _guarded(handler)
