@@ -69,8 +69,7 @@ class Cluster:
         return {**self._tls("client"), "HOURGLASS_TOKEN": self._token("*:admin", subject="tests")} if self.secure else {}
 
     def credentials(self) -> grpc.ChannelCredentials | None:
-        tls = self._tls("client")
-        return channel_credentials(*tls.values()) if self.secure else None
+        return channel_credentials(*self._tls("client").values()) if self.secure else None
 
     @property
     def keyspace(self) -> str:

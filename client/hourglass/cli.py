@@ -150,10 +150,8 @@ def spec_from_args(args: argparse.Namespace, now: datetime | None = None) -> Job
 
 
 def _client(args: argparse.Namespace) -> Client:
-    env = os.environ
-    credentials = channel_credentials(args.tls_ca or env.get("HOURGLASS_TLS_CA_FILE", ""),
-                                      args.tls_cert or env.get("HOURGLASS_TLS_CLIENT_CERT_FILE", ""),
-                                      args.tls_key or env.get("HOURGLASS_TLS_CLIENT_KEY_FILE", ""))  # fmt: skip
+    # The flags, if any is given; else the Client reads $HOURGLASS_TLS_*.
+    credentials = channel_credentials(args.tls_ca, args.tls_cert, args.tls_key)
     if args.timeout:
         return Client(args.coordinator, timeout=args.timeout, credentials=credentials)
     return Client(args.coordinator, credentials=credentials)

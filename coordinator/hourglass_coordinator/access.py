@@ -10,12 +10,12 @@ stream needs cluster:worker. An RPC missing from the table is refused to everyon
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from hourglass_coordinator.guard import Undecodable
+from hourglass_coordinator.guard import Undecodable, checked
 from hourglass_core.auth import ALL_NAMESPACES, Caller, Role, Unauthenticated, Verifier
 from hourglass_core.firing import run_key_of
 from hourglass_core.models import DEFAULT_NAMESPACE
@@ -89,56 +89,21 @@ def denial(caller: Caller, role: Role, namespaces: list[str]) -> str | None:
 
 
 def _refused(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape that only refuses the call."""
-
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, message)
-
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await context.abort(code, message)
-        yield  # pragma: no cover - abort raises
-
-    return _like(handler, unary, streaming)
+    """The handler, refusing every call (at its first request message)."""
+    return checked(handler, lambda _request: (code, message))
 
 
 def _checked(handler: grpc.RpcMethodHandler, caller: Caller, role: Role, namespaces: Namespaces) -> grpc.RpcMethodHandler:
-    """The handler, behind the check of the request's namespaces."""
-    unary_call: Callable[[Any, Any], Awaitable[Any]] | None = handler.unary_unary
-    stream_call: Callable[[Any, Any], AsyncIterator[Any]] | None = handler.unary_stream
+    """The handler, behind the check of the request's namespaces (a request that did not
+    decode is let through, to be refused as such by the RequestGuard inside)."""
 
-    def refusal(request: Any) -> str | None:  # what did not decode is refused as such inside
-        return None if isinstance(request, Undecodable) else denial(caller, role, namespaces(request))
+    def refusal(request: Any) -> tuple[grpc.StatusCode, str] | None:
+        if isinstance(request, Undecodable):
+            return None
+        why = denial(caller, role, namespaces(request))
+        return None if why is None else (grpc.StatusCode.PERMISSION_DENIED, why)
 
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if (why := refusal(request)) is not None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-        assert unary_call is not None
-        return await unary_call(request, context)
-
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if (why := refusal(request)) is not None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-        assert stream_call is not None
-        async for response in stream_call(request, context):
-            yield response
-
-    return _like(handler, unary, streaming)
-
-
-def _like(handler: grpc.RpcMethodHandler, unary: Any, streaming: Any) -> grpc.RpcMethodHandler:
-    codecs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(unary, **codecs)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(streaming, **codecs)
-
-    async def stream_in(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async for response in streaming(None, context):
-            yield response
-
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(stream_in, **codecs)
-    return grpc.stream_unary_rpc_method_handler(lambda requests, context: unary(None, context), **codecs)
+    return checked(handler, refusal)
 
 
 class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base

@@ -36,25 +36,34 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return decode
 
 
-def _guarded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    codecs = {"request_deserializer": _tolerant(handler.request_deserializer),
+Refusal = tuple[grpc.StatusCode, str]
+
+
+def checked(
+    handler: grpc.RpcMethodHandler,
+    check: Callable[[Any], Refusal | None],
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> grpc.RpcMethodHandler:
+    """`handler` behind `check` of its request (of each message of a request stream): a
+    refusal aborts the call before the servicer sees what was refused. The other interceptors
+    build on it too."""
+    codecs = {"request_deserializer": request_deserializer or handler.request_deserializer,
               "response_serializer": handler.response_serializer}  # fmt: skip
 
-    async def refuse(context: grpc.aio.ServicerContext, request: Undecodable) -> None:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(request.error))
+    async def vet(request: Any, context: grpc.aio.ServicerContext) -> None:
+        if (refusal := check(request)) is not None:
+            await context.abort(*refusal)
 
-    async def messages(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def vetted(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         async for request in requests:
-            if isinstance(request, Undecodable):
-                await refuse(context, request)
+            await vet(request, context)
             yield request
 
     if handler.unary_unary is not None:
         unary = handler.unary_unary
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if isinstance(request, Undecodable):
-                await refuse(context, request)
+            await vet(request, context)
             return await unary(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, **codecs)
@@ -62,8 +71,7 @@ def _guarded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         streaming = handler.unary_stream
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            if isinstance(request, Undecodable):
-                await refuse(context, request)
+            await vet(request, context)
             async for response in streaming(request, context):
                 yield response
 
@@ -72,11 +80,22 @@ def _guarded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         both = handler.stream_stream
 
         async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for response in both(messages(requests, context), context):
+            async for response in both(vetted(requests, context), context):
                 yield response
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **codecs)
-    return handler  # stream-unary: none served
+    gathered = handler.stream_unary
+
+    async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        return await gathered(vetted(requests, context), context)
+
+    return grpc.stream_unary_rpc_method_handler(stream_unary, **codecs)
+
+
+def _undecoded(request: Any) -> Refusal | None:
+    if isinstance(request, Undecodable):
+        return grpc.StatusCode.INVALID_ARGUMENT, _message(request.error)
+    return None
 
 
 class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
@@ -86,4 +105,4 @@ class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        return None if handler is None else _guarded(handler)
+        return None if handler is None else checked(handler, _undecoded, _tolerant(handler.request_deserializer))
