@@ -370,7 +370,9 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     from hourglass_core.store.migrate import migrate
 
     version = asyncio.run(migrate(settings))
-    print(f"store {settings.store}: schema version {version}, {settings.num_shards} shards initialised")
+    from hourglass_core.credentials import redact
+
+    print(f"store {redact(settings.store)}: schema version {version}, {settings.num_shards} shards initialised")
     return 0
 
 

@@ -22,6 +22,7 @@ from hourglass_core import gc_tuning
 from hourglass_core.auth import TrustedKeys, Verifier
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
+from hourglass_core.credentials import redact
 from hourglass_core.tls import server_credentials
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
 
@@ -100,7 +101,7 @@ async def serve(
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
-    log.info("coordinator %s listening on %s (store %s; %s, %s)", rid, settings.listen, settings.store,
+    log.info("coordinator %s listening on %s (store %s; %s, %s)", rid, settings.listen, redact(settings.store),
              "bearer tokens required" if trusted is not None else "no authentication",
              "plaintext" if tls is None else "mutual TLS" if settings.tls_client_ca_file else "TLS")  # fmt: skip
     loops = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from hourglass_core.credentials import redact
 from hourglass_core.leases.base import Leases, Membership
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.leases.redis import DEFAULT_PREFIX, RedisLeases, RedisMembership, SharedRedis
@@ -31,6 +32,6 @@ async def open_coordination(url: str, prefix: str = DEFAULT_PREFIX) -> tuple[Lea
             raise
         return leases, membership
     raise ValueError(
-        f"unsupported coordination URL {url!r}: expected redis://host:port/db, rediss://..., "
+        f"unsupported coordination URL {redact(url)!r}: expected redis://host:port/db, rediss://..., "
         "unix:///path.sock or memory://"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from cassandra import ConsistencyLevel
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
+from hourglass_core.credentials import Login
 from hourglass_core.errors import (
     FailedPrecondition,
     HourglassError,
@@ -147,6 +149,8 @@ class CassandraStore:
         bucket: timedelta = timedelta(seconds=60),
         consistency: int = ConsistencyLevel.LOCAL_QUORUM,
         request_timeout: float = 10.0,
+        login: Login | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> CassandraStore:
         """Connects (in a thread: the driver blocks) and, if the keyspace's schema is current,
         prepares every statement. `bucket` (the schedule's time-bucket width) must stay the
@@ -155,7 +159,7 @@ class CassandraStore:
         schema.check_keyspace(keyspace)
         if bucket <= timedelta(0) or run_retention <= timedelta(0):
             raise ValueError("bucket and run_retention must be positive")
-        cluster, session = await open_session(hosts, port, consistency, request_timeout)
+        cluster, session = await open_session(hosts, port, consistency, request_timeout, login=login, tls=tls)
         store = cls(
             cluster,
             CqlSession(session),

@@ -8,15 +8,18 @@ the event loop with `loop.call_soon_threadsafe` and never touch asyncio objects 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import cassandra
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, dict_factory
 
+from hourglass_core.credentials import Login
 from hourglass_core.errors import Unavailable
 
 T = TypeVar("T")
@@ -36,11 +39,13 @@ Row = dict[str, Any]
 
 
 async def open_session(
-    hosts: list[str], port: int, consistency: int, request_timeout: float
+    hosts: list[str], port: int, consistency: int, request_timeout: float, *,
+    login: Login | None = None, tls: ssl.SSLContext | None = None,
 ) -> tuple[Any, Any]:
     """A connected (Cluster, Session) with rows as dicts, token-aware routing, `consistency`
-    for reads and writes and LOCAL_SERIAL for LWTs. Connecting blocks, so it runs in a
-    thread. Raises Unavailable if no host answers."""
+    for reads and writes and LOCAL_SERIAL for LWTs, logged in as `login` (PasswordAuthenticator)
+    over `tls` when given. Connecting blocks, so it runs in a thread. Raises Unavailable if no
+    host answers."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
         consistency_level=consistency,
@@ -60,6 +65,8 @@ async def open_session(
         # The driver's default waits 1, 2, 4 ... up to 600 s between reconnection attempts: a
         # node back after a minute's outage would then sit unused for up to another minute.
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.2, max_delay=2.0, max_attempts=None),
+        auth_provider=PlainTextAuthProvider(login.username, login.password) if login else None,
+        ssl_context=tls,
     )
     try:
         return cluster, await asyncio.to_thread(cluster.connect)

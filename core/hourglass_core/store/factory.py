@@ -1,6 +1,8 @@
 """`open_store(url)`: a `Store` from the `store` setting.
 
     cassandra://host1,host2:9042/keyspace?rf=1&run_retention_days=7&bucket_seconds=60
+    cassandra://user:password@host/keyspace     (or user@host/keyspace?password_file=/path)
+    cassandra://host/keyspace?tls=1&tls_ca_file=/ca.pem[&tls_cert_file=..&tls_key_file=..]
     sqlite:///absolute/path/to/file.db      (three slashes: the path starts with '/';
                                              four, as SQLAlchemy writes it, mean the same)
     sqlite://relative/path.db               (relative to the working directory)
@@ -12,12 +14,16 @@ need not install it.
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+from hourglass_core.credentials import login, redact, tls_context
 from hourglass_core.store.base import Store
 
-_CASSANDRA_OPTIONS = {"rf", "run_retention_days", "bucket_seconds"}
+_CASSANDRA_TLS_FILES = {"tls_ca_file", "tls_cert_file", "tls_key_file"}
+_CASSANDRA_OPTIONS = {"rf", "run_retention_days", "bucket_seconds", "password_file", "tls", "tls_check_hostname",
+                      *_CASSANDRA_TLS_FILES}  # fmt: skip
 _SQLITE_OPTIONS = {"run_retention_days"}
 
 
@@ -29,21 +35,22 @@ async def open_store(url: str, *, migrate: bool = False) -> Store:
     accepted), Unavailable when the backend cannot be reached."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"store URL {url!r} has no scheme; {_EXPECTED}")
+        raise ValueError(f"store URL {redact(url)!r} has no scheme; {_EXPECTED}")
     if scheme == "cassandra":
         store: Store = await _open_cassandra(url)
     elif scheme == "sqlite":
         store = _open_sqlite(url, rest)
     else:
-        raise ValueError(f"store URL {url!r}: unknown scheme {scheme!r}; {_EXPECTED}")
+        raise ValueError(f"store URL {redact(url)!r}: unknown scheme {scheme!r}; {_EXPECTED}")
     if migrate:
         await store.migrate()
     return store
 
 
 _EXPECTED = (
-    "expected cassandra://host[,host...][:port]/keyspace[?rf=N&run_retention_days=D"
-    "&bucket_seconds=S] or sqlite:///path/to/file.db or sqlite://:memory:"
+    "expected cassandra://[user[:password]@]host[,host...][:port]/keyspace[?rf=N&run_retention_days=D"
+    "&bucket_seconds=S&password_file=F&tls=1&tls_ca_file=F&tls_cert_file=F&tls_key_file=F&tls_check_hostname=1]"
+    " or sqlite:///path/to/file.db or sqlite://:memory:"
 )
 
 
@@ -51,7 +58,7 @@ def _options(url: str, query: str, allowed: set[str]) -> dict[str, str]:
     parsed = parse_qs(query, keep_blank_values=True, strict_parsing=False)
     unknown = set(parsed) - allowed
     if unknown:
-        raise ValueError(f"store URL {url!r}: unknown option(s) {sorted(unknown)}; {_EXPECTED}")
+        raise ValueError(f"store URL {redact(url)!r}: unknown option(s) {sorted(unknown)}; {_EXPECTED}")
     return {k: v[-1] for k, v in parsed.items()}
 
 
@@ -61,28 +68,29 @@ def _number(url: str, options: dict[str, str], name: str, default: float) -> flo
     try:
         value = float(options[name])
     except ValueError:
-        raise ValueError(f"store URL {url!r}: {name} must be a number") from None
+        raise ValueError(f"store URL {redact(url)!r}: {name} must be a number") from None
     if value <= 0:
-        raise ValueError(f"store URL {url!r}: {name} must be positive")
+        raise ValueError(f"store URL {redact(url)!r}: {name} must be positive")
     return value
 
 
 async def _open_cassandra(url: str) -> Store:
     parts = urlsplit(url)
-    netloc, path = parts.netloc, parts.path.strip("/")
+    options = _options(url, parts.query, _CASSANDRA_OPTIONS)
+    credentials, netloc = login(parts.netloc, options, "store URL")
+    path = parts.path.strip("/")
     hosts_text, port = netloc, 9042
     if ":" in netloc.rsplit(",", 1)[-1]:  # the port follows the last host
         hosts_text, _, port_text = netloc.rpartition(":")
         if not port_text.isdigit():
-            raise ValueError(f"store URL {url!r}: port {port_text!r} is not a number")
+            raise ValueError(f"store URL {redact(url)!r}: port {port_text!r} is not a number")
         port = int(port_text)
     hosts = [h for h in hosts_text.split(",") if h]
     if not hosts or not path or "/" in path:
-        raise ValueError(f"store URL {url!r} needs hosts and one keyspace; {_EXPECTED}")
-    options = _options(url, parts.query, _CASSANDRA_OPTIONS)
+        raise ValueError(f"store URL {redact(url)!r} needs hosts and one keyspace; {_EXPECTED}")
     rf = _number(url, options, "rf", 1)
     if rf != int(rf):
-        raise ValueError(f"store URL {url!r}: rf must be a whole number")
+        raise ValueError(f"store URL {redact(url)!r}: rf must be a whole number")
 
     from hourglass_core.store.cassandra import CassandraStore  # needs cassandra-driver
 
@@ -93,7 +101,27 @@ async def _open_cassandra(url: str) -> Store:
         replication_factor=int(rf),
         run_retention=timedelta(days=_number(url, options, "run_retention_days", 7)),
         bucket=timedelta(seconds=_number(url, options, "bucket_seconds", 60)),
+        login=credentials,
+        tls=_cassandra_tls(url, options),
     )
+
+
+def _flag(url: str, options: dict[str, str], name: str) -> bool:
+    value = options.get(name, "0").lower()
+    if value not in {"0", "1", "true", "false", "yes", "no", ""}:
+        raise ValueError(f"store URL {redact(url)!r}: {name} must be 1 or 0")
+    return value in {"1", "true", "yes", ""}
+
+
+def _cassandra_tls(url: str, options: dict[str, str]) -> ssl.SSLContext | None:
+    """TLS when asked for (tls=1) or implied by a TLS file option."""
+    if not (_flag(url, options, "tls") or _CASSANDRA_TLS_FILES & options.keys()):
+        return None
+    try:
+        return tls_context(options.get("tls_ca_file", ""), options.get("tls_cert_file", ""),
+                           options.get("tls_key_file", ""), check_hostname=_flag(url, options, "tls_check_hostname"))  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"store URL {redact(url)!r}: TLS files: {exc}") from None
 
 
 def _open_sqlite(url: str, rest: str) -> Store:
@@ -104,7 +132,7 @@ def _open_sqlite(url: str, rest: str) -> Store:
     elif target.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling) = sqlite:///abs/path
         target = "/" + target.lstrip("/")
     if not target:
-        raise ValueError(f"store URL {url!r} names no file; {_EXPECTED}")
+        raise ValueError(f"store URL {redact(url)!r} names no file; {_EXPECTED}")
 
     from hourglass_core.store.sqlite import SqliteStore
 
