@@ -45,6 +45,8 @@ class Cluster:
         "HOURGLASS_CASSANDRA_PORT", "9042"
     )
     redis: str = os.environ.get("HOURGLASS_REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Appended to the store URL: e.g. "?tls_ca_file=..." to reach Cassandra over TLS.
+    store_options: str = ""
     coordinators: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # Mutual TLS between every process and bearer tokens on every call (certificates from
@@ -79,7 +81,7 @@ class Cluster:
         env = dict(os.environ)
         env.update(
             PYTHONPATH=PYTHONPATH,
-            HOURGLASS_STORE=f"cassandra://{self.cassandra}/{self.keyspace}",
+            HOURGLASS_STORE=f"cassandra://{self.cassandra}/{self.keyspace}{self.store_options}",
             HOURGLASS_COORDINATION=self.redis,
             HOURGLASS_REDIS_PREFIX=f"hg-{self.name}:",
             HOURGLASS_NUM_SHARDS=str(self.num_shards),
@@ -190,5 +192,15 @@ def wait_for_grpc(address: str, credentials: grpc.ChannelCredentials | None = No
                     raise TimeoutError(f"nothing answers gRPC on {address}") from None
 
 
-def new_cluster(tmp: Path, prefix: str, *, secure: bool = False) -> Cluster:
-    return Cluster(name=f"{prefix}_{uuid.uuid4().hex[:8]}", tmp=tmp, secure=secure)
+def new_cluster(tmp: Path, prefix: str, *, secure: bool = False, redis: str = "", store_options: str = "") -> Cluster:
+    """A cluster named after `prefix`; `redis`: its coordination URL instead of the default."""
+    cluster = Cluster(name=f"{prefix}_{uuid.uuid4().hex[:8]}", tmp=tmp, secure=secure, store_options=store_options)
+    if redis:
+        cluster.redis = redis
+    return cluster
+
+
+def cassandra_ca() -> Path:
+    """The CA of the local Cassandra's TLS certificate (scripts/services.sh writes it)."""
+    services = Path(os.environ.get("HOURGLASS_SERVICES_DIR", ROOT / ".services"))
+    return services / "cassandra" / "tls" / "ca.pem"

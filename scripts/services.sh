@@ -219,6 +219,25 @@ cassandra_render_config() {
         -e "s|@NATIVE_PORT@|$CASS_PORT|g" \
         -e "s|@STORAGE_PORT@|$CASS_STORAGE_PORT|g" \
         "$CONF_SRC/cassandra.yaml" >"$CASS_DIR/conf/cassandra.yaml"
+    cassandra_tls_files
+}
+
+# The node's TLS key and certificate (one PEM file, as PEMBasedSslContextFactory reads it) and
+# the CA that signed them (tls/ca.pem, for clients), from the dev CA; made once per data dir.
+cassandra_tls_files() {
+    local tls="$CASS_DIR/tls" py
+    [[ -s $tls/node-keystore.pem ]] && return 0
+    py=$(pick_python)
+    PYTHONPATH="$ROOT/core" "$py" -c '
+import sys
+from pathlib import Path
+from hourglass_core.dev_certs import write_dev_certificates
+tls = Path(sys.argv[1])
+write_dev_certificates(tls, ["localhost", "127.0.0.1"])
+keystore = tls / "node-keystore.pem"
+keystore.write_bytes((tls / "coordinator.key").read_bytes() + (tls / "coordinator.pem").read_bytes())
+keystore.chmod(0o600)
+' "$tls" || die "could not write Cassandra TLS files under $tls"
 }
 
 cassandra_launch() {

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 
 import pytest
+
+from benchmarks.cluster import cassandra_ca
+from benchmarks.secured_redis import SecuredRedis, start_secured_redis
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -32,5 +36,25 @@ def cassandra_up() -> None:
 
 
 @pytest.fixture(scope="session")
+def cassandra_tls(cassandra_up: None) -> str:
+    """Store URL options that reach the local Cassandra over TLS (it offers TLS on its one
+    port, verified against the CA scripts/services.sh made)."""
+    ca = cassandra_ca()
+    if not ca.exists():
+        pytest.fail(f"{ca} is missing: this Cassandra was started before it offered TLS; "
+                    "restart it with `make services-stop services`", pytrace=False)  # fmt: skip
+    return f"?tls_ca_file={ca}"
+
+
+@pytest.fixture(scope="session")
 def redis_up() -> None:
     _require("Redis", "127.0.0.1", int(os.environ.get("HOURGLASS_REDIS_PORT", "6379")))
+
+
+@pytest.fixture(scope="session")
+def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredRedis]:
+    """A Redis of this run's own, as production runs it: TLS only, an ACL user with a password
+    (read from a file), the default user off."""
+    server = start_secured_redis(tmp_path_factory.mktemp("secured-redis"))
+    yield server
+    server.stop()

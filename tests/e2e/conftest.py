@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cluster import Cluster, new_cluster
+from benchmarks.secured_redis import SecuredRedis
 
 
 def secured(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
@@ -18,11 +19,15 @@ def secured(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, cassandra_up: None, redis_up: None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cassandra_tls: str, secured_redis: SecuredRedis, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Cluster]:
     """A cluster of real processes on Cassandra and Redis, secured as in production: mutual
-    TLS between every process, bearer tokens on every call."""
-    c = secured(new_cluster(tmp_path, request.node.name.removeprefix("test_")[:20], secure=True), monkeypatch)
+    TLS between every process, bearer tokens on every call, Redis and Cassandra over TLS
+    (Redis with an ACL user and password)."""
+    name = request.node.name.removeprefix("test_")[:20]
+    c = secured(new_cluster(tmp_path, name, secure=True, redis=secured_redis.url, store_options=cassandra_tls),
+                monkeypatch)  # fmt: skip
     c.migrate()
     try:
         yield c
