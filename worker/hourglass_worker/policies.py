@@ -42,8 +42,9 @@ class Policies:
 
     async def run(self) -> None:
         """Forever: reads every policy each `every_s`. While the store is away the policies
-        read last stay in force (it is tried again sooner, with backoff)."""
-        backoff = Backoff(0.1, self._every_s)
+        read last stay in force; it is tried again within a second (fires wait for the first
+        read, so a worker started while the store was away must not lag behind its return)."""
+        backoff = Backoff(0.1, min(self._every_s, 1.0))
         while True:
             try:
                 await self.refresh()
