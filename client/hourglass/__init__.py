@@ -21,6 +21,7 @@ from hourglass.aio import AsyncClient
 from hourglass.client import Client
 from hourglass.triggers import cron, every, json_params, once
 from hourglass_core.errors import (
+    ExecutorNotAllowed,
     FailedPrecondition,
     HourglassError,
     InvalidArgument,
@@ -48,6 +49,7 @@ from hourglass_core.models import (
     JobSpec,
     JobState,
     MisfirePolicy,
+    NamespacePolicy,
     OnceTrigger,
     OverlapPolicy,
     Page,
@@ -73,6 +75,7 @@ __all__ = [
     "DeadlineExceeded",
     "DstGap",
     "DstRepeat",
+    "ExecutorNotAllowed",
     "ExplainedFire",
     "Explanation",
     "FailedPrecondition",
@@ -90,6 +93,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "MisfirePolicy",
+    "NamespacePolicy",
     "NotFound",
     "OnceTrigger",
     "OverlapPolicy",

@@ -24,6 +24,7 @@ import grpc
 
 from hourglass_core import wire
 from hourglass_core.errors import (
+    ExecutorNotAllowed,
     FailedPrecondition,
     HourglassError,
     InvalidArgument,
@@ -41,6 +42,7 @@ from hourglass_core.models import (
     JobChanges,
     JobSpec,
     JobState,
+    NamespacePolicy,
     OverlapPolicy,
     Page,
     Run,
@@ -224,8 +226,9 @@ def error_from_status(
     message names none); NOT_FOUND -> `not_found()` (JobNotFound / RunNotFound for calls about
     one job or run) or NotFound; FAILED_PRECONDITION -> FailedPrecondition; UNAVAILABLE and
     RESOURCE_EXHAUSTED (overloaded) -> Unavailable; DEADLINE_EXCEEDED -> DeadlineExceeded (an Unavailable);
-    UNAUTHENTICATED -> Unauthenticated; PERMISSION_DENIED -> PermissionDenied; anything else ->
-    HourglassError whose message starts with the code's name.
+    UNAUTHENTICATED -> Unauthenticated; PERMISSION_DENIED -> PermissionDenied (ExecutorNotAllowed,
+    with its `field`, for a job whose executor its namespace's policy does not allow); anything
+    else -> HourglassError whose message starts with the code's name.
     """
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         match = _FIELD.match(details)
@@ -247,6 +250,9 @@ def error_from_status(
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unauthenticated(details or "unauthenticated")
     if code == grpc.StatusCode.PERMISSION_DENIED:
+        match = _FIELD.match(details)
+        if match and match.group(1).endswith("executor"):
+            return ExecutorNotAllowed(match.group(1), match.group(2))
         return PermissionDenied(details or "permission denied")
     name = code.name if code is not None else "UNKNOWN"
     return HourglassError(f"{name}: {details}" if details else name)
@@ -474,3 +480,15 @@ def run_event(message: pb.RunEvent) -> tuple[Run, int]:
 
 def watch_not_found(job_id: str, namespace: str) -> Callable[[], NotFound] | None:
     return _job_not_found(namespace, job_id) if job_id else None
+
+
+def set_namespace_policy(namespace: str, allowed_executors: Sequence[str]) -> Rpc[NamespacePolicy]:
+    """Retried on UNAVAILABLE: setting a policy again leaves it as setting it once did."""
+    if isinstance(allowed_executors, str):
+        raise TypeError("allowed_executors: a list of executor names, not one string")
+    request = pb.SetNamespacePolicyRequest(namespace=namespace, allowed_executors=list(allowed_executors))
+    return Rpc("SetNamespacePolicy", request, wire.policy_from_pb, IDEMPOTENT_WRITE)
+
+
+def get_namespace_policy(namespace: str) -> Rpc[NamespacePolicy]:
+    return Rpc("GetNamespacePolicy", pb.GetNamespacePolicyRequest(namespace=namespace), wire.policy_from_pb, READ)

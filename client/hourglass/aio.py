@@ -20,6 +20,7 @@ from hourglass_core.models import (
     JobChanges,
     JobSpec,
     JobState,
+    NamespacePolicy,
     OverlapPolicy,
     Page,
     Run,
@@ -206,6 +207,18 @@ class AsyncClient:
     ) -> Explanation:  # fmt: skip
         """As `Client.explain`."""
         return await self._call(rpcs.explain_job(job_id, namespace, since, until, max_fires), timeout)
+
+    # -- namespaces -------------------------------------------------------------------------
+
+    async def set_namespace_policy(
+        self, namespace: str, allowed_executors: Sequence[str], *, timeout: float | None = None
+    ) -> NamespacePolicy:
+        """As `Client.set_namespace_policy`. Raises PermissionDenied, InvalidArgument."""
+        return await self._call(rpcs.set_namespace_policy(namespace, allowed_executors), timeout)
+
+    async def get_namespace_policy(self, namespace: str, *, timeout: float | None = None) -> NamespacePolicy:
+        """As `Client.get_namespace_policy`."""
+        return await self._call(rpcs.get_namespace_policy(namespace), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

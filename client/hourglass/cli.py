@@ -6,6 +6,7 @@
     hourglass update ID [--version V] [--name N] [--every D | ...] [--params P] [...]
     hourglass backfill ID --since T [--until T] | explain ID --since T [--until T]
     hourglass preview (ID | --at T | --every D | --cron EXPR [--tz Z]) [--count N] [--after T]
+    hourglass namespace policy NS [--allow E1,E2 | --clear] | namespace show NS
 
 Server commands import the coordinator, worker or store only when run, so the client commands
 need nothing beyond the SDK. Exit codes: 0 ok, 1 other error, 2 invalid argument (including
@@ -27,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hourglass import cli_format as fmt
-from hourglass.cli_format import DURATION_HELP, duration, label, since_arg, time_arg, timeout_seconds
+from hourglass.cli_format import DURATION_HELP, duration, executor_names, label, since_arg, time_arg, timeout_seconds
 from hourglass.client import Client
 from hourglass_core.config import Settings, from_env, parse_duration, with_overrides
 from hourglass_core.errors import (
@@ -331,6 +332,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_namespace_policy(args: argparse.Namespace) -> int:
+    """Sets (--allow), clears (--clear) or, given neither, shows a namespace's executor policy."""
+    with _client(args) as client:
+        if args.allow is not None or args.clear:
+            policy = client.set_namespace_policy(args.target, args.allow or [])
+        else:
+            policy = client.get_namespace_policy(args.target)
+    print(fmt.dumps(fmt.policy_json(policy)) if args.json else fmt.policy_text(policy))
+    return 0
+
+
 # -- server commands -------------------------------------------------------------------------
 
 
@@ -567,6 +579,22 @@ def build_parser() -> argparse.ArgumentParser:
     _trigger_flags(p, required=False)
     p.add_argument("--count", type=int, default=10, help="how many fire times, 1-1000 (default 10)")
     p.add_argument("--after", type=time_arg, help="fire times after this (ISO 8601 or +DURATION; default now)")
+
+    namespace_parser = sub.add_parser("namespace", help="a namespace's settings: its executor policy")
+    namespace_parser.set_defaults(handler=lambda _: _usage(namespace_parser))
+    namespaces = namespace_parser.add_subparsers(dest="namespace_command", metavar="ACTION")
+    summary = "limit the executors a namespace's jobs may use (admin), or lift the limit; shows it given neither"
+    p = namespaces.add_parser("policy", parents=flags, help=summary, description=summary)
+    p.add_argument("target", metavar="NAMESPACE")
+    allow = p.add_mutually_exclusive_group()
+    allow.add_argument("--allow", type=executor_names, metavar="E1,E2",
+                       help="the executors allowed (all of them), comma-separated")
+    allow.add_argument("--clear", action="store_true", help="no limit: every executor the workers load")
+    p.set_defaults(handler=cmd_namespace_policy)
+    summary = "show a namespace's executor policy"
+    p = namespaces.add_parser("show", parents=flags, help=summary, description=summary)
+    p.add_argument("target", metavar="NAMESPACE")
+    p.set_defaults(handler=cmd_namespace_policy, allow=None, clear=False)
 
     p = sub.add_parser("coordinator", help="run a coordinator replica")
     _server_flags(p, "--listen", "--store", "--coordination", "--num-shards")

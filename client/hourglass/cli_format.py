@@ -25,6 +25,7 @@ from hourglass_core.models import (
     Explanation,
     IntervalTrigger,
     Job,
+    NamespacePolicy,
     OnceTrigger,
     Payload,
     Run,
@@ -97,6 +98,14 @@ def label(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"invalid label {text!r}: expected KEY=VALUE")
     return key, value
+
+
+def executor_names(text: str) -> list[str]:
+    """An argparse type: executor names, comma-separated ('http,echo')."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("names no executor (to lift the limit: --clear)")
+    return names
 
 
 # -- writing: scalars ----------------------------------------------------------------------
@@ -386,3 +395,13 @@ def explain_text(found: Explanation) -> str:
             f"  {iso(e.at)}  {e.kind.value} (v{e.version}){': ' + e.detail if e.detail else ''}" for e in found.events
         )
     return out
+
+
+def policy_json(policy: NamespacePolicy) -> dict[str, Any]:
+    return {"namespace": policy.namespace, "allowed_executors": sorted(policy.allowed_executors)}
+
+
+def policy_text(policy: NamespacePolicy) -> str:
+    if not policy.allowed_executors:
+        return f"namespace {policy.namespace}: no executor policy (every executor the workers load)"
+    return f"namespace {policy.namespace}: executors limited to {', '.join(sorted(policy.allowed_executors))}"

@@ -19,6 +19,7 @@ from hourglass_core.models import (
     JobChanges,
     JobSpec,
     JobState,
+    NamespacePolicy,
     OverlapPolicy,
     Page,
     Run,
@@ -46,7 +47,8 @@ class Client:
     `token`: the bearer token sent with every call (default $HOURGLASS_TOKEN; none if empty).
 
     Every method raises the domain errors: InvalidArgument (its `field` names the bad field),
-    JobNotFound / RunNotFound (both NotFound), FailedPrecondition, Unavailable (also after the
+    JobNotFound / RunNotFound (both NotFound), FailedPrecondition, Unauthenticated,
+    PermissionDenied (ExecutorNotAllowed: a namespace's policy), Unavailable (also after the
     retries ran out; DeadlineExceeded is one), HourglassError for anything else.
     """
 
@@ -244,6 +246,22 @@ class Client:
         became of it (ran, skipped, missed, pending, with the cause), its manual runs, and the
         job's events (pause, resume, update, ...)."""
         return self._call(rpcs.explain_job(job_id, namespace, since, until, max_fires), timeout)
+
+    # -- namespaces -------------------------------------------------------------------------
+
+    def set_namespace_policy(
+        self, namespace: str, allowed_executors: Sequence[str], *, timeout: float | None = None
+    ) -> NamespacePolicy:
+        """Limits the executors the namespace's jobs may use to `allowed_executors` (the whole
+        set; empty: no limit); needs the admin role in the namespace. Submits naming another
+        executor then raise ExecutorNotAllowed; fires of jobs accepted before end FAILED.
+        Returns the policy as stored. Raises PermissionDenied, InvalidArgument naming
+        `allowed_executors[i]` for a name outside the executor-name format."""
+        return self._call(rpcs.set_namespace_policy(namespace, allowed_executors), timeout)
+
+    def get_namespace_policy(self, namespace: str, *, timeout: float | None = None) -> NamespacePolicy:
+        """The namespace's policy (no allowed executors: no limit)."""
+        return self._call(rpcs.get_namespace_policy(namespace), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 The caller is identified from its bearer token before anything else (UNAUTHENTICATED if it
 cannot be); then the RPC's needs are checked against its grants (PERMISSION_DENIED), for
 the namespaces the request names, before the servicer sees the request. What each RPC needs
-is listed here, in one table: reads need read, submits and control need write, the workers'
-stream needs cluster:worker. An RPC missing from the table is refused to everyone.
+is listed here, in one table: reads need read, submits and control need write, a namespace's
+executor policy needs admin, the workers' stream needs cluster:worker. An RPC missing from
+the table is refused to everyone.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ NEEDS: dict[str, tuple[Role, Namespaces]] = {
     "BackfillJob": (Role.WRITE, _named),
     "ExplainJob": (Role.READ, _named),
     "WatchRuns": (Role.READ, _named),
+    "SetNamespacePolicy": (Role.ADMIN, _named),
+    "GetNamespacePolicy": (Role.READ, _named),
 }
 
 

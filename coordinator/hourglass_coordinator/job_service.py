@@ -196,6 +196,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
         )
 
 
+    @grpc_errors
+    async def SetNamespacePolicy(
+        self, request: pb.SetNamespacePolicyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NamespacePolicy:
+        policy = await self._api.set_policy(_namespace(request.namespace), list(request.allowed_executors))
+        return wire.policy_to_pb(policy)
+
+    @grpc_errors
+    async def GetNamespacePolicy(
+        self, request: pb.GetNamespacePolicyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NamespacePolicy:
+        return wire.policy_to_pb(await self._api.get_policy(_namespace(request.namespace)))
+
+
 EXPLAIN_DEFAULT = 100
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
 import time
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_core.backfill import backfill_fires, occurrences
 from hourglass_core.coalesce import Coalescer
-from hourglass_core.errors import FailedPrecondition, HourglassError, InvalidArgument
+from hourglass_core.errors import ExecutorNotAllowed, FailedPrecondition, HourglassError, InvalidArgument
 from hourglass_core.explain import explain
 from hourglass_core.firing import first_fire, first_fire_time, job_id_for_key, run_id_for, schedule_row_due, scheduled_fire
 from hourglass_core.models import (
@@ -27,6 +28,7 @@ from hourglass_core.models import (
     JobFilter,
     JobSpec,
     JobState,
+    NamespacePolicy,
     OverlapPolicy,
     Page,
     Run,
@@ -37,7 +39,7 @@ from hourglass_core.preview import preview
 from hourglass_core.sharding import shard_of
 from hourglass_core.store.base import Created, Store
 from hourglass_core.triggers import iso_utc, local_zone, next_fire
-from hourglass_core.validation import validate_spec
+from hourglass_core.validation import validate_namespace, validate_policy, validate_spec
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 1000
@@ -46,6 +48,13 @@ MAX_BATCH = 10_000
 EXPLAIN_MAX_RUNS = 20_000
 MAX_NOTE = 1024
 EXECUTORS_REFRESH_S = 2.0
+# How long a replica trusts a namespace policy it read. Submits are the hot path: reading the
+# policy from the store on each would add a round trip to every submit. A policy narrowed
+# through another replica may so let a submit through here for this long after; that job's
+# fires are refused by the workers, which check the policy before every call (see
+# hourglass_worker.policies). A policy set through this replica applies here at once.
+POLICY_CACHE_S = 2.0
+POLICY_CACHE_MAX = 10_000  # namespaces: past this many the cache starts again
 
 Clock = Callable[[], datetime]
 # Called with fires just written, so those due soon reach their shard's owner at once.
@@ -111,6 +120,8 @@ class JobsApi:
         self._backfill_rate = backfill_rate
         self._executors: set[str] = set()
         self._executors_at = 0.0
+        self._policies: dict[str, tuple[float, NamespacePolicy]] = {}  # by namespace, with when read
+        self._policy_sets = 0  # policies set through this replica: a read begun before one is not cached
         # Single submits arriving while others are being written go to the store together.
         self._creates: Coalescer[None, tuple[Job, Fire | None], Created] = Coalescer(
             lambda _, jobs: store.create_jobs(jobs), max_items=32, max_flushing=16, name="creates"
@@ -129,14 +140,15 @@ class JobsApi:
         executors = await self._known_executors()
         if any(spec.executor not in executors for spec in specs):
             executors = await self._known_executors(force=True)
-        for i, spec in enumerate(specs):
-            name = field if len(specs) == 1 and field == "job" else f"{field}[{i}]"
+        names = [field if len(specs) == 1 and field == "job" else f"{field}[{i}]" for i in range(len(specs))]
+        for spec, name in zip(specs, names, strict=True):
             validate_spec(
                 spec,
                 known_executors=executors,
                 max_params_bytes=self._max_params_bytes,
                 field=name,
             )
+        await self._check_policies(specs, names)
         now = self._clock()
         if len(specs) == 1:
             created = [await self._creates.call(None, self._new_job(specs[0], now))]
@@ -149,6 +161,46 @@ class JobsApi:
         ]
         await self._hint_soon(fires, now)
         return created
+
+    async def _check_policies(self, specs: Sequence[JobSpec], names: Sequence[str]) -> None:
+        """Raises ExecutorNotAllowed naming the first spec (`names`: their fields) whose
+        executor its namespace's policy does not allow: one refused job refuses the batch."""
+        namespaces = sorted({spec.namespace for spec in specs})
+        policies = dict(zip(namespaces, await asyncio.gather(*map(self._policy, namespaces)), strict=True))
+        for spec, name in zip(specs, names, strict=True):
+            why = policies[spec.namespace].refusal(spec.executor)
+            if why is not None:
+                raise ExecutorNotAllowed(f"{name}.executor", why)
+
+    async def _policy(self, namespace: str) -> NamespacePolicy:
+        """The namespace's policy, as read at most POLICY_CACHE_S ago."""
+        cached = self._policies.get(namespace)
+        if cached is not None and time.monotonic() - cached[0] <= POLICY_CACHE_S:
+            return cached[1]
+        sets, read_at = self._policy_sets, time.monotonic()
+        policy = await self._store.get_namespace_policy(namespace)
+        if sets == self._policy_sets:  # else it may be older than the one set meanwhile
+            if len(self._policies) >= POLICY_CACHE_MAX:
+                self._policies.clear()
+            self._policies[namespace] = (read_at, policy)
+        return policy
+
+    async def set_policy(self, namespace: str, allowed_executors: Sequence[str]) -> NamespacePolicy:
+        """Limits the executors the namespace's jobs may use (none: no limit); returns the
+        policy as stored. Applies to this replica's next submit at once; to the others' and
+        the workers' within a few seconds."""
+        policy = validate_policy(namespace, allowed_executors)
+        try:
+            await self._store.set_namespace_policy(policy)
+        finally:  # also if the write failed: it may have landed
+            self._policy_sets += 1
+            self._policies.pop(namespace, None)
+        return policy
+
+    async def get_policy(self, namespace: str) -> NamespacePolicy:
+        """The namespace's policy as stored (not cached: what an admin set is what they see)."""
+        validate_namespace(namespace)
+        return await self._store.get_namespace_policy(namespace)
 
     async def _hint_soon(self, fires: Sequence[Fire], now: datetime) -> None:
         """Hints the fires due within `hint_within` (see __init__)."""
@@ -259,6 +311,8 @@ class JobsApi:
         if version != job.version:
             raise FailedPrecondition(f"version {version} is stale: job {job_id} is at version {job.version}; read it again")
         updated = replace(job, **given, version=job.version + 1)  # type: ignore[arg-type]
+        # The executor is not updatable, so the namespace's policy is not checked again here:
+        # a job whose executor the policy no longer allows has its fires refused by the workers.
         validate_spec(updated.spec, known_executors=await self._known_executors(), max_params_bytes=self._max_params_bytes)
         now = self._clock()
         # The next fire, from the trigger (new or not) after now: a fire workers prepared

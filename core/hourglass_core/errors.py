@@ -45,6 +45,15 @@ class PermissionDenied(HourglassError):
     """The caller is known but has no permission for this call in this namespace."""
 
 
+class ExecutorNotAllowed(PermissionDenied):
+    """A job names an executor its namespace's policy does not allow; `field` names where
+    (e.g. `jobs[3].executor`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class Unavailable(HourglassError):
     """A backend (Cassandra, Redis) cannot be reached; the request may be retried."""
 

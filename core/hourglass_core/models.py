@@ -387,3 +387,22 @@ class Explanation:
     fires: list[ExplainedFire]
     events: list[JobEvent]
     truncated: bool = False  # more fires than asked for: the earliest are given
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacePolicy:
+    """The executors a namespace's jobs may use, as an admin of the namespace set them. None
+    given: no limit (every executor the workers load)."""
+
+    namespace: str
+    allowed_executors: frozenset[str] = frozenset()
+
+    def allows(self, executor: str) -> bool:
+        return not self.allowed_executors or executor in self.allowed_executors
+
+    def refusal(self, executor: str) -> str | None:
+        """Why a job of the namespace may not use `executor`; None if it may."""
+        if self.allows(executor):
+            return None
+        allowed = ", ".join(sorted(self.allowed_executors))
+        return f"the policy of namespace {self.namespace!r} does not allow executor {executor!r} (allowed: {allowed})"

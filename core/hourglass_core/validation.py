@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Set
+from collections.abc import Iterable, Set
 from datetime import timedelta
 
 from hourglass_core.errors import InvalidArgument
-from hourglass_core.models import JobSpec
+from hourglass_core.models import JobSpec, NamespacePolicy
 from hourglass_core.triggers import validate_trigger
 
 MAX_NAME = 256
@@ -17,7 +17,32 @@ MAX_ATTEMPTS = 100
 MAX_IDEMPOTENCY_KEY = 256
 MAX_CATCHUP_WINDOW = timedelta(days=7)  # the schedule's retention: older fires are gone anyway
 MAX_JITTER = timedelta(hours=1)
+MAX_POLICY_EXECUTORS = 256
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# What an executor's name may be in a namespace policy: a word a worker's configuration
+# (`name=pkg.module:function`) can give, and no pattern ("*" would read as "every executor").
+_EXECUTOR = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def validate_namespace(namespace: str, field: str = "namespace") -> None:
+    if not _NAMESPACE.match(namespace):
+        raise InvalidArgument(field, f"{namespace!r} must be 1-64 letters, digits, '_', '.' or '-'")
+
+
+def validate_policy(namespace: str, allowed_executors: Iterable[str]) -> NamespacePolicy:
+    """The policy an admin asked for (names once each; none: no limit). Raises
+    InvalidArgument naming `namespace` or `allowed_executors[i]`."""
+    validate_namespace(namespace)
+    names = list(allowed_executors)
+    if len(names) > MAX_POLICY_EXECUTORS:
+        raise InvalidArgument("allowed_executors", f"has {len(names)} names, more than {MAX_POLICY_EXECUTORS}")
+    for i, name in enumerate(names):
+        if not _EXECUTOR.match(name):
+            raise InvalidArgument(
+                f"allowed_executors[{i}]",
+                f"{name!r} is not an executor name (1-128 letters, digits, '_', '.' or '-')",
+            )
+    return NamespacePolicy(namespace, frozenset(names))
 
 
 def validate_spec(
@@ -28,11 +53,7 @@ def validate_spec(
     field: str = "job",
 ) -> None:
     """Raises InvalidArgument (or InvalidTrigger) naming the first wrong field."""
-    if not _NAMESPACE.match(spec.namespace):
-        raise InvalidArgument(
-            f"{field}.namespace",
-            f"{spec.namespace!r} must be 1-64 letters, digits, '_', '.' or '-'",
-        )
+    validate_namespace(spec.namespace, f"{field}.namespace")
     if not spec.name.strip():
         raise InvalidArgument(f"{field}.name", "must not be empty")
     if len(spec.name) > MAX_NAME:

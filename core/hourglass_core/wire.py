@@ -36,6 +36,7 @@ from hourglass_core.models import (
     JobSpec,
     JobState,
     MisfirePolicy,
+    NamespacePolicy,
     OnceTrigger,
     OverlapPolicy,
     Payload,
@@ -615,3 +616,14 @@ def job_event_to_pb(event: JobEvent) -> pb.JobEvent:
 def job_event_from_pb(message: pb.JobEvent, namespace: str, job_id: str) -> JobEvent:
     return JobEvent(namespace, job_id, from_ts(message.at) or datetime.now(UTC), JobEventKind(message.kind),
                     message.version or 1, message.detail)  # fmt: skip
+
+
+# -- namespace policies -------------------------------------------------------------------
+
+
+def policy_to_pb(policy: NamespacePolicy) -> pb.NamespacePolicy:
+    return pb.NamespacePolicy(namespace=policy.namespace, allowed_executors=sorted(policy.allowed_executors))
+
+
+def policy_from_pb(message: pb.NamespacePolicy) -> NamespacePolicy:
+    return NamespacePolicy(message.namespace, frozenset(message.allowed_executors))

@@ -3,14 +3,16 @@ schedule previews of stored jobs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hourglass_coordinator import jobs
 from hourglass_coordinator.jobs import JobsApi
-from hourglass_core.errors import FailedPrecondition, InvalidArgument, JobNotFound
+from hourglass_core.errors import ExecutorNotAllowed, FailedPrecondition, InvalidArgument, JobNotFound
 from hourglass_core.firing import run_id_for, scheduled_fire
 from hourglass_core.models import (
     CronTrigger,
@@ -21,9 +23,11 @@ from hourglass_core.models import (
     JobChanges,
     JobEvent,
     JobEventKind,
+    JobFilter,
     JobOptions,
     JobSpec,
     JobState,
+    NamespacePolicy,
     OnceTrigger,
     Payload,
     Run,
@@ -295,3 +299,69 @@ async def test_pause_keeps_a_note_until_resumed_and_moves_count_the_fires(store:
             await api.submit([JobSpec(name="b", executor="echo", namespace=ns, options=bad, trigger=OnceTrigger(at=now))],
                              field="job")  # fmt: skip
         assert caught.value.field == field
+
+
+async def test_a_submit_naming_an_executor_its_namespaces_policy_does_not_allow_is_refused_and_stores_nothing(
+    store: Store, ns: str
+) -> None:
+    now = datetime.now(UTC)
+    api = _api(store, now)
+    await store.register_executors(frozenset({"echo", "sleep"}))
+    at = OnceTrigger(at=now + timedelta(hours=1))
+    [before] = await api.submit([JobSpec(name="before", executor="sleep", trigger=at, namespace=ns)])
+    assert await api.set_policy(ns, ["echo", "echo"]) == NamespacePolicy(ns, frozenset({"echo"}))
+    assert await api.get_policy(ns) == NamespacePolicy(ns, frozenset({"echo"}))
+    with pytest.raises(ExecutorNotAllowed) as refused:  # at once on the replica that set it
+        await api.submit([JobSpec(name="s", executor="sleep", trigger=at, namespace=ns)], field="job")
+    assert refused.value.field == "job.executor"
+    assert str(refused.value) == (
+        f"job.executor: the policy of namespace {ns!r} does not allow executor 'sleep' (allowed: echo)"
+    )
+    other = f"{ns}-open"
+    batch = [JobSpec(name="a", executor="echo", trigger=at, namespace=ns),
+             JobSpec(name="b", executor="sleep", trigger=at, namespace=other),
+             JobSpec(name="c", executor="sleep", trigger=at, namespace=ns)]  # fmt: skip
+    with pytest.raises(ExecutorNotAllowed) as refused:
+        await api.submit(batch)
+    assert refused.value.field == "jobs[2].executor"
+    for namespace in (ns, other):  # nothing of the batch was stored
+        assert [j.id for j in (await store.list_jobs(namespace, JobFilter(), 100, "")).items] == (
+            [before.job.id] if namespace == ns else [])
+    [echo] = await api.submit([JobSpec(name="e", executor="echo", trigger=at, namespace=ns)])
+    assert echo.created
+    with pytest.raises(InvalidArgument) as caught:  # an invalid spec is INVALID_ARGUMENT first
+        await api.submit([JobSpec(name="", executor="sleep", trigger=at, namespace=ns)], field="job")
+    assert caught.value.field == "job.name"
+
+    assert await api.set_policy(ns, []) == NamespacePolicy(ns)  # cleared: no limit
+    assert (await api.submit([JobSpec(name="s", executor="sleep", trigger=at, namespace=ns)]))[0].created
+
+
+async def test_a_policy_set_through_another_replica_applies_once_this_ones_copy_expired(
+    store: Store, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "POLICY_CACHE_S", 0.5)
+    now = datetime.now(UTC)
+    here, there = _api(store, now), _api(store, now)
+    await store.register_executors(frozenset({"echo", "sleep"}))
+    spec = JobSpec(name="s", executor="sleep", trigger=OnceTrigger(at=now + timedelta(hours=1)), namespace=ns)
+    await here.submit([spec])  # reads (and keeps) the namespace's policy: none
+    await there.set_policy(ns, ["echo"])
+    await here.submit([spec])  # within POLICY_CACHE_S: the copy it read
+    await asyncio.sleep(0.6)
+    with pytest.raises(ExecutorNotAllowed):
+        await here.submit([spec])
+
+
+async def test_a_policy_names_executors_of_the_name_format_and_a_valid_namespace(store: Store, ns: str) -> None:
+    api = _api(store, NOW)
+    with pytest.raises(InvalidArgument) as caught:
+        await api.set_policy(ns, ["echo", "pkg.mod:fn"])
+    assert caught.value.field == "allowed_executors[1]"
+    with pytest.raises(InvalidArgument) as caught:
+        await api.set_policy("*", ["echo"])
+    assert caught.value.field == "namespace"
+    with pytest.raises(InvalidArgument) as caught:
+        await api.get_policy("a/b")
+    assert caught.value.field == "namespace"
+    assert await store.get_namespace_policy(ns) == NamespacePolicy(ns)  # nothing was stored

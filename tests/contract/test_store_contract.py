@@ -38,6 +38,7 @@ from hourglass_core.models import (
     JobOptions,
     JobState,
     MisfirePolicy,
+    NamespacePolicy,
     OnceTrigger,
     OverlapPolicy,
     Payload,
@@ -740,6 +741,33 @@ async def test_registered_executors_are_known(store: Store) -> None:
     await store.register_executors([a, b])
     await store.register_executors([b, c])
     assert {a, b, c} <= await store.known_executors()
+
+
+# -- namespace policies ---------------------------------------------------------------------
+async def test_a_namespace_without_a_policy_allows_every_executor(store: Store, ns: str) -> None:
+    policy = await store.get_namespace_policy(ns)
+    assert policy == NamespacePolicy(ns) and policy.allows("anything")
+    assert ns not in await store.namespace_policies()
+
+
+async def test_a_namespace_policy_is_set_replaced_and_cleared(store: Store, ns: str) -> None:
+    other = f"{ns}-other"
+    await store.set_namespace_policy(NamespacePolicy(ns, frozenset({"http", "echo"})))
+    await store.set_namespace_policy(NamespacePolicy(other, frozenset({"sleep"})))
+    assert await store.get_namespace_policy(ns) == NamespacePolicy(ns, frozenset({"echo", "http"}))
+    every = await store.namespace_policies()
+    assert every[ns].allowed_executors == {"echo", "http"} and every[other].allowed_executors == {"sleep"}
+
+    await store.set_namespace_policy(NamespacePolicy(ns, frozenset({"echo"})))  # the whole set, not added to
+    assert await store.get_namespace_policy(ns) == NamespacePolicy(ns, frozenset({"echo"}))
+    assert (await store.namespace_policies())[ns].allowed_executors == {"echo"}
+
+    await store.set_namespace_policy(NamespacePolicy(ns))  # cleared: no limit
+    assert await store.get_namespace_policy(ns) == NamespacePolicy(ns)
+    every = await store.namespace_policies()
+    assert ns not in every and every[other].allowed_executors == {"sleep"}
+    await store.set_namespace_policy(NamespacePolicy(ns))  # clearing twice is harmless
+    assert await store.get_namespace_policy(ns) == NamespacePolicy(ns)
 
 
 async def test_migrate_is_idempotent(store: Store) -> None:

@@ -1,11 +1,15 @@
 """Authentication and permissions on a real coordinator (embedded: SQLite, the gRPC API, a
 worker in the same loop that connects with its own token): one test per refusal, each with
-the status the caller sees, and nothing stored by a refused call."""
+the status the caller sees, and nothing stored by a refused call. Namespace executor policies
+there, and on a secured cluster of processes on Cassandra and Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,18 +17,24 @@ import grpc
 import pytest
 
 import hourglass
-from benchmarks.cluster import free_port
+from benchmarks.cluster import Cluster, free_port
+from hourglass import cli
 from hourglass_core.auth import WORKER_GRANT, mint
 from hourglass_core.config import Settings
+from hourglass_core.firing import job_id_for_key
 from hourglass_dev.main import embedded
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
+from hourglass_worker.executors import RunContext
+from tests.e2e.workload import wait_for_executor
 
 HOUR = timedelta(hours=1)
 HERE = __name__
+CALLED: set[str] = set()  # run ids whose `record` executor was called
 
 
-async def record(ctx: object) -> str:
+async def record(ctx: RunContext) -> str:
+    CALLED.add(ctx.run_id)
     return "ran"
 
 
@@ -142,3 +152,112 @@ async def test_only_a_worker_token_opens_the_worker_stream(secured: Secured) -> 
     assert await connect(None) is grpc.StatusCode.UNAUTHENTICATED
     assert await connect(secured.token("*:admin")) is grpc.StatusCode.PERMISSION_DENIED
     assert await connect(secured.token(WORKER_GRANT, subject="w2")) is grpc.StatusCode.OK
+
+
+# -- namespace executor policies --------------------------------------------------------------
+
+POLICY_REFUSAL = "the policy of namespace 'billing' does not allow executor '{}' (allowed: echo)"
+RETRIED_SOON = hourglass.JobOptions(retry=hourglass.RetryPolicy(max_attempts=3, initial_backoff=timedelta(milliseconds=200)))
+
+
+async def _finished_runs(client: hourglass.AsyncClient, job_id: str, timeout: float = 20) -> list[hourglass.Run]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = (await client.runs(job_id, namespace="billing")).items
+        if runs and all(r.status.finished for r in runs):
+            return runs
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not run in {timeout} s")
+
+
+async def test_only_a_namespaces_admin_limits_its_executors_and_a_submit_outside_them_is_refused_storing_nothing(
+    secured: Secured,
+) -> None:
+    async with (secured.client(secured.token("billing:write", subject="ci")) as writer,
+                secured.client(secured.token("billing:admin", subject="ops")) as admin):  # fmt: skip
+        await _submit_when_ready(writer, _spec())
+        with pytest.raises(hourglass.PermissionDenied, match="ci has no admin permission in namespace 'billing'"):
+            await writer.set_namespace_policy("billing", ["echo"])
+        assert await writer.get_namespace_policy("billing") == hourglass.NamespacePolicy("billing")  # no limit yet
+        assert await admin.set_namespace_policy("billing", ["echo"]) == hourglass.NamespacePolicy("billing", frozenset({"echo"}))
+        assert (await writer.get_namespace_policy("billing")).allowed_executors == {"echo"}
+        before = [j.id for j in (await writer.list(namespace="billing")).items]
+
+        with pytest.raises(hourglass.ExecutorNotAllowed) as refused:
+            await writer.submit(replace(_spec(), idempotency_key="refused-1"))
+        assert refused.value.field == "job.executor"
+        assert str(refused.value) == "job.executor: " + POLICY_REFUSAL.format("record")
+        with pytest.raises(hourglass.JobNotFound):
+            await writer.get(job_id_for_key("billing", "refused-1"), namespace="billing")
+        echo = hourglass.JobSpec("hello", "echo", hourglass.OnceTrigger(datetime.now(UTC) + timedelta(seconds=1)),
+                                 namespace="billing", params=hourglass.json_params({"hi": 1}))  # fmt: skip
+        with pytest.raises(hourglass.ExecutorNotAllowed) as refused:  # one refused job refuses the batch
+            await writer.submit_many([echo, _spec()])
+        assert refused.value.field == "jobs[1].executor"
+        assert [j.id for j in (await writer.list(namespace="billing")).items] == before
+
+        job = await writer.submit(echo)  # an allowed executor still runs
+        [run] = await _finished_runs(writer, job.id)
+        assert run.status is hourglass.RunStatus.SUCCEEDED and json.loads(run.result.data) == {"hi": 1}
+
+        assert await admin.set_namespace_policy("billing", []) == hourglass.NamespacePolicy("billing")  # cleared
+        assert (await writer.submit(_spec())).executor == "record"
+
+
+async def test_a_job_accepted_before_its_namespaces_policy_narrowed_fails_with_the_policy_when_it_fires(
+    secured: Secured,
+) -> None:
+    async with (secured.client(secured.token("billing:write")) as writer,
+                secured.client(secured.token("billing:admin")) as admin):  # fmt: skip
+        await _submit_when_ready(writer, _spec())
+        job = await writer.submit(replace(_spec(at=datetime.now(UTC) + timedelta(seconds=4)), options=RETRIED_SOON))
+        await admin.set_namespace_policy("billing", ["echo"])  # the worker reads it within 2 s
+        [run] = await _finished_runs(writer, job.id)
+        assert (run.status, run.attempt, run.error) == (hourglass.RunStatus.FAILED, 1, POLICY_REFUSAL.format("record"))
+        assert run.run_id not in CALLED and run.started_at is None  # the executor was never called
+        await asyncio.sleep(1.5)  # a retry would have run by now
+        assert len((await writer.runs(job.id, namespace="billing")).items) == 1
+        assert (await writer.get(job.id, namespace="billing")).state is hourglass.JobState.COMPLETED
+
+
+@pytest.mark.cassandra
+def test_on_a_cluster_a_narrowed_policy_refuses_submits_and_fails_the_fires_of_jobs_accepted_before(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("w1")
+    writer_token = mint(str(cluster.tmp / "jwt-secret"), "ci", ["billing:write"], HOUR, datetime.now(UTC), secret=True)
+    sleep = hourglass.JobSpec("nap", "sleep", hourglass.OnceTrigger(datetime.now(UTC) + HOUR), namespace="billing",
+                              params=hourglass.json_params({"seconds": 0.1}), options=RETRIED_SOON)  # fmt: skip
+    with (hourglass.Client(cluster.address, timeout=30) as admin,  # $HOURGLASS_TOKEN: *:admin
+          hourglass.Client(cluster.address, timeout=30, token=writer_token) as writer):  # fmt: skip
+        wait_for_executor(admin, "sleep")
+        with pytest.raises(hourglass.PermissionDenied, match="ci has no admin permission"):
+            writer.set_namespace_policy("billing", ["echo"])
+        before = writer.submit(replace(sleep, trigger=hourglass.OnceTrigger(datetime.now(UTC) + timedelta(seconds=6))))
+
+        assert cli.main(["--coordinator", cluster.address, "namespace", "policy", "billing", "--allow", "echo"]) == 0
+        assert capsys.readouterr().out == "namespace billing: executors limited to echo\n"
+        with pytest.raises(hourglass.ExecutorNotAllowed) as refused_submit:
+            writer.submit(replace(sleep, idempotency_key="refused-2"))
+        assert str(refused_submit.value) == "job.executor: " + POLICY_REFUSAL.format("sleep")
+        with pytest.raises(hourglass.JobNotFound):
+            writer.get(job_id_for_key("billing", "refused-2"), namespace="billing")
+        echo = writer.submit(hourglass.JobSpec("hello", "echo", hourglass.OnceTrigger(datetime.now(UTC) + timedelta(seconds=1)),
+                                               namespace="billing"))  # fmt: skip
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            runs = {j.id: writer.runs(j.id, namespace="billing").items for j in (before, echo)}
+            if all(r and r[0].status.finished for r in runs.values()):
+                break
+            time.sleep(0.2)
+        assert [r.status for r in runs[echo.id]] == [hourglass.RunStatus.SUCCEEDED], cluster.logs()
+        [refused] = runs[before.id]
+        assert (refused.status, refused.attempt, refused.error) == (
+            hourglass.RunStatus.FAILED, 1, POLICY_REFUSAL.format("sleep"))
+        time.sleep(1.5)  # a retry would have run by now
+        assert len(writer.runs(before.id, namespace="billing").items) == 1
+
+        assert cli.main(["--coordinator", cluster.address, "namespace", "show", "billing", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"namespace": "billing", "allowed_executors": ["echo"]}

@@ -123,6 +123,19 @@ def test_requests_are_checked_against_the_namespaces_they_name() -> None:
     assert namespaces(pb.PreviewScheduleRequest()) == []  # a bare trigger: no namespace's data
 
 
+def test_a_namespace_policy_is_set_by_its_admins_and_read_by_its_readers() -> None:
+    set_role, set_namespaces = NEEDS["SetNamespacePolicy"]
+    get_role, get_namespaces = NEEDS["GetNamespacePolicy"]
+    request = pb.SetNamespacePolicyRequest(namespace="billing", allowed_executors=["echo"])
+    writer = Caller("w", frozenset({"billing:write"}))
+    assert denial(writer, set_role, set_namespaces(request)) == "w has no admin permission in namespace 'billing'"
+    assert denial(Caller("a", frozenset({"billing:admin"})), set_role, set_namespaces(request)) is None
+    assert denial(Caller("a", frozenset({"ops:admin"})), set_role, set_namespaces(request)) is not None
+    assert denial(Caller("a", frozenset({"billing:admin"})), set_role, set_namespaces(pb.SetNamespacePolicyRequest())) is not None
+    reader = Caller("r", frozenset({"billing:read"}))
+    assert denial(reader, get_role, get_namespaces(pb.GetNamespacePolicyRequest(namespace="billing"))) is None
+
+
 def test_token_create_prints_a_token_the_coordinator_accepts(
     secret_file: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from hourglass_core.models import (
     JobSpec,
     JobState,
     MisfirePolicy,
+    NamespacePolicy,
     OnceTrigger,
     OverlapPolicy,
     Page,
@@ -192,6 +193,7 @@ def _job(job_id: str, state: JobState = JobState.ACTIVE) -> Job:
 class FakeClient:
     error: Exception | None = None
     submitted: ClassVar[list[JobSpec]] = []
+    policies: ClassVar[dict[str, NamespacePolicy]] = {}
 
     def __init__(self, address: str | None = None, **kwargs: Any) -> None:
         self.address = address
@@ -222,10 +224,19 @@ class FakeClient:
         self._maybe_fail()
         return replace(_job(job_id, JobState.PAUSED), note=note)
 
+    def set_namespace_policy(self, namespace: str, allowed_executors: Sequence[str]) -> NamespacePolicy:
+        self._maybe_fail()
+        FakeClient.policies[namespace] = NamespacePolicy(namespace, frozenset(allowed_executors))
+        return FakeClient.policies[namespace]
+
+    def get_namespace_policy(self, namespace: str) -> NamespacePolicy:
+        self._maybe_fail()
+        return FakeClient.policies.get(namespace, NamespacePolicy(namespace))
+
 
 @pytest.fixture
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeClient]]:
-    FakeClient.error, FakeClient.submitted = None, []
+    FakeClient.error, FakeClient.submitted, FakeClient.policies = None, [], {}
     monkeypatch.setattr(cli, "Client", FakeClient)
     yield FakeClient
 
@@ -291,7 +302,7 @@ def test_db_migrate_creates_schema_and_every_shard_checkpoint_idempotently(
     monkeypatch.delenv("HOURGLASS_STORE", raising=False)
     url = f"sqlite:///{tmp_path / 'hg.db'}"
     assert cli.main(["db", "migrate", "--store", url, "--num-shards", "4"]) == 0
-    assert "schema version 7" in capsys.readouterr().out
+    assert "schema version 8" in capsys.readouterr().out
 
     async def checkpoints() -> list[object]:
         from hourglass_core.store.factory import open_store
@@ -368,3 +379,30 @@ def test_pause_keeps_its_note_and_submit_takes_the_schedule_options(
     options = fake_client.submitted[-1].options
     assert (options.jitter, options.catchup_window, options.max_fires) == (
         timedelta(seconds=10), timedelta(minutes=5), 3)
+
+
+def test_namespace_policy_sets_clears_and_shows_a_namespaces_executors(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["namespace", "policy", "billing", "--allow", "http, echo,"]) == 0
+    assert fake_client.policies["billing"].allowed_executors == {"echo", "http"}
+    assert capsys.readouterr().out == "namespace billing: executors limited to echo, http\n"
+    assert cli.main(["namespace", "show", "billing", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"namespace": "billing", "allowed_executors": ["echo", "http"]}
+    assert cli.main(["namespace", "policy", "billing"]) == 0  # neither flag: shows it
+    assert "limited to echo, http" in capsys.readouterr().out
+    assert cli.main(["namespace", "policy", "billing", "--clear"]) == 0
+    assert fake_client.policies["billing"] == NamespacePolicy("billing")
+    assert capsys.readouterr().out == "namespace billing: no executor policy (every executor the workers load)\n"
+
+
+def test_namespace_policy_usage_errors_and_a_refusal_exit_with_their_codes(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "names no executor" in usage_error(capsys, "namespace", "policy", "billing", "--allow", " , ")
+    assert "not allowed with argument" in usage_error(capsys, "namespace", "policy", "billing", "--allow", "echo", "--clear")
+    usage_error(capsys, "namespace", "show")  # the namespace is required
+    fake_client.error = hourglass.PermissionDenied("svc has no admin permission in namespace 'billing'")
+    assert cli.main(["namespace", "policy", "billing", "--allow", "echo"]) == 6
+    assert "no admin permission" in capsys.readouterr().err
+    assert cli.main(["namespace"]) == 2  # no action: its usage

@@ -166,6 +166,20 @@ def test_invalid_argument_field_is_parsed_from_the_message_or_empty() -> None:
     assert isinstance(unnamed, hourglass.InvalidArgument) and unnamed.field == ""
 
 
+def test_a_refused_executor_is_executor_not_allowed_with_its_field_and_other_denials_are_plain() -> None:
+    why = "the policy of namespace 'billing' does not allow executor 'http' (allowed: echo)"
+    refused = error_from_status(Code.PERMISSION_DENIED, f"jobs[2].executor: {why}")
+    assert isinstance(refused, hourglass.ExecutorNotAllowed) and isinstance(refused, hourglass.PermissionDenied)
+    assert refused.field == "jobs[2].executor" and str(refused) == f"jobs[2].executor: {why}"
+    denied = error_from_status(Code.PERMISSION_DENIED, "svc has no admin permission in namespace 'billing'")
+    assert type(denied) is hourglass.PermissionDenied
+
+
+def test_a_policy_takes_a_list_of_names_not_one_string(client: hourglass.Client) -> None:
+    with pytest.raises(TypeError, match="not one string"):
+        client.set_namespace_policy("billing", "echo")
+
+
 def test_deadline_exceeded_is_an_unavailable() -> None:
     assert issubclass(hourglass.DeadlineExceeded, hourglass.Unavailable)
 

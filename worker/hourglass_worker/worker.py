@@ -43,6 +43,7 @@ from hourglass_worker.executors import Executor, RunContext
 from hourglass_worker.fencing import Fence
 from hourglass_worker.later import BACKOFF_CAP_S, LookAgain
 from hourglass_worker.link import CoordinatorLink
+from hourglass_worker.policies import Policies
 from hourglass_worker.runner import Outcome, Runner
 from hourglass_worker.shards import ShardKeeper
 from hourglass_worker.timer import FireKey, FireTimer, fire_key
@@ -133,6 +134,7 @@ class Worker:
         # Ids of the runs among them whose executor call began (added from the call's thread).
         self._began: set[str] = set()
         self._begun = BegunMark(lambda through: store.save_begun(worker_id, through))
+        self._policies = Policies(store.namespace_policies)
         self._halts: dict[JobRef, datetime] = {}  # job -> when it was paused or cancelled
         self._die_at = tuple(os.environ.get(DIE_ENV, "").partition(":")[::2])
         self._later = LookAgain(lambda fire, life: self._spawn(self._prepare(fire, life)))
@@ -493,8 +495,13 @@ class Worker:
 
     async def _execute(self, prepared: Prepared) -> asyncio.Future[None] | None:
         job, fire = prepared.job, prepared.fire
+        if not self._policies.loaded.is_set():  # only until the first read after the start
+            await self._policies.loaded.wait()
         if not await self._ready(prepared):
             return None
+        refusal = self._policies.refusal(job.namespace, job.executor)
+        if refusal is not None:
+            return self._refused(prepared, refusal)
         self._die_if("call", prepared)
         ref = (job.namespace, job.id)
         ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.at, job.params,
@@ -532,6 +539,15 @@ class Worker:
         if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
         return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
+
+    def _refused(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
+        """A fire whose executor its namespace's policy does not allow (narrowed after the job
+        was accepted): FAILED without a call, and not retried (a retry would be refused too)."""
+        fire = prepared.fire
+        trace.debug("refuse %s at %s: %s", fire.job_id, fire.due, why)
+        run = Run(fire.namespace, fire.job_id, prepared.run_id, fire.at, fire.attempt, RunStatus.FAILED, self.worker_id,
+                  ended_at=max(utcnow(), fire.due), error=why, manual=fire.manual, completes=prepared.completes)  # fmt: skip
+        return self.link.run_finished(run)
 
     async def _call(
         self, prepared: Prepared, executor: Executor, ctx: RunContext, on_start: Callable[[], object]
@@ -601,6 +617,7 @@ class Worker:
             asyncio.create_task(self._later.run(), name="look-again"),
             asyncio.create_task(self._begun.run(), name="begun-watermark"),
             asyncio.create_task(self._record_long_runs(), name="long-runs"),
+            asyncio.create_task(self._policies.run(), name="namespace-policies"),
         ]
         keeper = asyncio.create_task(self._keeper.run(), name="shard-keeper")
         try:

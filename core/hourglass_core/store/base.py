@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, Page, Run
+from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, NamespacePolicy, Page, Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,3 +205,17 @@ class Store(Protocol):
 
     async def known_executors(self) -> set[str]: ...
 
+    # -- namespace policies ---------------------------------------------------------------
+    async def set_namespace_policy(self, policy: NamespacePolicy) -> None:
+        """Stores the policy of `policy.namespace` in place of the one before (whole: the
+        names given are all it allows); one with no allowed executors clears it."""
+        ...
+
+    async def get_namespace_policy(self, namespace: str) -> NamespacePolicy:
+        """The namespace's policy; without one stored, one with no allowed executors (no limit)."""
+        ...
+
+    async def namespace_policies(self) -> dict[str, NamespacePolicy]:
+        """Every stored policy, by namespace (a namespace left out has no limit): the workers
+        read them all at once, every few seconds."""
+        ...

@@ -24,7 +24,7 @@ from hourglass_core.errors import (
     Unavailable,
 )
 from hourglass_core.firing import run_key_of
-from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, Page, Run, RunStatus
+from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, NamespacePolicy, Page, Run, RunStatus
 from hourglass_core.store import cassandra_schema as schema
 from hourglass_core.store import codec
 from hourglass_core.store.base import Checkpoint, Created
@@ -705,3 +705,21 @@ class CassandraStore:
 
     async def known_executors(self) -> set[str]:
         return {r["name"] for r in await self._cql.execute(self._st.executors_all)}
+
+    # -- namespace policies ---------------------------------------------------------------
+    async def set_namespace_policy(self, policy: NamespacePolicy) -> None:
+        if policy.allowed_executors:
+            await self._cql.execute(self._st.policy_put, (policy.namespace, set(policy.allowed_executors)))
+        else:
+            await self._cql.execute(self._st.policy_delete, (policy.namespace,))
+
+    async def get_namespace_policy(self, namespace: str) -> NamespacePolicy:
+        rows = await self._cql.execute(self._st.policy_get, (namespace,))
+        return _policy_from_row(rows[0]) if rows else NamespacePolicy(namespace)
+
+    async def namespace_policies(self) -> dict[str, NamespacePolicy]:
+        return {r["namespace"]: _policy_from_row(r) for r in await self._cql.execute(self._st.policies_all)}
+
+
+def _policy_from_row(row: Row) -> NamespacePolicy:
+    return NamespacePolicy(row["namespace"], frozenset(row["allowed_executors"] or ()))

@@ -104,6 +104,11 @@ CQL: dict[str, str] = {
     # executors
     "executor_put": "INSERT INTO executors (name, last_seen) VALUES (?, ?)",
     "executors_all": "SELECT name FROM executors",
+    # namespace policies: an INSERT replaces the whole set; no limit is no row
+    "policy_put": "INSERT INTO namespace_policies (namespace, allowed_executors) VALUES (?, ?)",
+    "policy_delete": "DELETE FROM namespace_policies WHERE namespace = ?",
+    "policy_get": "SELECT namespace, allowed_executors FROM namespace_policies WHERE namespace = ?",
+    "policies_all": "SELECT namespace, allowed_executors FROM namespace_policies",
 }
 
 RUN_BY_JOB_COLUMNS = _RUN_BY_JOB_COLUMNS
@@ -148,6 +153,10 @@ class Statements:
     begun_get: Any
     executor_put: Any
     executors_all: Any
+    policy_put: Any
+    policy_delete: Any
+    policy_get: Any
+    policies_all: Any
 
     @classmethod
     def prepare(cls, prepare: Callable[[str], Any]) -> Statements:

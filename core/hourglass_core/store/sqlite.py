@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hourglass_core.errors import FailedPrecondition, JobNotFound, RunNotFound, StaleOwner, Unavailable
-from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, Page, Run, RunStatus
+from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, NamespacePolicy, Page, Run, RunStatus
 from hourglass_core.store import codec, migrations
 from hourglass_core.store import sqlite_sql as sql
 from hourglass_core.store.base import Checkpoint, Created
@@ -482,6 +482,32 @@ class SqliteStore:
         return await self._call(
             lambda: {r["name"] for r in self._db().execute(sql.EXECUTORS_ALL)}
         )
+
+    # -- namespace policies ---------------------------------------------------------------
+    async def set_namespace_policy(self, policy: NamespacePolicy) -> None:
+        key = {"namespace": policy.namespace}
+        allowed = json.dumps(sorted(policy.allowed_executors))
+
+        def _set() -> None:
+            with self._tx() as db:
+                if policy.allowed_executors:
+                    db.execute(sql.POLICY_PUT, {**key, "allowed_executors": allowed})
+                else:
+                    db.execute(sql.POLICY_DELETE, key)
+
+        await self._call(_set)
+
+    async def get_namespace_policy(self, namespace: str) -> NamespacePolicy:
+        row = await self._call(lambda: self._db().execute(sql.POLICY_GET, {"namespace": namespace}).fetchone())
+        return NamespacePolicy(namespace) if row is None else _policy_from_row(row)
+
+    async def namespace_policies(self) -> dict[str, NamespacePolicy]:
+        rows = await self._call(lambda: self._db().execute(sql.POLICIES_ALL).fetchall())
+        return {row["namespace"]: _policy_from_row(row) for row in rows}
+
+
+def _policy_from_row(row: sqlite3.Row) -> NamespacePolicy:
+    return NamespacePolicy(row["namespace"], frozenset(json.loads(row["allowed_executors"])))
 
 
 def _job_from_row(row: sqlite3.Row) -> Job:

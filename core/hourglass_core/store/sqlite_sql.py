@@ -145,6 +145,11 @@ EXECUTOR_PUT = (
 )
 EXECUTORS_ALL = "SELECT name FROM executors"
 
+POLICY_PUT = "INSERT OR REPLACE INTO namespace_policies VALUES (:namespace, :allowed_executors)"
+POLICY_DELETE = "DELETE FROM namespace_policies WHERE namespace = :namespace"
+POLICY_GET = "SELECT namespace, allowed_executors FROM namespace_policies WHERE namespace = :namespace"
+POLICIES_ALL = "SELECT namespace, allowed_executors FROM namespace_policies"
+
 # SQLite has no TTL: expired rows are deleted now and then (see SqliteStore._purge).
 PURGE = (
     "DELETE FROM runs WHERE expires_at <= :now",

@@ -8,6 +8,8 @@ part of every storage key. Errors use the standard gRPC codes:
   INVALID_ARGUMENT     a field is wrong; the message names it (e.g. "trigger.cron.timezone: ...")
   NOT_FOUND            unknown job or run id
   FAILED_PRECONDITION  the job's state forbids the request (e.g. resume a cancelled job)
+  PERMISSION_DENIED    the caller's token lacks the role in the namespace, or the namespace's
+                       policy does not allow the job's executor
   UNAVAILABLE          a backend is unreachable; safe to retry (use an idempotency key)
 """
 
@@ -1499,3 +1501,77 @@ class PauseJobRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PauseJobRequest: _TypeAlias = PauseJobRequest  # noqa: Y015
+
+@_typing.final
+class NamespacePolicy(_message.Message):
+    """What a namespace's jobs may use, as its admin set it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALLOWED_EXECUTORS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    @_builtins.property
+    def allowed_executors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Sorted. Empty: no limit (every executor the workers load)."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        allowed_executors: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_executors", b"allowed_executors", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NamespacePolicy: _TypeAlias = NamespacePolicy  # noqa: Y015
+
+@_typing.final
+class SetNamespacePolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALLOWED_EXECUTORS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Empty means "default"."""
+    @_builtins.property
+    def allowed_executors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Executor names (letters, digits, '_', '.', '-'), at most 256; repeats count once.
+        Empty: clear the limit.
+        """
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        allowed_executors: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_executors", b"allowed_executors", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetNamespacePolicyRequest: _TypeAlias = SetNamespacePolicyRequest  # noqa: Y015
+
+@_typing.final
+class GetNamespacePolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNamespacePolicyRequest: _TypeAlias = GetNamespacePolicyRequest  # noqa: Y015

@@ -114,6 +114,16 @@ class JobServiceStub:
                 request_serializer=hourglass_dot_v1_dot_jobs__pb2.WatchRunsRequest.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.RunEvent.FromString,
                 _registered_method=True)
+        self.SetNamespacePolicy = channel.unary_unary(
+                '/hourglass.v1.JobService/SetNamespacePolicy',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.SetNamespacePolicyRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.FromString,
+                _registered_method=True)
+        self.GetNamespacePolicy = channel.unary_unary(
+                '/hourglass.v1.JobService/GetNamespacePolicy',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.GetNamespacePolicyRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -255,6 +265,24 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetNamespacePolicy(self, request, context):
+        """Limits the executors the namespace's jobs may use to `allowed_executors` (the whole set,
+        in place of the one before; empty: no limit). Needs the admin role in the namespace. A
+        submit naming another executor is then PERMISSION_DENIED; a job accepted before runs no
+        more: its fires end FAILED, not retried. A name outside the executor-name format is
+        INVALID_ARGUMENT; names no worker offers yet are taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNamespacePolicy(self, request, context):
+        """The namespace's policy (empty allowed_executors: no limit). Needs the read role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -337,6 +365,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchRuns,
                     request_deserializer=hourglass_dot_v1_dot_jobs__pb2.WatchRunsRequest.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.RunEvent.SerializeToString,
+            ),
+            'SetNamespacePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNamespacePolicy,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.SetNamespacePolicyRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.SerializeToString,
+            ),
+            'GetNamespacePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNamespacePolicy,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.GetNamespacePolicyRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -771,6 +809,60 @@ class JobService:
             '/hourglass.v1.JobService/WatchRuns',
             hourglass_dot_v1_dot_jobs__pb2.WatchRunsRequest.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.RunEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNamespacePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/SetNamespacePolicy',
+            hourglass_dot_v1_dot_jobs__pb2.SetNamespacePolicyRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNamespacePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/GetNamespacePolicy',
+            hourglass_dot_v1_dot_jobs__pb2.GetNamespacePolicyRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.FromString,
             options,
             channel_credentials,
             insecure,
