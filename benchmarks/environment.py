@@ -68,7 +68,11 @@ def redis_version(url: str) -> str | None:
     try:
         import redis
 
-        client = redis.Redis.from_url(url, socket_timeout=5)
+        from hourglass_core.leases.redis import redis_address
+
+        address, login = redis_address(url)  # the URL may name a password file
+        client = redis.Redis.from_url(address, username=login and login.username, password=login and login.password,
+                                      socket_timeout=5)  # fmt: skip
         try:
             return str(client.info("server")["redis_version"])
         finally:

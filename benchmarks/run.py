@@ -13,6 +13,7 @@ scenarios 1-5 and another for scenario 6, and writes benchmarks/results/<stamp>-
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import socket
@@ -30,8 +31,9 @@ from typing import Any
 import grpc
 
 from benchmarks import celery_peer, environment, ghz, history, monitor, probe, report, scenarios
-from benchmarks.cluster import ROOT, Cluster, client_credentials_from_env
+from benchmarks.cluster import ROOT, Cluster, cassandra_ca, client_credentials_from_env
 from benchmarks.loadgen import run_load
+from benchmarks.secured_redis import start_secured_redis
 from benchmarks.workload import spec_template
 from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import jobs_pb2_grpc
@@ -49,7 +51,7 @@ def _reachable(address: str) -> bool:
 
 
 def ensure_services(cluster: Cluster) -> None:
-    redis = cluster.redis.split("//", 1)[-1].split("/", 1)[0]
+    redis = cluster.redis.split("//", 1)[-1].split("/", 1)[0].rpartition("@")[2]
     if _reachable(cluster.cassandra) and _reachable(redis):
         return
     print("starting Redis and Cassandra (scripts/services.sh start) ...", file=sys.stderr)
@@ -76,6 +78,11 @@ def start_cluster(args: argparse.Namespace, tmp: Path) -> Cluster:
     cluster = Cluster(name=f"bench_{uuid.uuid4().hex[:8]}", tmp=tmp, num_shards=args.shards, secure=args.secure)
     os.environ.update(cluster.client_env())  # the generators (child processes) inherit it
     ensure_services(cluster)
+    if args.secure:  # the backends too: Redis over TLS as an ACL user, Cassandra over TLS
+        redis = start_secured_redis(tmp / "redis")
+        atexit.register(redis.stop)
+        cluster.redis = redis.url
+        cluster.store_options = f"?tls_ca_file={cassandra_ca()}"
     cluster.migrate()
     for _ in range(args.coordinators):
         cluster.start_coordinator()
@@ -229,7 +236,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep-data", action="store_true", help="keep the run's keyspace (dropped by default)")
     ap.add_argument("--no-ghz", action="store_true", help="skip the ghz cross-check of scenarios 1 and 2")
     ap.add_argument("--secure", action="store_true",
-                    help="mutual TLS between every process and bearer tokens on every call (implies --no-ghz)")
+                    help="mutual TLS between every process, bearer tokens on every call, Redis (its own, an ACL "
+                         "user with a password) and Cassandra over TLS (implies --no-ghz)")
     ap.add_argument("--no-peer", action="store_true", help="skip the Celery peer of the firing (scenario 4)")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy profiles of coordinators and a worker during scenarios 1, 4 and 5")
@@ -258,7 +266,7 @@ def open_bench(args: argparse.Namespace, tmp: Path, stamp: str) -> tuple[Cluster
     cluster = start_cluster(args, tmp)
     print(f"cluster {cluster.name}: coordinators {[a for a, _ in cluster.coordinators]}, logs in {tmp}",
           file=sys.stderr)
-    redis_port = int(cluster.redis.split("//", 1)[-1].split("/", 1)[0].rpartition(":")[2] or 6379)
+    redis_port = int(cluster.redis.split("//", 1)[-1].split("/", 1)[0].split("?")[0].rpartition(":")[2] or 6379)
     pids = {**cluster.pids(), **monitor.find_service_pids(int(cluster.cassandra.rpartition(":")[2]), redis_port)}
     bench = scenarios.Bench(
         targets=tuple(a for a, _ in cluster.coordinators), cassandra=cluster.cassandra, keyspace=cluster.keyspace,
