@@ -27,6 +27,7 @@ from hourglass_coordinator.run_watch import RunWatch
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
+from hourglass_core.errors import InvalidArgument
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
 from hourglass_core.models import Fire, FireKind, Run, RunStatus
 from hourglass_core.store.base import Store
@@ -130,7 +131,11 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be register with a worker_id")
             return
         reg = first.register
-        started = wire.from_ts(reg.started_at, reg.HasField("started_at"), "register.started_at")
+        try:
+            started = wire.from_ts(reg.started_at, reg.HasField("started_at"), "register.started_at")
+        except InvalidArgument as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return
         info = WorkerInfo(reg.worker_id, frozenset(reg.executors), reg.capacity, self._replica_id,
                           host=reg.host or _peer_host(context.peer() or ""), started_at=started)  # fmt: skip
         self._in_background(self._register_executors(info.executors), f"executors-{info.worker_id}")

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -222,7 +223,9 @@ def test_the_worker_stream_refuses_what_is_not_a_worker_message(
 ) -> None:
     channel, _ = server
     connect = channel.stream_stream("/hourglass.v1.WorkerService/Connect")
-    for first in (b"\xff\xff\xff", wpb.WorkerMessage(heartbeat=wpb.Heartbeat()).SerializeToString()):
+    far = wpb.Register(worker_id="w", started_at=Timestamp(seconds=10**12))  # past the year 9999
+    for first in (b"\xff\xff\xff", wpb.WorkerMessage(heartbeat=wpb.Heartbeat()).SerializeToString(),
+                  wpb.WorkerMessage(register=far).SerializeToString()):
         with pytest.raises(grpc.RpcError) as refused:
             list(connect(iter([first]), timeout=5))
         assert refused.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED)
