@@ -153,9 +153,9 @@ return 1
 """
 )
 
-# Keys as for _HEARTBEAT, KEYS[5] workers_lost; ARGV[1] retention ms. Live workers whose
-# heartbeat expired become dead from their expiry; the dead and left past the retention are
-# forgotten (nothing else cleans them), with their lost runs.
+# Keys as for _HEARTBEAT, KEYS[5] workers_lost; ARGV[1] retention ms, ARGV[2] count window
+# ms. Live workers whose heartbeat expired become dead from their expiry; the dead and left
+# past the retention, and lost runs past the window, are forgotten (nothing else cleans them).
 _SETTLE = (
     _NOW_MS
     + _MS
