@@ -20,6 +20,7 @@ from hourglass._common import CallRetry, DeadlineExceeded
 from hourglass.aio import AsyncClient
 from hourglass.client import Client
 from hourglass.triggers import cron, every, json_params, once
+from hourglass_core.cluster import CoordinatorStatus, ShardMapStatus, ShardStatus, WorkerState, WorkerStatus
 from hourglass_core.errors import (
     ExecutorNotAllowed,
     FailedPrecondition,
@@ -31,6 +32,7 @@ from hourglass_core.errors import (
     RunNotFound,
     Unauthenticated,
     Unavailable,
+    WorkerNotFound,
 )
 from hourglass_core.models import (
     CronTrigger,
@@ -71,6 +73,7 @@ __all__ = [
     "AsyncClient",
     "CallRetry",
     "Client",
+    "CoordinatorStatus",
     "CronTrigger",
     "DeadlineExceeded",
     "DstGap",
@@ -107,10 +110,15 @@ __all__ = [
     "RunStatus",
     "SchedulePreview",
     "ScheduledFire",
+    "ShardMapStatus",
+    "ShardStatus",
     "Trigger",
     "Unauthenticated",
     "Unavailable",
     "WorkerLostPolicy",
+    "WorkerNotFound",
+    "WorkerState",
+    "WorkerStatus",
     "cron",
     "every",
     "json_params",

@@ -22,7 +22,8 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
-from hourglass_core import wire
+from hourglass_core import cluster_wire, wire
+from hourglass_core.cluster import CoordinatorStatus, ShardMapStatus, WorkerStatus
 from hourglass_core.errors import (
     ExecutorNotAllowed,
     FailedPrecondition,
@@ -34,6 +35,7 @@ from hourglass_core.errors import (
     RunNotFound,
     Unauthenticated,
     Unavailable,
+    WorkerNotFound,
 )
 from hourglass_core.models import (
     DEFAULT_NAMESPACE,
@@ -492,3 +494,23 @@ def set_namespace_policy(namespace: str, allowed_executors: Sequence[str]) -> Rp
 
 def get_namespace_policy(namespace: str) -> Rpc[NamespacePolicy]:
     return Rpc("GetNamespacePolicy", pb.GetNamespacePolicyRequest(namespace=namespace), wire.policy_from_pb, READ)
+
+
+def list_workers() -> Rpc[list[WorkerStatus]]:
+    return Rpc("ListWorkers", pb.ListWorkersRequest(), lambda r: [cluster_wire.worker_from_pb(w) for w in r.workers], READ)
+
+
+def get_worker(worker_id: str) -> Rpc[WorkerStatus]:
+    request = pb.GetWorkerRequest(id=worker_id)
+    return Rpc("GetWorker", request, cluster_wire.worker_from_pb, READ, lambda: WorkerNotFound(worker_id))
+
+
+def get_shard_map() -> Rpc[ShardMapStatus]:
+    return Rpc("GetShardMap", pb.GetShardMapRequest(), cluster_wire.shard_map_from_pb, READ)
+
+
+def list_coordinators() -> Rpc[list[CoordinatorStatus]]:
+    def answer(response: pb.ListCoordinatorsResponse) -> list[CoordinatorStatus]:
+        return [cluster_wire.coordinator_from_pb(c) for c in response.coordinators]
+
+    return Rpc("ListCoordinators", pb.ListCoordinatorsRequest(), answer, READ)

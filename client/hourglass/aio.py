@@ -13,6 +13,7 @@ import grpc.aio
 
 from hourglass import _common as rpcs
 from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
+from hourglass_core.cluster import CoordinatorStatus, ShardMapStatus, WorkerStatus
 from hourglass_core.models import (
     DEFAULT_NAMESPACE,
     Explanation,
@@ -32,6 +33,8 @@ from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
 JobList = list[Job]
+WorkerList = list[WorkerStatus]
+CoordinatorList = list[CoordinatorStatus]
 TimeList = list[datetime]
 
 
@@ -219,6 +222,22 @@ class AsyncClient:
     async def get_namespace_policy(self, namespace: str, *, timeout: float | None = None) -> NamespacePolicy:
         """As `Client.get_namespace_policy`."""
         return await self._call(rpcs.get_namespace_policy(namespace), timeout)
+
+    async def workers(self, *, timeout: float | None = None) -> WorkerList:
+        """As `Client.workers`."""
+        return await self._call(rpcs.list_workers(), timeout)
+
+    async def worker(self, worker_id: str, *, timeout: float | None = None) -> WorkerStatus:
+        """As `Client.worker`. Raises WorkerNotFound."""
+        return await self._call(rpcs.get_worker(worker_id), timeout)
+
+    async def shard_map(self, *, timeout: float | None = None) -> ShardMapStatus:
+        """As `Client.shard_map`."""
+        return await self._call(rpcs.get_shard_map(), timeout)
+
+    async def coordinators(self, *, timeout: float | None = None) -> CoordinatorList:
+        """As `Client.coordinators`."""
+        return await self._call(rpcs.list_coordinators(), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
     hourglass backfill ID --since T [--until T] | explain ID --since T [--until T]
     hourglass preview (ID | --at T | --every D | --cron EXPR [--tz Z]) [--count N] [--after T]
     hourglass namespace policy NS [--allow E1,E2 | --clear] | namespace show NS
+    hourglass workers [ID] | shards | coordinators
 
 Server commands import the coordinator, worker or store only when run, so the client commands
 need nothing beyond the SDK. Exit codes: 0 ok, 1 other error, 2 invalid argument (including
@@ -27,6 +28,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from hourglass import cli_cluster
 from hourglass import cli_format as fmt
 from hourglass.cli_format import DURATION_HELP, duration, executor_names, label, since_arg, time_arg, timeout_seconds
 from hourglass.client import Client
@@ -343,6 +345,36 @@ def cmd_namespace_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    """Lists the workers, or shows one (`hourglass worker` itself runs a worker)."""
+    now = datetime.now(UTC)
+    with _client(args) as client:
+        if args.worker_id:
+            worker = client.worker(args.worker_id)
+            print(fmt.dumps(cli_cluster.worker_json(worker)) if args.json else cli_cluster.worker_text(worker, now))
+            return 0
+        workers = client.workers()
+    print(fmt.dumps([cli_cluster.worker_json(w) for w in workers]) if args.json else cli_cluster.workers_table(workers, now))
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.shard_map()
+    print(fmt.dumps(cli_cluster.shard_map_json(status)) if args.json else cli_cluster.shard_map_text(status))
+    return 0
+
+
+def cmd_coordinators(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        found = client.coordinators()
+    if args.json:
+        print(fmt.dumps(cli_cluster.coordinators_json(found)))
+    else:
+        print(cli_cluster.coordinators_table(found, datetime.now(UTC)))
+    return 0
+
+
 # -- server commands -------------------------------------------------------------------------
 
 
@@ -579,6 +611,11 @@ def build_parser() -> argparse.ArgumentParser:
     _trigger_flags(p, required=False)
     p.add_argument("--count", type=int, default=10, help="how many fire times, 1-1000 (default 10)")
     p.add_argument("--after", type=time_arg, help="fire times after this (ISO 8601 or +DURATION; default now)")
+
+    p = command("workers", cmd_workers, "the workers, live and dead or left lately; or one of them (needs *:read)")
+    p.add_argument("worker_id", nargs="?", metavar="ID", help="show this worker: heartbeat, state, shards and tokens")
+    command("shards", cmd_shards, "the shard map: leader, each shard's owner, lease and checkpoint lag (needs *:read)")
+    command("coordinators", cmd_coordinators, "the coordinator replicas and the leader (needs *:read)")
 
     namespace_parser = sub.add_parser("namespace", help="a namespace's settings: its executor policy")
     namespace_parser.set_defaults(handler=lambda _: _usage(namespace_parser))

@@ -272,7 +272,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
-def _fields(pairs: Sequence[tuple[str, object]]) -> str:
+def fields_text(pairs: Sequence[tuple[str, object]]) -> str:
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k + ':':<{width + 1}} {'-' if v is None or v == '' else v}" for k, v in pairs)
 
@@ -283,7 +283,7 @@ def job_text(job: Job) -> str:
     if o.retry.max_attempts > 1:
         retry += f", backoff {duration_text(o.retry.initial_backoff)} x{o.retry.multiplier:g} " \
                  f"up to {duration_text(o.retry.max_backoff)}"
-    return _fields([
+    return fields_text([
         ("id", job.id),
         ("namespace", job.namespace),
         ("name", job.name),
@@ -323,7 +323,7 @@ def jobs_table(jobs: Sequence[Job]) -> str:
 
 def run_text(run: Run) -> str:
     late = lateness_ms(run)
-    return _fields([
+    return fields_text([
         ("run id", run.run_id),
         ("job id", run.job_id),
         ("namespace", run.namespace),

@@ -12,6 +12,7 @@ import grpc
 
 from hourglass import _common as rpcs
 from hourglass._common import DEFAULT_TIMEOUT_S, Attempts, CallRetry, Rpc
+from hourglass_core.cluster import CoordinatorStatus, ShardMapStatus, WorkerStatus
 from hourglass_core.models import (
     DEFAULT_NAMESPACE,
     Explanation,
@@ -31,6 +32,8 @@ from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
 JobList = list[Job]
+WorkerList = list[WorkerStatus]
+CoordinatorList = list[CoordinatorStatus]
 TimeList = list[datetime]
 
 
@@ -47,7 +50,7 @@ class Client:
     `token`: the bearer token sent with every call (default $HOURGLASS_TOKEN; none if empty).
 
     Every method raises the domain errors: InvalidArgument (its `field` names the bad field),
-    JobNotFound / RunNotFound (both NotFound), FailedPrecondition, Unauthenticated,
+    JobNotFound / RunNotFound / WorkerNotFound (all NotFound), FailedPrecondition, Unauthenticated,
     PermissionDenied (ExecutorNotAllowed: a namespace's policy), Unavailable (also after the
     retries ran out; DeadlineExceeded is one), HourglassError for anything else.
     """
@@ -262,6 +265,27 @@ class Client:
     def get_namespace_policy(self, namespace: str, *, timeout: float | None = None) -> NamespacePolicy:
         """The namespace's policy (no allowed executors: no limit)."""
         return self._call(rpcs.get_namespace_policy(namespace), timeout)
+
+    # -- the cluster (each needs read in every namespace) ----------------------------------
+
+    def workers(self, *, timeout: float | None = None) -> WorkerList:
+        """The workers, sorted by id: live ones (alive or leaving), and those dead or left
+        within the coordinators' dead-worker retention; each with its last heartbeat, state
+        and since when, and the shard leases it holds with their fencing tokens."""
+        return self._call(rpcs.list_workers(), timeout)
+
+    def worker(self, worker_id: str, *, timeout: float | None = None) -> WorkerStatus:
+        """One worker as `workers` lists it. Raises WorkerNotFound."""
+        return self._call(rpcs.get_worker(worker_id), timeout)
+
+    def shard_map(self, *, timeout: float | None = None) -> ShardMapStatus:
+        """The published shard map: its version, the leader replica and its token, and each
+        shard's owner, lease holder, token, lease expiry and checkpoint lag."""
+        return self._call(rpcs.get_shard_map(), timeout)
+
+    def coordinators(self, *, timeout: float | None = None) -> CoordinatorList:
+        """The coordinator replicas that are up, and which one leads since when."""
+        return self._call(rpcs.list_coordinators(), timeout)
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ async def embedded(settings: Settings, workers: int, stop: asyncio.Event | None 
     ends; then everything stops gracefully (workers first, so their results are written)."""
     store = await open_store(settings.store)
     await initialise(store, settings.num_shards)
-    leases, membership = MemoryLeases(), MemoryMembership()
+    leases, membership = MemoryLeases(), MemoryMembership(dead_retention=settings.dead_worker_retention)
     backends = (store, leases, membership)
     stop = stop or asyncio.Event()
     ready = asyncio.Event()

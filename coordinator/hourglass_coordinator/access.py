@@ -4,8 +4,10 @@ The caller is identified from its bearer token before anything else (UNAUTHENTIC
 cannot be); then the RPC's needs are checked against its grants (PERMISSION_DENIED), for
 the namespaces the request names, before the servicer sees the request. What each RPC needs
 is listed here, in one table: reads need read, submits and control need write, a namespace's
-executor policy needs admin, the workers' stream needs cluster:worker. An RPC missing from
-the table is refused to everyone.
+executor policy needs admin, the workers' stream needs cluster:worker. Reads of the cluster
+itself (its workers, shard map and replicas: hosts and executors every tenant shares) need
+read in every namespace ("*:read"): a tenant of one namespace does not see the cluster. An
+RPC missing from the table is refused to everyone.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def _of_run(request: Any) -> list[str]:
     return [key.namespace if key is not None else ALL_NAMESPACES]
 
 
+def _cluster_wide(_request: Any) -> list[str]:
+    return [ALL_NAMESPACES]
+
+
 def _of_preview(request: Any) -> list[str]:
     """A stored job's namespace; a bare trigger touches no namespace's data."""
     return _named(request.job) if request.HasField("job") else []
@@ -63,6 +69,10 @@ NEEDS: dict[str, tuple[Role, Namespaces]] = {
     "WatchRuns": (Role.READ, _named),
     "SetNamespacePolicy": (Role.ADMIN, _named),
     "GetNamespacePolicy": (Role.READ, _named),
+    "ListWorkers": (Role.READ, _cluster_wide),
+    "GetWorker": (Role.READ, _cluster_wide),
+    "GetShardMap": (Role.READ, _cluster_wide),
+    "ListCoordinators": (Role.READ, _cluster_wide),
 }
 
 

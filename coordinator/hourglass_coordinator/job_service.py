@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 
 import grpc
 
+from hourglass_coordinator.cluster_api import ClusterApi
 from hourglass_coordinator.jobs import JobsApi, utcnow
 from hourglass_coordinator.run_watch import RunWatch
-from hourglass_core import wire
+from hourglass_core import cluster_wire, wire
 from hourglass_core.errors import HourglassError, InvalidArgument
 from hourglass_core.firing import run_id_for
 from hourglass_core.models import DEFAULT_NAMESPACE, JobFilter
@@ -52,8 +53,9 @@ def _created(c: Created) -> pb.SubmitJobResponse:
 
 
 class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # generated, untyped
-    def __init__(self, api: JobsApi, watch: RunWatch | None = None) -> None:
+    def __init__(self, api: JobsApi, cluster: ClusterApi, watch: RunWatch | None = None) -> None:
         self._api = api
+        self._cluster = cluster
         self._watch = watch
 
     async def WatchRuns(self, request: pb.WatchRunsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RunEvent]:
@@ -208,6 +210,25 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
         self, request: pb.GetNamespacePolicyRequest, context: grpc.aio.ServicerContext
     ) -> pb.NamespacePolicy:
         return wire.policy_to_pb(await self._api.get_policy(_namespace(request.namespace)))
+
+    @grpc_errors
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkersResponse:
+        return pb.ListWorkersResponse(workers=[cluster_wire.worker_to_pb(w) for w in await self._cluster.workers()])
+
+    @grpc_errors
+    async def GetWorker(self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext) -> pb.Worker:
+        return cluster_wire.worker_to_pb(await self._cluster.worker(request.id))
+
+    @grpc_errors
+    async def GetShardMap(self, request: pb.GetShardMapRequest, context: grpc.aio.ServicerContext) -> pb.ShardMapStatus:
+        return cluster_wire.shard_map_to_pb(await self._cluster.shard_map())
+
+    @grpc_errors
+    async def ListCoordinators(
+        self, request: pb.ListCoordinatorsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCoordinatorsResponse:
+        coordinators = await self._cluster.coordinators()
+        return pb.ListCoordinatorsResponse(coordinators=[cluster_wire.coordinator_to_pb(c) for c in coordinators])
 
 
 EXPLAIN_DEFAULT = 100

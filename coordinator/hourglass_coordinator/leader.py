@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hourglass_core.backoff import RateLimitedLog
 from hourglass_core.leases.base import Lease, Leases, Membership, ShardMap
@@ -56,11 +56,18 @@ class Leader:
         self._known_map = known_map
         self._on_publish = on_publish
         self._hold_until = 0.0
+        # When the lease of this token was won (a lease taken again after an error keeps it).
+        self._won_at, self._won_token = datetime.now(UTC), 0
         self.lease: Lease | None = None
 
     @property
     def is_leader(self) -> bool:
         return self.lease is not None
+
+    @property
+    def since(self) -> datetime | None:
+        """When this replica took the leader lease it holds; None while it holds none."""
+        return self._won_at if self.lease is not None else None
 
     async def run(self) -> None:
         """Forever: campaign for the lease; while holding it, renew it and rebalance."""
@@ -97,6 +104,8 @@ class Leader:
         await self._leases.seed_fencing(await self._store.max_fencing_token())
         self.lease = await self._leases.acquire(LEADER_KEY, self._replica_id, self._ttl)
         if self.lease is not None:
+            if self.lease.token != self._won_token:
+                self._won_at, self._won_token = datetime.now(UTC), self.lease.token
             log.info("replica %s is leader (token %d)", self._replica_id, self.lease.token)
 
     async def rebalance(self) -> ShardMap | None:

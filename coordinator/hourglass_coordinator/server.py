@@ -8,14 +8,17 @@ import os
 import signal
 import socket
 import uuid
+from datetime import UTC, datetime
 
 import grpc
 
 from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
+from hourglass_coordinator.cluster_api import ClusterApi
 from hourglass_coordinator.guard import RequestGuard
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
+from hourglass_coordinator.presence import announce
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_streams import WorkerStreams
 from hourglass_core import gc_tuning
@@ -23,6 +26,7 @@ from hourglass_core.auth import TrustedKeys, Verifier
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_core.credentials import redact
+from hourglass_core.leases.base import ReplicaInfo
 from hourglass_core.tls import server_credentials
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
 
@@ -52,6 +56,7 @@ async def serve(
     if exposed is not None:
         log.warning("%s; going on (--insecure)", exposed.partition(":")[0])
     rid = replica_id()
+    started = datetime.now(UTC)
     owned = backends is None
     store, leases, membership = backends or await open_backends(settings)
     cache = ReadCache(settings.read_cache_ttl.total_seconds())
@@ -95,7 +100,8 @@ async def serve(
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
+    cluster = ClusterApi(store, leases, membership, num_shards=settings.num_shards)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, cluster, streams.watch), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
     port = server.add_secure_port(settings.listen, tls) if tls is not None else server.add_insecure_port(settings.listen)
     if port == 0:
@@ -108,6 +114,8 @@ async def serve(
         asyncio.create_task(leader.run(), name="leader"),
         asyncio.create_task(streams.follow_shard_map(), name="shard-map"),
         asyncio.create_task(streams.relay_hints(), name="hint-relay"),
+        asyncio.create_task(announce(membership, lambda: ReplicaInfo(rid, settings.listen, started, leader.since)),
+                            name="presence"),
     ]
     if stop is None:
         stop = asyncio.Event()

@@ -22,12 +22,14 @@ from typing import Any
 import grpc
 
 from hourglass_coordinator.read_cache import ReadCache
+from hourglass_coordinator.run_counts import MinuteCount
 from hourglass_coordinator.run_watch import RunWatch
 from hourglass_core import wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
+from hourglass_core.errors import InvalidArgument
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
-from hourglass_core.models import Fire, FireKind, Run
+from hourglass_core.models import Fire, FireKind, Run, RunStatus
 from hourglass_core.store.base import Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
@@ -71,6 +73,21 @@ class _Connection:
         self.assignment: wpb.CoordinatorMessage | None = None
         self.pushed: tuple[int, ...] | None = None  # the shards last assigned to it
         self.beat: asyncio.Task[None] | None = None  # the heartbeat being recorded
+        self.runs_in_progress = 0  # as its last heartbeat said
+        self.ran = MinuteCount()  # runs it finished
+
+    def record(self) -> WorkerInfo:
+        """What a heartbeat records: who it is, and its latest figures."""
+        return replace(self.info, runs_in_progress=self.runs_in_progress, ran_last_minute=self.ran.total())
+
+
+# Runs that did not run (and the start records of long runs) do not count as runs finished.
+_NOT_RAN = frozenset({RunStatus.RUNNING, RunStatus.SKIPPED, RunStatus.LOST})
+
+
+def _peer_host(peer: str) -> str:
+    """The address part of a gRPC peer ("ipv4:10.0.0.5:51234", "ipv6:[::1]:51234")."""
+    return peer.partition(":")[2].rpartition(":")[0].strip("[]")
 
 
 class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc]  # generated, untyped
@@ -114,7 +131,13 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be register with a worker_id")
             return
         reg = first.register
-        info = WorkerInfo(reg.worker_id, frozenset(reg.executors), reg.capacity, self._replica_id)
+        try:
+            started = wire.from_ts(reg.started_at, reg.HasField("started_at"), "register.started_at")
+        except InvalidArgument as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return
+        info = WorkerInfo(reg.worker_id, frozenset(reg.executors), reg.capacity, self._replica_id,
+                          host=reg.host or _peer_host(context.peer() or ""), started_at=started)  # fmt: skip
         self._in_background(self._register_executors(info.executors), f"executors-{info.worker_id}")
         conn = _Connection(info)
         self._beat(conn)
@@ -180,7 +203,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         """Records a heartbeat without holding up the stream (run events keep flowing while
         Redis is slow); one at a time per worker, a beat that finds one in flight is dropped."""
         if conn.beat is None or conn.beat.done():
-            conn.beat = asyncio.create_task(self._record_beat(conn.info), name=f"beat-{conn.info.worker_id}")
+            conn.beat = asyncio.create_task(self._record_beat(conn.record()), name=f"beat-{conn.info.worker_id}")
 
     async def _record_beat(self, info: WorkerInfo, after: asyncio.Task[None] | None = None) -> None:
         if after is not None:
@@ -197,6 +220,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             async for message in messages:
                 kind = message.WhichOneof("kind")
                 if kind == "heartbeat":
+                    conn.runs_in_progress = message.heartbeat.runs_in_progress
                     if message.heartbeat.leaving and not conn.info.leaving:
                         # Still alive (it finishes what it claimed) but no longer assignable:
                         # recorded at once, after the beat in flight (which would otherwise
@@ -204,7 +228,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                         log.info("worker %s is leaving", conn.info.worker_id)
                         conn.info = replace(conn.info, leaving=True)
                         conn.beat = asyncio.create_task(
-                            self._record_beat(conn.info, after=conn.beat), name=f"leaving-{conn.info.worker_id}"
+                            self._record_beat(conn.record(), after=conn.beat), name=f"leaving-{conn.info.worker_id}"
                         )
                     self._beat(conn)
                 elif kind in ("run_finished", "run_events"):
@@ -228,11 +252,29 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         cancelled), then acknowledges them, in one ack."""
         runs = [wire.run_from_event(event, conn.info.worker_id) for event in events]
         await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
+        self._count(conn, runs)
         if self.watch.watched:
             self._in_background(self.watch.recorded(runs), "watched-runs")
         acked = [watermark for event in events if (watermark := acks.finish(event.seq)) is not None]
         if acked:
             conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=max(acked))))
+
+    def _count(self, conn: _Connection, runs: Sequence[Run]) -> None:
+        """Counts the runs the worker finished; notes those recorded LOST against the worker
+        they were on (a dead one, mostly: the worker that took its shard over reports them)."""
+        conn.ran.add(sum(1 for run in runs if run.status not in _NOT_RAN and run.worker_id == conn.info.worker_id))
+        lost: dict[str, list[str]] = {}
+        for run in runs:
+            if run.status is RunStatus.LOST:
+                lost.setdefault(run.worker_id, []).append(run.run_id)
+        for worker_id, run_ids in lost.items():
+            self._in_background(self._note_lost(worker_id, run_ids), f"lost-{worker_id}")
+
+    async def _note_lost(self, worker_id: str, run_ids: list[str]) -> None:
+        try:
+            await self._membership.note_lost(worker_id, run_ids)
+        except Exception as error:  # noqa: BLE001 - a count for people to read, not a record
+            warn.warning("lost", "could not count runs lost by %s: %s", worker_id, error)
 
     # -- pushes ---------------------------------------------------------------------------
     def _push_assignment(self, conn: _Connection) -> None:

@@ -13,5 +13,6 @@ Backends = tuple[Store, Leases, Membership]
 
 async def open_backends(settings: Settings) -> Backends:
     store = await open_store(settings.store)
-    leases, membership = await open_coordination(settings.coordination, settings.redis_prefix)
+    leases, membership = await open_coordination(settings.coordination, settings.redis_prefix,
+                                                 settings.dead_worker_retention)  # fmt: skip
     return store, leases, membership

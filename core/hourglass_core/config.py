@@ -31,6 +31,8 @@ class Settings:
     heartbeat_interval: timedelta = timedelta(milliseconds=500)
     # A worker that has not sent a heartbeat for this long is dead; its shards move.
     worker_timeout: timedelta = timedelta(seconds=3)
+    # Coordinator: how long a dead worker (or one that shut down) stays listed by ListWorkers.
+    dead_worker_retention: timedelta = timedelta(minutes=5)
     # Workers read this far ahead into an in-memory timer.
     lookahead: timedelta = timedelta(seconds=3)
     # How often a worker reads each of its shards. Fires due within the lookahead reach it

@@ -33,6 +33,11 @@ class RunNotFound(NotFound):
         super().__init__(f"run {run_id!r} not found")
 
 
+class WorkerNotFound(NotFound):
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(f"worker {worker_id!r} not found (not live, nor dead or left lately)")
+
+
 class FailedPrecondition(HourglassError):
     """The request is valid but the job's state does not allow it (e.g. resume a cancelled job)."""
 

@@ -21,8 +21,18 @@ from itertools import pairwise
 import pytest
 import redis.asyncio
 
+from hourglass_core.cluster import WorkerState
 from hourglass_core.errors import Unavailable
-from hourglass_core.leases.base import Lease, Leases, Membership, ShardMap, WorkerInfo
+from hourglass_core.leases.base import (
+    DEFAULT_DEAD_RETENTION,
+    Lease,
+    Leases,
+    Membership,
+    ReplicaInfo,
+    ShardMap,
+    WorkerInfo,
+    WorkerRecord,
+)
 from hourglass_core.leases.factory import open_coordination
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.leases.redis import RedisLeases
@@ -43,13 +53,13 @@ class Backend:
     prefix: str
 
 
-async def _open(kind: str, prefix: str | None = None) -> Backend:
+async def _open(kind: str, prefix: str | None = None, dead_retention: timedelta = DEFAULT_DEAD_RETENTION) -> Backend:
     if kind == "memory":
-        leases, membership = await open_coordination("memory://")
+        leases, membership = await open_coordination("memory://", dead_retention=dead_retention)
         return Backend(kind, leases, membership, "")
     prefix = prefix or f"hourglass-test:{uuid.uuid4().hex}:"
     try:
-        leases, membership = await open_coordination(REDIS_URL, prefix)
+        leases, membership = await open_coordination(REDIS_URL, prefix, dead_retention)
     except Unavailable as exc:
         down = str(exc)
     else:
@@ -294,6 +304,131 @@ async def test_removed_worker_is_no_longer_live(backend: Backend) -> None:
     await backend.membership.remove_worker("w1")
     await backend.membership.remove_worker("never-seen")  # no error
     assert [w.worker_id for w in await backend.membership.live_workers()] == ["w2"]
+
+
+async def test_inspect_shows_the_held_leases_with_owner_token_and_time_left(backend: Backend) -> None:
+    a = await _acquired(backend.leases, "shard:1", "a", LONG)
+    b = await _acquired(backend.leases, "leader", "coord|1", RENEWABLE)
+    await _acquired(backend.leases, "gone", "c", SHORT)
+    await asyncio.sleep(0.25)
+    found = await backend.leases.inspect(["shard:1", "leader", "gone", "never-taken"])
+    assert sorted(found) == ["leader", "shard:1"]
+    assert (found["shard:1"].owner, found["shard:1"].token) == ("a", a.token)
+    assert (found["leader"].owner, found["leader"].token) == ("coord|1", b.token)
+    assert timedelta(seconds=29) < found["shard:1"].ttl <= LONG
+    assert timedelta(0) < found["leader"].ttl <= RENEWABLE - timedelta(milliseconds=200)
+    assert await backend.leases.inspect([]) == {}
+
+
+def _record(records: list[WorkerRecord], worker_id: str) -> WorkerRecord:
+    [record] = [r for r in records if r.info.worker_id == worker_id]
+    return record
+
+
+def _near(when: datetime, expected: datetime, slack: float = 0.15) -> bool:
+    return abs((when - expected).total_seconds()) <= slack
+
+
+async def test_workers_lists_a_live_worker_alive_since_its_first_heartbeat_with_its_last_one(backend: Backend) -> None:
+    started = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    info = WorkerInfo("w1", frozenset({"echo"}), capacity=8, coordinator="c1", host="box-1", started_at=started,
+                      runs_in_progress=3, ran_last_minute=120)  # fmt: skip
+    first = datetime.now(UTC)
+    await backend.membership.heartbeat(info, LONG)
+    await asyncio.sleep(0.2)
+    await backend.membership.heartbeat(replace(info, runs_in_progress=1), LONG)
+    [record] = await backend.membership.workers()
+    assert record.info == replace(info, runs_in_progress=1)  # every field round-trips
+    assert record.state is WorkerState.ALIVE and _near(record.since, first)
+    assert _near(record.last_heartbeat, first + timedelta(seconds=0.2))
+    assert await backend.membership.live_workers() == [record.info]
+
+
+async def test_a_leaving_worker_is_leaving_from_its_first_leaving_heartbeat(backend: Backend) -> None:
+    await backend.membership.heartbeat(WorkerInfo("w1"), LONG)
+    await asyncio.sleep(0.1)
+    leaving_at = datetime.now(UTC)
+    await backend.membership.heartbeat(WorkerInfo("w1", leaving=True), LONG)
+    await asyncio.sleep(0.1)
+    await backend.membership.heartbeat(WorkerInfo("w1", leaving=True), LONG)
+    [record] = await backend.membership.workers()
+    assert record.state is WorkerState.LEAVING and _near(record.since, leaving_at)
+
+
+async def test_a_worker_whose_heartbeat_expired_is_listed_dead_from_its_expiry(backend: Backend) -> None:
+    beat = datetime.now(UTC)
+    await backend.membership.heartbeat(WorkerInfo("dies"), SHORT)
+    await backend.membership.heartbeat(WorkerInfo("lives"), LONG)
+    await asyncio.sleep(0.3)
+    assert [w.worker_id for w in await backend.membership.live_workers()] == ["lives"]
+    records = await backend.membership.workers()
+    assert [r.info.worker_id for r in records] == ["dies", "lives"]
+    dead = _record(records, "dies")
+    assert dead.state is WorkerState.DEAD and _near(dead.since, beat + SHORT) and _near(dead.last_heartbeat, beat)
+
+
+async def test_a_removed_worker_is_listed_left_and_a_dead_one_stays_dead(backend: Backend) -> None:
+    await backend.membership.heartbeat(WorkerInfo("w1", leaving=True), LONG)
+    await backend.membership.heartbeat(WorkerInfo("w2"), SHORT)
+    await asyncio.sleep(0.3)
+    removed_at = datetime.now(UTC)
+    await backend.membership.remove_worker("w1")
+    await backend.membership.remove_worker("w2")  # already dead: stays dead
+    records = await backend.membership.workers()
+    assert (_record(records, "w1").state, _record(records, "w2").state) == (WorkerState.LEFT, WorkerState.DEAD)
+    assert _near(_record(records, "w1").since, removed_at)
+
+
+async def test_a_dead_worker_that_beats_again_is_alive_since_then(backend: Backend) -> None:
+    await backend.membership.heartbeat(WorkerInfo("w1"), SHORT)
+    await asyncio.sleep(0.3)
+    assert (await backend.membership.workers())[0].state is WorkerState.DEAD
+    back = datetime.now(UTC)
+    await backend.membership.heartbeat(WorkerInfo("w1"), LONG)
+    [record] = await backend.membership.workers()
+    assert record.state is WorkerState.ALIVE and _near(record.since, back)
+    assert [w.worker_id for w in await backend.membership.live_workers()] == ["w1"]
+
+
+@pytest.mark.parametrize("kind", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_dead_and_departed_workers_are_forgotten_after_the_retention(kind: str) -> None:
+    opened = await _open(kind, dead_retention=timedelta(milliseconds=300))
+    try:
+        membership = opened.membership
+        await membership.heartbeat(WorkerInfo("dead"), SHORT)
+        await membership.heartbeat(WorkerInfo("left"), LONG)
+        await membership.heartbeat(WorkerInfo("alive"), LONG)
+        await membership.remove_worker("left")
+        await asyncio.sleep(0.3)  # "dead" died 0.1 s ago, "left" left 0.3 s ago
+        assert [r.info.worker_id for r in await membership.workers()] == ["alive", "dead"]
+        await asyncio.sleep(0.3)
+        assert [r.info.worker_id for r in await membership.workers()] == ["alive"]
+    finally:
+        await _close(opened)
+        if opened.kind == "redis":
+            await _delete_prefix(opened.prefix)
+
+
+async def test_lost_runs_count_once_each_for_their_worker(backend: Backend) -> None:
+    await backend.membership.heartbeat(WorkerInfo("w1"), LONG)
+    await backend.membership.heartbeat(WorkerInfo("w2"), LONG)
+    await backend.membership.note_lost("w1", ["r1", "r2"])
+    await backend.membership.note_lost("w1", ["r2", "r3"])  # r2 again: re-sent, counted once
+    await backend.membership.note_lost("w2", [])
+    records = await backend.membership.workers()
+    assert (_record(records, "w1").lost_last_minute, _record(records, "w2").lost_last_minute) == (3, 0)
+
+
+async def test_replicas_are_listed_while_their_heartbeats_last(backend: Backend) -> None:
+    since = datetime(2030, 1, 1, tzinfo=UTC)
+    leader = ReplicaInfo("c1", "127.0.0.1:7070", started_at=since, leader_since=since)
+    beat = datetime.now(UTC)
+    await backend.membership.replica_heartbeat(leader, LONG)
+    await backend.membership.replica_heartbeat(ReplicaInfo("c2", "127.0.0.1:7071"), SHORT)
+    assert [r.info for r in await backend.membership.replicas()] == [leader, ReplicaInfo("c2", "127.0.0.1:7071")]
+    await asyncio.sleep(0.3)
+    [record] = await backend.membership.replicas()
+    assert record.info == leader and _near(record.last_heartbeat, beat)
 
 
 async def test_shard_map_is_empty_version_zero_before_first_publish(backend: Backend) -> None:

@@ -154,6 +154,23 @@ async def test_only_a_worker_token_opens_the_worker_stream(secured: Secured) -> 
     assert await connect(secured.token(WORKER_GRANT, subject="w2")) is grpc.StatusCode.OK
 
 
+async def test_the_cluster_itself_is_read_with_read_in_every_namespace_only(secured: Secured) -> None:
+    async with secured.client(secured.token("billing:admin", subject="tenant")) as tenant:
+        for read in (tenant.workers(), tenant.worker("dev-worker-1"), tenant.shard_map(), tenant.coordinators()):
+            with pytest.raises(hourglass.PermissionDenied, match="tenant has no read permission in every namespace"):
+                await read
+    async with (secured.client(secured.token("*:read", subject="ops")) as ops,
+                secured.client(secured.token("billing:write")) as writer):  # fmt: skip
+        await _submit_when_ready(writer, _spec())  # the worker is up
+        [worker] = await ops.workers()  # the embedded mode's one worker, on the in-process membership
+        assert (worker.id, worker.state) == ("dev-worker-1", hourglass.WorkerState.ALIVE)
+        shard_map = await ops.shard_map()
+        [coordinator] = await ops.coordinators()
+        assert coordinator.leader and shard_map.leader == coordinator.id and len(shard_map.shards) == 4
+        with pytest.raises(hourglass.WorkerNotFound):
+            await ops.worker("nobody")
+
+
 # -- namespace executor policies --------------------------------------------------------------
 
 POLICY_REFUSAL = "the policy of namespace 'billing' does not allow executor '{}' (allowed: echo)"

@@ -136,6 +136,16 @@ def test_a_namespace_policy_is_set_by_its_admins_and_read_by_its_readers() -> No
     assert denial(reader, get_role, get_namespaces(pb.GetNamespacePolicyRequest(namespace="billing"))) is None
 
 
+@pytest.mark.parametrize("method", ["ListWorkers", "GetWorker", "GetShardMap", "ListCoordinators"])
+def test_reads_of_the_cluster_itself_need_read_in_every_namespace(method: str) -> None:
+    role, namespaces = NEEDS[method]
+    request = getattr(pb, pb.DESCRIPTOR.services_by_name["JobService"].methods_by_name[method].input_type.name)()
+    assert denial(Caller("r", frozenset({"billing:admin"})), role, namespaces(request)) == (
+        "r has no read permission in every namespace")
+    assert denial(Caller("ops", frozenset({"*:read"})), role, namespaces(request)) is None
+    assert denial(Caller("w", frozenset({"cluster:worker"})), role, namespaces(request)) is not None
+
+
 def test_token_create_prints_a_token_the_coordinator_accepts(
     secret_file: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

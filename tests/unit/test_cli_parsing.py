@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import pytest
 
 import hourglass
-from hourglass import cli, cli_format
+from hourglass import cli, cli_cluster, cli_format
+from hourglass_core.cluster import CoordinatorStatus, ShardMapStatus, ShardStatus, WorkerState, WorkerStatus
 from hourglass_core.models import (
     CronTrigger,
     DstGap,
@@ -233,6 +234,41 @@ class FakeClient:
         self._maybe_fail()
         return FakeClient.policies.get(namespace, NamespacePolicy(namespace))
 
+    def workers(self) -> Sequence[WorkerStatus]:
+        self._maybe_fail()
+        return WORKERS
+
+    def worker(self, worker_id: str) -> WorkerStatus:
+        self._maybe_fail()
+        for worker in WORKERS:
+            if worker.id == worker_id:
+                return worker
+        raise hourglass.WorkerNotFound(worker_id)
+
+    def shard_map(self) -> ShardMapStatus:
+        return SHARD_MAP
+
+    def coordinators(self) -> Sequence[CoordinatorStatus]:
+        return [CoordinatorStatus("coord-a", "127.0.0.1:7070", NOW - timedelta(hours=1), NOW, True, NOW - timedelta(minutes=5)),
+                CoordinatorStatus("coord-b", "127.0.0.1:7071", NOW - timedelta(hours=1), NOW, False)]  # fmt: skip
+
+
+WORKERS = [
+    WorkerStatus("worker-1", WorkerState.ALIVE, NOW - timedelta(minutes=4, seconds=12), NOW - timedelta(seconds=0.3),
+                 host="box-1", started_at=NOW - timedelta(minutes=4, seconds=12), executors=frozenset({"echo", "http"}),
+                 capacity=64, runs_in_progress=2, shards={0: 12, 2: 14}, ran_last_minute=118, coordinator="coord-a"),
+    WorkerStatus("worker-2", WorkerState.DEAD, NOW - timedelta(seconds=12), NOW - timedelta(seconds=15), host="box-2",
+                 capacity=64, lost_last_minute=3),
+]  # fmt: skip
+SHARD_MAP = ShardMapStatus(
+    version=7, leader="coord-a", leader_token=5, leader_since=NOW - timedelta(minutes=5), read_at=NOW,
+    shards=[ShardStatus(0, "worker-1", "worker-1", 12, NOW + timedelta(seconds=2.4), NOW - timedelta(seconds=2.8),
+                        timedelta(seconds=2.8)),
+            ShardStatus(1, "worker-1", "worker-2", 9, NOW + timedelta(seconds=0.5), NOW - timedelta(seconds=9),
+                        timedelta(seconds=9)),
+            ShardStatus(2)],
+)  # fmt: skip
+
 
 @pytest.fixture
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeClient]]:
@@ -406,3 +442,84 @@ def test_namespace_policy_usage_errors_and_a_refusal_exit_with_their_codes(
     assert cli.main(["namespace", "policy", "billing", "--allow", "echo"]) == 6
     assert "no admin permission" in capsys.readouterr().err
     assert cli.main(["namespace"]) == 2  # no action: its usage
+
+
+# -- the cluster ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Frozen:  # type: ignore[override]
+            return cls.fromtimestamp(NOW.timestamp(), tz)
+
+    monkeypatch.setattr(cli, "datetime", Frozen)
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_workers_lists_each_workers_state_for_how_long_and_its_last_heartbeat(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["workers"]) == 0
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert header.split() == ["ID", "STATE", "FOR", "HOST", "LAST", "BEAT", "SHARDS", "RUNNING", "RAN/MIN", "LOST/MIN"]
+    assert first.split() == ["worker-1", "alive", "4m12s", "box-1", "0.3s", "2", "2/64", "118", "0"]
+    assert second.split() == ["worker-2", "dead", "12s", "box-2", "15s", "0", "0/64", "0", "3"]
+    assert header.index("HOST") == first.index("box-1")
+    assert cli.main(["workers", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["shards"] == [{"shard": 0, "token": 12}, {"shard": 2, "token": 14}]
+    assert (listed[1]["state"], listed[1]["since"], listed[1]["started_at"]) == ("dead", "2026-03-29T00:29:48Z", None)
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_workers_with_an_id_shows_that_worker_and_an_unknown_one_exits_3(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["workers", "worker-1"]) == 0
+    shown = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert shown["state"].strip() == "alive for 4m12s (since 2026-03-29T00:25:48Z)"
+    assert shown["last heartbeat"].strip() == "2026-03-29T00:29:59.700000Z (0.3s ago)"
+    assert shown["shards"].strip() == "0 (token 12), 2 (token 14)"
+    assert shown["last minute"].strip() == "118 ran, 0 lost"
+    assert cli.main(["workers", "worker-1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["executors"] == ["echo", "http"]
+    assert cli.main(["workers", "nope"]) == 3
+    assert "worker 'nope' not found" in capsys.readouterr().err
+
+
+def test_shards_shows_the_leader_then_each_shards_owner_lease_and_checkpoint_lag(
+    fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["shards"]) == 0
+    head, header, *rows = capsys.readouterr().out.splitlines()
+    assert head == "shard map v7, leader coord-a (token 5) since 2026-03-29T00:25:00Z"
+    assert header.split() == ["SHARD", "OWNER", "LEASE", "HOLDER", "TOKEN", "LEASE", "LEFT", "CHECKPOINT", "LAG"]
+    assert [r.split() for r in rows] == [["0", "worker-1", "worker-1", "12", "2.4s", "2.8s"],
+                                         ["1", "worker-1", "worker-2", "9", "0.5s", "9.0s"],  # a hand-over
+                                         ["2", "-", "-", "-", "-", "-"]]  # fmt: skip
+    assert cli.main(["shards", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["version"], out["leader"], out["leader_token"]) == (7, "coord-a", 5)
+    assert out["shards"][0] == {"shard": 0, "owner": "worker-1", "lease_holder": "worker-1", "token": 12,
+                                "lease_expires_at": "2026-03-29T00:30:02.400000Z",
+                                "checkpoint": "2026-03-29T00:29:57.200000Z", "checkpoint_lag_s": 2.8}  # fmt: skip
+    assert out["shards"][2]["owner"] is None and out["shards"][2]["checkpoint_lag_s"] is None
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_coordinators_marks_the_leader(fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["coordinators"]) == 0
+    _, leader, other = capsys.readouterr().out.splitlines()
+    assert "since 2026-03-29T00:25:00Z" in leader and "since" not in other
+    assert cli.main(["coordinators", "--json"]) == 0
+    assert [c["leader"] for c in json.loads(capsys.readouterr().out)] == [True, False]
+
+
+@pytest.mark.parametrize(("span", "text"), [
+    (timedelta(seconds=0.34), "0.3s"), (timedelta(seconds=12.4), "12s"), (timedelta(minutes=4, seconds=12), "4m12s"),
+    (timedelta(hours=2, minutes=5, seconds=9), "2h5m"), (timedelta(seconds=-1), "0.0s"),
+])  # fmt: skip
+def test_ages_read_as_people_say_them(span: timedelta, text: str) -> None:
+    assert cli_cluster.age(span) == text

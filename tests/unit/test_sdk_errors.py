@@ -14,7 +14,8 @@ import pytest
 
 import hourglass
 from hourglass._common import Attempts, CallRetry, channel_target, error_from_status
-from hourglass_core import wire
+from hourglass_core import cluster_wire, wire
+from hourglass_core.cluster import WorkerState, WorkerStatus
 from hourglass_core.models import Job, JobSpec, JobState, Run, RunStatus
 from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import jobs_pb2_grpc
@@ -83,6 +84,20 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         run = Run(namespace="default", job_id="j", run_id=request.run_id, due=T0, attempt=1,
                   status=RunStatus.SUCCEEDED, started_at=T0 + timedelta(milliseconds=3))
         return wire.run_to_pb(run)
+
+
+    async def GetWorker(self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext) -> pb.Worker:
+        await self._enter("GetWorker", request, context)
+        return cluster_wire.worker_to_pb(WORKER)
+
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkersResponse:
+        await self._enter("ListWorkers", request, context)
+        return pb.ListWorkersResponse(workers=[cluster_wire.worker_to_pb(WORKER)])
+
+
+WORKER = WorkerStatus("w1", WorkerState.LEAVING, T0, T0 + timedelta(seconds=3), host="box", started_at=T0,
+                      executors=frozenset({"echo"}), capacity=8, runs_in_progress=1, shards={3: 41, 5: 44},
+                      ran_last_minute=9, lost_last_minute=1, coordinator="c1")  # fmt: skip
 
 
 class ServerThread:
@@ -191,6 +206,19 @@ def test_not_found_names_the_job_or_run_asked_for(client: hourglass.Client, fake
     fake.fail("GetRun", Code.NOT_FOUND)
     with pytest.raises(hourglass.RunNotFound, match="'r-1'"):
         client.get_run("r-1")
+    fake.fail("GetWorker", Code.NOT_FOUND)
+    with pytest.raises(hourglass.WorkerNotFound, match="'w-7'"):
+        client.worker("w-7")
+
+
+async def test_a_worker_reads_back_as_the_server_described_it(
+    client: hourglass.Client, server: ServerThread, fake: FakeJobService
+) -> None:
+    fake.fail("ListWorkers", Code.UNAVAILABLE)  # a read: retried
+    assert client.workers() == [WORKER]
+    async with hourglass.AsyncClient(f"127.0.0.1:{server.port}", retry=FAST) as aclient:
+        assert await aclient.worker("w1") == WORKER
+    assert len(fake.calls["ListWorkers"]) == 2
 
 
 # -- retries ------------------------------------------------------------------------------------

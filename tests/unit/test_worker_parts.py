@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hourglass_coordinator.worker_streams import AckTracker, WorkerStreams, _Connection
+from hourglass_coordinator.run_counts import MinuteCount
+from hourglass_coordinator.worker_streams import AckTracker, WorkerStreams, _Connection, _peer_host
 from hourglass_core import wire
 from hourglass_core.leases.base import WorkerInfo
 from hourglass_core.leases.memory import MemoryMembership
-from hourglass_core.models import Fire, Payload, Run, RunStatus
+from hourglass_core.models import Fire, Payload, Run, RunReason, RunStatus
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.executors import RunContext, load_executors, to_payload
 from hourglass_worker.link import CoordinatorLink
@@ -202,3 +203,52 @@ async def test_a_message_of_many_run_events_is_written_together_and_acknowledged
     assert store.writes == [["r0", "r1", "r2"]]
     assert ack is not None and ack.WhichOneof("kind") == "ack" and ack.ack.seq == 3
     assert conn.outbox.empty()
+
+
+def test_a_minute_count_forgets_what_is_a_minute_old() -> None:
+    now = [1000.0]
+    count = MinuteCount(lambda: now[0])
+    count.add(3)
+    now[0] += 30.5
+    count.add()
+    count.add(2)
+    assert count.total() == 6
+    now[0] += 29.5  # 60 s after the first three: they no longer count
+    assert count.total() == 3
+    now[0] += 120  # the buckets come round again: old counts never add to new ones
+    count.add()
+    assert count.total() == 1
+
+
+async def test_a_stream_counts_the_runs_its_worker_finished_and_notes_runs_lost_against_their_worker() -> None:
+    membership = MemoryMembership()
+    await membership.heartbeat(WorkerInfo("dead-w"), timedelta(seconds=30))
+    streams = WorkerStreams("replica", _RecordingStore(), membership, num_shards=4,  # type: ignore[arg-type]
+                            heartbeat_interval=timedelta(seconds=1), worker_timeout=timedelta(seconds=3))
+    conn = _Connection(WorkerInfo("w1", frozenset({"echo"}), 8, "replica"))
+    now = datetime.now(UTC)
+    runs = [Run("d", "j", "ok", now, 1, RunStatus.SUCCEEDED, "w1", now, now),
+            Run("d", "j", "failed", now, 1, RunStatus.FAILED, "w1", now, now),
+            Run("d", "j", "skipped", now, 1, RunStatus.SKIPPED, "w1", ended_at=now, reason=RunReason.OVERLAP),
+            Run("d", "j", "started", now, 1, RunStatus.RUNNING, "w1", now),
+            Run("d", "j", "cut-off", now, 1, RunStatus.LOST, "dead-w", ended_at=now, reason=RunReason.WORKER_LOST)]
+    events = [wire.run_finished_to_pb(run, n + 1) for n, run in enumerate(runs)]
+
+    async def messages() -> AsyncIterator[wpb.WorkerMessage]:
+        yield wpb.WorkerMessage(heartbeat=wpb.Heartbeat(runs_in_progress=5))
+        yield wpb.WorkerMessage(run_events=wpb.RunEvents(finished=events))
+        await asyncio.sleep(3600)
+
+    reader = asyncio.create_task(streams._read(conn, messages()))
+    await asyncio.wait_for(conn.outbox.get(), 5)  # the ack: written
+    await asyncio.sleep(0.05)  # the lost note goes in the background
+    reader.cancel()
+    assert (conn.record().ran_last_minute, conn.record().runs_in_progress) == (2, 5)
+    lost = {r.info.worker_id: r.lost_last_minute for r in await membership.workers()}
+    assert lost == {"dead-w": 1, "w1": 0}  # w1: recorded by its heartbeat
+
+
+def test_a_peers_host_is_its_address_without_the_port() -> None:
+    assert _peer_host("ipv4:10.0.0.5:51234") == "10.0.0.5"
+    assert _peer_host("ipv6:[::1]:51234") == "::1"
+    assert _peer_host("") == ""

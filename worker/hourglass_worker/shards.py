@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from hourglass_core.backoff import RateLimitedLog
-from hourglass_core.leases.base import Lease, Leases
+from hourglass_core.leases.base import Lease, Leases, shard_key
 
 log = logging.getLogger(__name__)
 warn = RateLimitedLog(log)
@@ -20,10 +20,6 @@ SAFE_FRACTION = 0.8
 # How soon to try again for an assigned shard whose lease someone else still holds: a dead
 # worker's lease expires at some instant within a ttl, and its shards should move right then.
 ACQUIRE_RETRY_S = 0.2
-
-
-def shard_key(shard: int) -> str:
-    return f"shard:{shard}"
 
 
 @dataclass(slots=True)

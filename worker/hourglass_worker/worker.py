@@ -20,6 +20,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -151,7 +152,8 @@ class Worker:
         self._accepting = True
         self.link = CoordinatorLink(
             settings.coordinator.split(","),
-            wpb.Register(worker_id=worker_id, executors=sorted(executors), capacity=settings.capacity),
+            wpb.Register(worker_id=worker_id, executors=sorted(executors), capacity=settings.capacity,
+                         host=socket.gethostname(), started_at=wire.ts(utcnow())),
             self._on_message,
             self._heartbeat,
             settings.heartbeat_interval,

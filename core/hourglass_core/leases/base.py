@@ -10,12 +10,21 @@ made conditional on it in the store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from hourglass_core.cluster import WorkerState
 from hourglass_core.models import Fire
+
+# How long a dead or departed worker stays listed (Settings.dead_worker_retention).
+DEFAULT_DEAD_RETENTION = timedelta(minutes=5)
+
+
+def shard_key(shard: int) -> str:
+    """The lease key of a shard."""
+    return f"shard:{shard}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,37 @@ class WorkerInfo:
     # Shutting down: still alive (it finishes the fires it claimed, so nobody takes them over)
     # but assigned no shards.
     leaving: bool = False
+    host: str = ""
+    started_at: datetime | None = None  # when the worker process started
+    # As of the latest heartbeat; runs finished in the last minute, counted by its replica.
+    runs_in_progress: int = 0
+    ran_last_minute: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A worker as membership knows it: alive or leaving while its heartbeats go on; dead
+    (they stopped) or left (removed after leaving) for the dead-worker retention after that."""
+
+    info: WorkerInfo
+    state: WorkerState
+    since: datetime
+    last_heartbeat: datetime
+    lost_last_minute: int = 0  # its runs noted lost (note_lost) in the last minute
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaInfo:
+    replica_id: str
+    address: str = ""
+    started_at: datetime | None = None
+    leader_since: datetime | None = None  # set while it holds the leader lease
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRecord:
+    info: ReplicaInfo
+    last_heartbeat: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +99,11 @@ class Leases(Protocol):
 
     async def holder(self, key: str) -> str | None: ...
 
+    async def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
+        """The leases of `keys` held now (free keys are absent), each with `ttl` the time it
+        has left. Reads only."""
+        ...
+
     async def seed_fencing(self, at_least: int) -> None:
         """Makes every later token larger than `at_least` (after the backend lost its data)."""
         ...
@@ -72,10 +117,31 @@ class Membership(Protocol):
         ...
 
     async def live_workers(self) -> list[WorkerInfo]:
-        """Workers whose last heartbeat is younger than its ttl, sorted by id."""
+        """Workers whose last heartbeat is younger than its ttl, sorted by id. Those whose
+        heartbeat expired are recorded dead from its expiry; records dead or left longer than
+        the dead-worker retention are forgotten."""
         ...
 
-    async def remove_worker(self, worker_id: str) -> None: ...
+    async def remove_worker(self, worker_id: str) -> None:
+        """No longer live: recorded as left (kept for the dead-worker retention)."""
+        ...
+
+    async def workers(self) -> list[WorkerRecord]:
+        """Every worker known, sorted by id: the live ones, and those dead or left within the
+        dead-worker retention."""
+        ...
+
+    async def note_lost(self, worker_id: str, run_ids: Sequence[str]) -> None:
+        """Counts runs of the worker recorded LOST, for a minute (a run id counts once)."""
+        ...
+
+    async def replica_heartbeat(self, replica: ReplicaInfo, ttl: timedelta) -> None:
+        """Records the coordinator replica as up for `ttl`."""
+        ...
+
+    async def replicas(self) -> list[ReplicaRecord]:
+        """Replicas whose last heartbeat is younger than its ttl, sorted by id."""
+        ...
 
     async def publish_shard_map(self, shard_map: ShardMap) -> None: ...
 

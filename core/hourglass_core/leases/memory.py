@@ -15,11 +15,20 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from hourglass_core.leases.base import Lease, ShardMap, WorkerInfo
+from hourglass_core.cluster import COUNT_WINDOW, WorkerState
+from hourglass_core.leases.base import (
+    DEFAULT_DEAD_RETENTION,
+    Lease,
+    ReplicaInfo,
+    ReplicaRecord,
+    ShardMap,
+    WorkerInfo,
+    WorkerRecord,
+)
 from hourglass_core.models import Fire
 
 log = logging.getLogger(__name__)
@@ -93,6 +102,11 @@ class MemoryLeases:
     async def holder(self, key: str) -> str | None:
         held = self._live(key, self._clock())
         return None if held is None else held.owner
+
+    async def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
+        now = self._clock()
+        found = {key: held for key in keys if (held := self._live(key, now)) is not None}
+        return {key: Lease(key, h.owner, h.token, timedelta(seconds=h.expires_at - now)) for key, h in found.items()}
 
     async def seed_fencing(self, at_least: int) -> None:
         if at_least < 0:
@@ -205,27 +219,94 @@ class HintFanout:
                 self._on_idle()
 
 
+@dataclass(slots=True)
+class _Member:
+    info: WorkerInfo
+    beat_at: float  # clock() of its last heartbeat
+    expires_at: float  # live while clock() < expires_at
+    state: WorkerState
+    since: float
+
+
 class MemoryMembership:
     """`Membership` in process memory; hints go to every stream opened by `hints()` before
     `publish_hint` is called."""
 
-    def __init__(self, clock: Clock = time.monotonic, *, hint_buffer: int = DEFAULT_HINT_BUFFER) -> None:
+    def __init__(
+        self,
+        clock: Clock = time.monotonic,
+        *,
+        hint_buffer: int = DEFAULT_HINT_BUFFER,
+        dead_retention: timedelta = DEFAULT_DEAD_RETENTION,
+    ) -> None:
         self._clock = clock
-        self._workers: dict[str, tuple[WorkerInfo, float]] = {}  # id -> (info, expires_at)
+        self._members: dict[str, _Member] = {}  # live, dead and left
+        self._lost: dict[str, dict[str, float]] = {}  # worker id -> run id -> when noted
+        self._replicas: dict[str, tuple[ReplicaInfo, float, float]] = {}  # id -> (info, beat_at, expires_at)
+        self._dead_retention = dead_retention.total_seconds()
         self._shard_map = ShardMap(0, {})
         self._fanout = HintFanout(hint_buffer)
 
+    def _wall(self, at: float, now: float) -> datetime:
+        """A clock() value as a UTC datetime (the injected clock need not be wall time)."""
+        return datetime.now(UTC) - timedelta(seconds=now - at)
+
+    def _settle(self, now: float) -> None:
+        """Expired members are dead from their expiry; the dead and left past the retention go."""
+        for member in self._members.values():
+            if member.state in (WorkerState.ALIVE, WorkerState.LEAVING) and member.expires_at <= now:
+                member.state, member.since = WorkerState.DEAD, member.expires_at
+        for worker_id in [w for w, m in self._members.items() if not _live(m) and m.since <= now - self._dead_retention]:
+            del self._members[worker_id]
+        for worker_id in [w for w in self._lost if w not in self._members]:
+            del self._lost[worker_id]
+
     async def heartbeat(self, worker: WorkerInfo, ttl: timedelta) -> None:
-        self._workers[worker.worker_id] = (worker, self._clock() + ttl_seconds(ttl))
+        seconds = ttl_seconds(ttl)
+        now = self._clock()
+        self._settle(now)
+        state = WorkerState.LEAVING if worker.leaving else WorkerState.ALIVE
+        member = self._members.get(worker.worker_id)
+        since = member.since if member is not None and member.state is state else now
+        self._members[worker.worker_id] = _Member(worker, now, now + seconds, state, since)
 
     async def live_workers(self) -> list[WorkerInfo]:
-        now = self._clock()
-        for worker_id in [w for w, (_, expires_at) in self._workers.items() if expires_at <= now]:
-            del self._workers[worker_id]
-        return [self._workers[w][0] for w in sorted(self._workers)]
+        self._settle(self._clock())
+        return [m.info for _, m in sorted(self._members.items()) if _live(m)]
 
     async def remove_worker(self, worker_id: str) -> None:
-        self._workers.pop(worker_id, None)
+        now = self._clock()
+        self._settle(now)
+        member = self._members.get(worker_id)
+        if member is not None and _live(member):
+            member.state, member.since = WorkerState.LEFT, now
+
+    async def workers(self) -> list[WorkerRecord]:
+        now = self._clock()
+        self._settle(now)
+        window = COUNT_WINDOW.total_seconds()
+        return [
+            WorkerRecord(m.info, m.state, self._wall(m.since, now), self._wall(m.beat_at, now),
+                         sum(1 for at in self._lost.get(w, {}).values() if at > now - window))
+            for w, m in sorted(self._members.items())
+        ]  # fmt: skip
+
+    async def note_lost(self, worker_id: str, run_ids: Sequence[str]) -> None:
+        now = self._clock()
+        window = COUNT_WINDOW.total_seconds()
+        noted = {r: at for r, at in self._lost.get(worker_id, {}).items() if at > now - window}
+        for run_id in run_ids:
+            noted.setdefault(run_id, now)
+        self._lost[worker_id] = noted
+
+    async def replica_heartbeat(self, replica: ReplicaInfo, ttl: timedelta) -> None:
+        now = self._clock()
+        self._replicas[replica.replica_id] = (replica, now, now + ttl_seconds(ttl))
+
+    async def replicas(self) -> list[ReplicaRecord]:
+        now = self._clock()
+        self._replicas = {r: v for r, v in self._replicas.items() if v[2] > now}
+        return [ReplicaRecord(info, self._wall(beat_at, now)) for _, (info, beat_at, _) in sorted(self._replicas.items())]
 
     async def publish_shard_map(self, shard_map: ShardMap) -> None:
         """Stores the map unless the stored one has the same or a newer version (a stale
@@ -253,3 +334,7 @@ class MemoryMembership:
 
     async def close(self) -> None:
         self._fanout.close()
+
+
+def _live(member: _Member) -> bool:
+    return member.state in (WorkerState.ALIVE, WorkerState.LEAVING)

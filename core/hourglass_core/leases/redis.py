@@ -3,8 +3,14 @@
 Key layout (P is the key prefix, default "hourglass:"):
     P fencing          string   fencing counter; only INCR or raised by seed_fencing
     P lease:<key>      string   "<owner>|<token>", PX ttl
-    P workers          zset     worker id -> expiry (Redis server time, epoch ms)
-    P worker_info      hash     worker id -> WorkerInfo as JSON
+    P workers          zset     live worker id -> expiry (Redis server time, epoch ms)
+    P worker_info      hash     worker id -> "<last heartbeat ms>|<WorkerInfo as JSON>"
+    P worker_state     hash     worker id -> "<alive|leaving|dead|left>|<since ms>", written
+                                only when the state changes
+    P workers_gone     zset     dead or left worker id -> since (ms); kept for the retention
+    P workers_lost     zset     "<worker id>|<run id>" -> when noted (ms); kept a minute
+    P replicas         zset     coordinator replica id -> expiry (ms)
+    P replica_info     hash     replica id -> "<last heartbeat ms>|<ReplicaInfo as JSON>"
     P shard_map        string   {"version": n, "owners": {"<shard>": "<worker id>"}}
     P hints            channel  pub/sub hints, JSON (see `_encode_hint`)
 
@@ -19,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -30,9 +37,18 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from hourglass_core.cluster import COUNT_WINDOW, WorkerState
 from hourglass_core.credentials import Login, login, redact
 from hourglass_core.errors import Unavailable
-from hourglass_core.leases.base import Lease, ShardMap, WorkerInfo
+from hourglass_core.leases.base import (
+    DEFAULT_DEAD_RETENTION,
+    Lease,
+    ReplicaInfo,
+    ReplicaRecord,
+    ShardMap,
+    WorkerInfo,
+    WorkerRecord,
+)
 from hourglass_core.leases.memory import DEFAULT_HINT_BUFFER, HintFanout, HintStream, ttl_seconds
 from hourglass_core.models import Fire, FireKind, OverlapPolicy
 
@@ -109,41 +125,145 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS[1] workers zset, KEYS[2] worker_info hash; ARGV[1] id, ARGV[2] info JSON, ARGV[3] ttl ms.
-_HEARTBEAT = (
+# Server time as an integer string ('%d', not tostring: see _ACQUIRE).
+_MS = "local function ms(value) return string.format('%d', value) end\n"
+
+# KEYS[1] zset of the live, KEYS[2] hash of their infos; ARGV[1] id, ARGV[2] info JSON,
+# ARGV[3] ttl ms. Live until the expiry; the info carries the beat's time.
+_BEAT = (
     _NOW_MS
+    + _MS
     + """
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ms(now) .. '|' .. ARGV[2])
+"""
+)
+
+# As _BEAT on workers and worker_info, KEYS[3] worker_state, KEYS[4] workers_gone; ARGV[4]
+# state (alive or leaving), written only when it changes.
+_HEARTBEAT = (
+    _BEAT
+    + """
+local current = redis.call('HGET', KEYS[3], ARGV[1])
+if not current or string.match(current, '^(%a+)|') ~= ARGV[4] then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4] .. '|' .. ms(now))
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
 return 1
 """
 )
 
-# KEYS[1] workers zset, KEYS[2] worker_info hash -> info JSON of the live workers.
-# Drops the expired ones first: nothing else cleans them.
-_LIVE_WORKERS = (
+# Keys as for _HEARTBEAT, KEYS[5] workers_lost; ARGV[1] retention ms, ARGV[2] count window
+# ms. Live workers whose heartbeat expired become dead from their expiry; the dead and left
+# past the retention, and lost runs past the window, are forgotten (nothing else cleans them).
+_SETTLE = (
     _NOW_MS
+    + _MS
     + """
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, id in ipairs(dead) do
-  redis.call('HDEL', KEYS[2], id)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
+for i = 1, #expired, 2 do
+  redis.call('HSET', KEYS[3], expired[i], 'dead|' .. expired[i + 1])
+  redis.call('ZADD', KEYS[4], expired[i + 1], expired[i])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local infos = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local info = redis.call('HGET', KEYS[2], id)
-  if info then
-    infos[#infos + 1] = info
-  end
+local forgotten = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[1]))
+for _, id in ipairs(forgotten) do
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
 end
-return infos
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[1]))
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[2]))
 """
 )
 
-# KEYS[1] workers zset, KEYS[2] worker_info hash; ARGV[1] id.
-_REMOVE_WORKER = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-return redis.call('HDEL', KEYS[2], ARGV[1])
+# The hash values of the members of a zset, in its order (members without one left out).
+_INFOS_OF = """
+local function infos_of(set, hash)
+  local infos = {}
+  for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+    local info = redis.call('HGET', hash, id)
+    if info then
+      infos[#infos + 1] = info
+    end
+  end
+  return infos
+end
+"""
+
+# -> info values of the live workers.
+_LIVE_WORKERS = _SETTLE + _INFOS_OF + "return infos_of(KEYS[1], KEYS[2])\n"
+
+# -> {now, {id, info, state, ...} of the live, dead and left, {lost members of the window}}.
+_WORKERS = (
+    _SETTLE
+    + """
+local found = {}
+for _, set in ipairs({KEYS[1], KEYS[4]}) do
+  for _, id in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+    local info = redis.call('HGET', KEYS[2], id)
+    if info then
+      found[#found + 1] = id
+      found[#found + 1] = info
+      found[#found + 1] = redis.call('HGET', KEYS[3], id) or ''
+    end
+  end
+end
+return {ms(now), found, redis.call('ZRANGE', KEYS[5], 0, -1)}
+"""
+)
+
+# Keys as for _HEARTBEAT; ARGV[1] id. A live worker becomes left; any other stays as it is
+# (one whose heartbeat expired is dead: the next settling records it so).
+_REMOVE_WORKER = (
+    _NOW_MS
+    + _MS
+    + """
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if expiry and tonumber(expiry) > now then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], 'left|' .. ms(now))
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+end
+return 1
+"""
+)
+
+# KEYS[1] workers_lost; ARGV[1] "<worker id>|", ARGV[2..] run ids. The first note counts.
+_NOTE_LOST = (
+    _NOW_MS
+    + """
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1] .. ARGV[i])
+end
+return 1
+"""
+)
+
+# As _BEAT on replicas and replica_info.
+_REPLICA_HEARTBEAT = _BEAT + "return 1\n"
+
+# KEYS as for _REPLICA_HEARTBEAT -> {now, info values of the live replicas}; drops the others.
+_REPLICAS = (
+    _NOW_MS
+    + _MS
+    + _INFOS_OF
+    + """
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('HDEL', KEYS[2], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return {ms(now), infos_of(KEYS[1], KEYS[2])}
+"""
+)
+
+# KEYS: lease keys -> {value, ms left, ...}; a free key gives '' and -2.
+_INSPECT = """
+local out = {}
+for _, key in ipairs(KEYS) do
+  out[#out + 1] = redis.call('GET', key) or ''
+  out[#out + 1] = redis.call('PTTL', key)
+end
+return out
 """
 
 # KEYS[1] shard map; ARGV[1] version, ARGV[2] map JSON -> 1 if stored. A map whose version is
@@ -250,6 +370,7 @@ class RedisLeases:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._seed = client.register_script(_SEED_FENCING)
+        self._inspect = client.register_script(_INSPECT)
         self._client = client
         self._closed = False
 
@@ -284,6 +405,18 @@ class RedisLeases:
         # The owner may itself contain "|"; the token after the last one never does.
         return None if value is None else value.rpartition("|")[0]
 
+    async def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
+        if not keys:
+            return {}
+        with _unavailable("inspect"):
+            found: list[Any] = await self._inspect(keys=[self._key(k) for k in keys])
+        out: dict[str, Lease] = {}
+        for key, value, left in zip(keys, found[::2], found[1::2], strict=True):
+            owner, _, token = (_text(value) or "").rpartition("|")
+            if token and int(left) > 0:
+                out[key] = Lease(key, owner, int(token), timedelta(milliseconds=int(left)))
+        return out
+
     async def seed_fencing(self, at_least: int) -> None:
         if at_least < 0:
             raise ValueError(f"at_least must not be negative, got {at_least}")
@@ -296,6 +429,27 @@ class RedisLeases:
             await self._shared.detach()
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return None if not value else datetime.fromisoformat(value)
+
+
+def _ms_time(ms: int | str) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+def _stamped(text: str) -> tuple[datetime | None, str]:
+    """A record stored as "<ms>|<JSON>": its time and its JSON (a record without the time,
+    written before records carried it, gives None)."""
+    if text.startswith("{"):
+        return None, text
+    ms, _, rest = text.partition("|")
+    return _ms_time(ms), rest
+
+
 def _encode_worker(worker: WorkerInfo) -> str:
     return json.dumps(
         {
@@ -304,19 +458,51 @@ def _encode_worker(worker: WorkerInfo) -> str:
             "capacity": worker.capacity,
             "coordinator": worker.coordinator,
             "leaving": worker.leaving,
+            "host": worker.host,
+            "started_at": _iso(worker.started_at),
+            "runs_in_progress": worker.runs_in_progress,
+            "ran_last_minute": worker.ran_last_minute,
         }
     )
 
 
 def _decode_worker(text: str) -> WorkerInfo:
-    data = json.loads(text)
+    data = json.loads(_stamped(text)[1])
     return WorkerInfo(
         worker_id=data["worker_id"],
         executors=frozenset(data["executors"]),
         capacity=int(data["capacity"]),
         coordinator=data["coordinator"],
         leaving=bool(data.get("leaving", False)),
+        host=data.get("host", ""),
+        started_at=_from_iso(data.get("started_at")),
+        runs_in_progress=int(data.get("runs_in_progress", 0)),
+        ran_last_minute=int(data.get("ran_last_minute", 0)),
     )
+
+
+def _decode_record(info: str, state: str, lost: int, now: datetime) -> WorkerRecord:
+    worker = _decode_worker(info)
+    beat = _stamped(info)[0] or now
+    name, _, since = state.partition("|")
+    try:
+        current = WorkerState(name)
+    except ValueError:  # no state recorded (a record older than states): judged by its flag
+        current, since = (WorkerState.LEAVING if worker.leaving else WorkerState.ALIVE), ""
+    return WorkerRecord(worker, current, _ms_time(since) if since else beat, beat, lost)
+
+
+def _encode_replica(replica: ReplicaInfo) -> str:
+    return json.dumps({"replica_id": replica.replica_id, "address": replica.address,
+                       "started_at": _iso(replica.started_at), "leader_since": _iso(replica.leader_since)})  # fmt: skip
+
+
+def _decode_replica(text: str, now: datetime) -> ReplicaRecord:
+    beat, body = _stamped(text)
+    data = json.loads(body)
+    info = ReplicaInfo(data["replica_id"], data.get("address", ""), _from_iso(data.get("started_at")),
+                       _from_iso(data.get("leader_since")))  # fmt: skip
+    return ReplicaRecord(info, beat or now)
 
 
 def _encode_shard_map(shard_map: ShardMap) -> str:
@@ -378,17 +564,25 @@ class RedisMembership:
         prefix: str = DEFAULT_PREFIX,
         *,
         hint_buffer: int = DEFAULT_HINT_BUFFER,
+        dead_retention: timedelta = DEFAULT_DEAD_RETENTION,
     ) -> None:
         self._shared = _shared(redis)
         client = self._shared.attach()
         self._client = client
-        self._workers_key = f"{prefix}workers"
-        self._info_key = f"{prefix}worker_info"
+        # live, info, state, gone, lost: the keys of every worker script, in this order.
+        self._worker_keys = [f"{prefix}{name}" for name in ("workers", "worker_info", "worker_state", "workers_gone",
+                                                             "workers_lost")]  # fmt: skip
+        self._replica_keys = [f"{prefix}replicas", f"{prefix}replica_info"]
+        self._settle_args = [_ttl_ms(dead_retention), _ttl_ms(COUNT_WINDOW)]
         self._shard_map_key = f"{prefix}shard_map"
         self._channel = f"{prefix}hints"
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._live_workers = client.register_script(_LIVE_WORKERS)
+        self._workers = client.register_script(_WORKERS)
         self._remove_worker = client.register_script(_REMOVE_WORKER)
+        self._note_lost = client.register_script(_NOTE_LOST)
+        self._replica_heartbeat = client.register_script(_REPLICA_HEARTBEAT)
+        self._replicas = client.register_script(_REPLICAS)
         self._publish_shard_map = client.register_script(_PUBLISH_SHARD_MAP)
         self._fanout = HintFanout(hint_buffer, on_idle=self._stop_listener)
         self._listener: asyncio.Task[None] | None = None
@@ -397,20 +591,48 @@ class RedisMembership:
         self._closed = False
 
     async def heartbeat(self, worker: WorkerInfo, ttl: timedelta) -> None:
+        state = WorkerState.LEAVING if worker.leaving else WorkerState.ALIVE
         with _unavailable(f"heartbeat {worker.worker_id!r}"):
             await self._heartbeat(
-                keys=[self._workers_key, self._info_key],
-                args=[worker.worker_id, _encode_worker(worker), _ttl_ms(ttl)],
+                keys=self._worker_keys[:4],
+                args=[worker.worker_id, _encode_worker(worker), _ttl_ms(ttl), state.value],
             )
 
     async def live_workers(self) -> list[WorkerInfo]:
         with _unavailable("live_workers"):
-            infos: list[str] = await self._live_workers(keys=[self._workers_key, self._info_key])
+            infos: list[str] = await self._live_workers(keys=self._worker_keys, args=self._settle_args)
         return sorted((_decode_worker(i) for i in infos), key=lambda w: w.worker_id)
 
     async def remove_worker(self, worker_id: str) -> None:
         with _unavailable(f"remove_worker {worker_id!r}"):
-            await self._remove_worker(keys=[self._workers_key, self._info_key], args=[worker_id])
+            await self._remove_worker(keys=self._worker_keys[:4], args=[worker_id])
+
+    async def workers(self) -> list[WorkerRecord]:
+        with _unavailable("workers"):
+            now_ms, found, lost = await self._workers(keys=self._worker_keys, args=self._settle_args)
+        now = _ms_time(now_ms)
+        lost_by = Counter(member.rpartition("|")[0] for member in lost)
+        records = [_decode_record(info, state, lost_by[worker_id], now)
+                   for worker_id, info, state in zip(found[::3], found[1::3], found[2::3], strict=True)]  # fmt: skip
+        return sorted(records, key=lambda r: r.info.worker_id)
+
+    async def note_lost(self, worker_id: str, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        with _unavailable(f"note_lost {worker_id!r}"):
+            await self._note_lost(keys=self._worker_keys[4:], args=[f"{worker_id}|", *run_ids])
+
+    async def replica_heartbeat(self, replica: ReplicaInfo, ttl: timedelta) -> None:
+        with _unavailable(f"replica_heartbeat {replica.replica_id!r}"):
+            await self._replica_heartbeat(
+                keys=self._replica_keys, args=[replica.replica_id, _encode_replica(replica), _ttl_ms(ttl)]
+            )
+
+    async def replicas(self) -> list[ReplicaRecord]:
+        with _unavailable("replicas"):
+            now_ms, infos = await self._replicas(keys=self._replica_keys)
+        now = _ms_time(now_ms)
+        return sorted((_decode_replica(i, now) for i in infos), key=lambda r: r.info.replica_id)
 
     async def publish_shard_map(self, shard_map: ShardMap) -> None:
         """Stores the map unless the stored one has the same or a newer version (a stale

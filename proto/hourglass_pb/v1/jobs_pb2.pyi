@@ -271,6 +271,33 @@ FIRE_FATE_PENDING: FireFate.ValueType  # 4
 """not due yet, or due just now and not recorded yet"""
 Global___FireFate: _TypeAlias = FireFate  # noqa: Y015
 
+class _WorkerState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkerStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkerState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORKER_STATE_UNSPECIFIED: _WorkerState.ValueType  # 0
+    WORKER_STATE_ALIVE: _WorkerState.ValueType  # 1
+    WORKER_STATE_LEAVING: _WorkerState.ValueType  # 2
+    """shutting down: finishes what it claimed, owns no shard"""
+    WORKER_STATE_DEAD: _WorkerState.ValueType  # 3
+    """no heartbeat for the worker timeout (killed, frozen, cut off)"""
+    WORKER_STATE_LEFT: _WorkerState.ValueType  # 4
+    """shut down cleanly"""
+
+class WorkerState(_WorkerState, metaclass=_WorkerStateEnumTypeWrapper): ...
+
+WORKER_STATE_UNSPECIFIED: WorkerState.ValueType  # 0
+WORKER_STATE_ALIVE: WorkerState.ValueType  # 1
+WORKER_STATE_LEAVING: WorkerState.ValueType  # 2
+"""shutting down: finishes what it claimed, owns no shard"""
+WORKER_STATE_DEAD: WorkerState.ValueType  # 3
+"""no heartbeat for the worker timeout (killed, frozen, cut off)"""
+WORKER_STATE_LEFT: WorkerState.ValueType  # 4
+"""shut down cleanly"""
+Global___WorkerState: _TypeAlias = WorkerState  # noqa: Y015
+
 @_typing.final
 class Payload(_message.Message):
     """Opaque bytes with a content type, for job params and run results."""
@@ -1575,3 +1602,328 @@ class GetNamespacePolicyRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetNamespacePolicyRequest: _TypeAlias = GetNamespacePolicyRequest  # noqa: Y015
+
+@_typing.final
+class OwnedShard(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARD_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    shard: _builtins.int
+    token: _builtins.int
+    """The fencing token of the worker's lease of the shard."""
+    def __init__(
+        self,
+        *,
+        shard: _builtins.int = ...,
+        token: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shard", b"shard", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OwnedShard: _TypeAlias = OwnedShard  # noqa: Y015
+
+@_typing.final
+class Worker(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    LAST_HEARTBEAT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    EXECUTORS_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    RUNS_IN_PROGRESS_FIELD_NUMBER: _builtins.int
+    SHARDS_FIELD_NUMBER: _builtins.int
+    RAN_LAST_MINUTE_FIELD_NUMBER: _builtins.int
+    LOST_LAST_MINUTE_FIELD_NUMBER: _builtins.int
+    COORDINATOR_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    host: _builtins.str
+    state: Global___WorkerState.ValueType
+    capacity: _builtins.int
+    """Runs it executes at once."""
+    runs_in_progress: _builtins.int
+    """As of its last heartbeat."""
+    ran_last_minute: _builtins.int
+    """Runs it finished in the last minute, as counted by the replica holding its stream (from
+    a reconnection on, by the new one).
+    """
+    lost_last_minute: _builtins.int
+    """Its runs recorded LOST in the last minute (cut off by its death or its lease's loss)."""
+    coordinator: _builtins.str
+    """The coordinator replica holding its stream."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the worker process started."""
+
+    @_builtins.property
+    def last_heartbeat(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """In this state since (alive: since its heartbeats began; dead: when they timed out)."""
+
+    @_builtins.property
+    def executors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def shards(self) -> _containers.RepeatedCompositeFieldContainer[Global___OwnedShard]:
+        """The shard leases it holds now."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        last_heartbeat: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___WorkerState.ValueType = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        executors: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _builtins.int = ...,
+        runs_in_progress: _builtins.int = ...,
+        shards: _abc.Iterable[Global___OwnedShard] | None = ...,
+        ran_last_minute: _builtins.int = ...,
+        lost_last_minute: _builtins.int = ...,
+        coordinator: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat", b"last_heartbeat", "since", b"since", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "coordinator", b"coordinator", "executors", b"executors", "host", b"host", "id", b"id", "last_heartbeat", b"last_heartbeat", "lost_last_minute", b"lost_last_minute", "ran_last_minute", b"ran_last_minute", "runs_in_progress", b"runs_in_progress", "shards", b"shards", "since", b"since", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Worker: _TypeAlias = Worker  # noqa: Y015
+
+@_typing.final
+class ListWorkersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkersRequest: _TypeAlias = ListWorkersRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Worker]: ...
+    def __init__(
+        self,
+        *,
+        workers: _abc.Iterable[Global___Worker] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workers", b"workers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkersResponse: _TypeAlias = ListWorkersResponse  # noqa: Y015
+
+@_typing.final
+class GetWorkerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkerRequest: _TypeAlias = GetWorkerRequest  # noqa: Y015
+
+@_typing.final
+class GetShardMapRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetShardMapRequest: _TypeAlias = GetShardMapRequest  # noqa: Y015
+
+@_typing.final
+class ShardStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARD_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    LEASE_HOLDER_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_LAG_FIELD_NUMBER: _builtins.int
+    shard: _builtins.int
+    owner: _builtins.str
+    """The worker the shard map assigns it to; empty: none."""
+    lease_holder: _builtins.str
+    """Who holds its lease now (empty: nobody; another worker than the owner during a hand-over)."""
+    token: _builtins.int
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def checkpoint(self) -> _timestamp_pb2.Timestamp:
+        """Every fire of the shard due up to here is handled (unset: no checkpoint yet)."""
+
+    @_builtins.property
+    def checkpoint_lag(self) -> _duration_pb2.Duration:
+        """How far the checkpoint trails read_at (a healthy shard: a few seconds)."""
+
+    def __init__(
+        self,
+        *,
+        shard: _builtins.int = ...,
+        owner: _builtins.str = ...,
+        lease_holder: _builtins.str = ...,
+        token: _builtins.int = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        checkpoint: _timestamp_pb2.Timestamp | None = ...,
+        checkpoint_lag: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "checkpoint_lag", b"checkpoint_lag", "lease_expires_at", b"lease_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "checkpoint_lag", b"checkpoint_lag", "lease_expires_at", b"lease_expires_at", "lease_holder", b"lease_holder", "owner", b"owner", "shard", b"shard", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShardStatus: _TypeAlias = ShardStatus  # noqa: Y015
+
+@_typing.final
+class ShardMapStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    LEADER_TOKEN_FIELD_NUMBER: _builtins.int
+    LEADER_SINCE_FIELD_NUMBER: _builtins.int
+    SHARDS_FIELD_NUMBER: _builtins.int
+    READ_AT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """Increases with every change of the map."""
+    leader: _builtins.str
+    """The replica holding the leader lease (empty: none right now) and its fencing token."""
+    leader_token: _builtins.int
+    @_builtins.property
+    def leader_since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def shards(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShardStatus]: ...
+    @_builtins.property
+    def read_at(self) -> _timestamp_pb2.Timestamp:
+        """When this was read."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        leader: _builtins.str = ...,
+        leader_token: _builtins.int = ...,
+        leader_since: _timestamp_pb2.Timestamp | None = ...,
+        shards: _abc.Iterable[Global___ShardStatus] | None = ...,
+        read_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leader_since", b"leader_since", "read_at", b"read_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "leader_since", b"leader_since", "leader_token", b"leader_token", "read_at", b"read_at", "shards", b"shards", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShardMapStatus: _TypeAlias = ShardMapStatus  # noqa: Y015
+
+@_typing.final
+class ListCoordinatorsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCoordinatorsRequest: _TypeAlias = ListCoordinatorsRequest  # noqa: Y015
+
+@_typing.final
+class Coordinator(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    LAST_HEARTBEAT_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    LEADER_SINCE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    address: _builtins.str
+    """The address it listens on."""
+    leader: _builtins.bool
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_heartbeat(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def leader_since(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        address: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        last_heartbeat: _timestamp_pb2.Timestamp | None = ...,
+        leader: _builtins.bool = ...,
+        leader_since: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat", b"last_heartbeat", "leader_since", b"leader_since", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "last_heartbeat", b"last_heartbeat", "leader", b"leader", "leader_since", b"leader_since", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Coordinator: _TypeAlias = Coordinator  # noqa: Y015
+
+@_typing.final
+class ListCoordinatorsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COORDINATORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def coordinators(self) -> _containers.RepeatedCompositeFieldContainer[Global___Coordinator]: ...
+    def __init__(
+        self,
+        *,
+        coordinators: _abc.Iterable[Global___Coordinator] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinators", b"coordinators"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCoordinatorsResponse: _TypeAlias = ListCoordinatorsResponse  # noqa: Y015

@@ -124,6 +124,26 @@ class JobServiceStub:
                 request_serializer=hourglass_dot_v1_dot_jobs__pb2.GetNamespacePolicyRequest.SerializeToString,
                 response_deserializer=hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.FromString,
                 _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/hourglass.v1.JobService/ListWorkers',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
+        self.GetWorker = channel.unary_unary(
+                '/hourglass.v1.JobService/GetWorker',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.GetWorkerRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.Worker.FromString,
+                _registered_method=True)
+        self.GetShardMap = channel.unary_unary(
+                '/hourglass.v1.JobService/GetShardMap',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.GetShardMapRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.ShardMapStatus.FromString,
+                _registered_method=True)
+        self.ListCoordinators = channel.unary_unary(
+                '/hourglass.v1.JobService/ListCoordinators',
+                request_serializer=hourglass_dot_v1_dot_jobs__pb2.ListCoordinatorsRequest.SerializeToString,
+                response_deserializer=hourglass_dot_v1_dot_jobs__pb2.ListCoordinatorsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -283,6 +303,37 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkers(self, request, context):
+        """The cluster itself (each needs the read role in every namespace, "*:read"), served from
+        what the coordination backend and the shard checkpoints already hold; reads only.
+        The workers, sorted by id: the live ones, and those dead or left within the coordinators'
+        dead-worker retention (default 5 min).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorker(self, request, context):
+        """One worker; NOT_FOUND if it is not listed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetShardMap(self, request, context):
+        """The shard map as published by the leader, with each shard's lease and checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCoordinators(self, request, context):
+        """The coordinator replicas that are up, and which one is leader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -375,6 +426,26 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetNamespacePolicy,
                     request_deserializer=hourglass_dot_v1_dot_jobs__pb2.GetNamespacePolicyRequest.FromString,
                     response_serializer=hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.ListWorkersRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'GetWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorker,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.GetWorkerRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.Worker.SerializeToString,
+            ),
+            'GetShardMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetShardMap,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.GetShardMapRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.ShardMapStatus.SerializeToString,
+            ),
+            'ListCoordinators': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCoordinators,
+                    request_deserializer=hourglass_dot_v1_dot_jobs__pb2.ListCoordinatorsRequest.FromString,
+                    response_serializer=hourglass_dot_v1_dot_jobs__pb2.ListCoordinatorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -863,6 +934,114 @@ class JobService:
             '/hourglass.v1.JobService/GetNamespacePolicy',
             hourglass_dot_v1_dot_jobs__pb2.GetNamespacePolicyRequest.SerializeToString,
             hourglass_dot_v1_dot_jobs__pb2.NamespacePolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/ListWorkers',
+            hourglass_dot_v1_dot_jobs__pb2.ListWorkersRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/GetWorker',
+            hourglass_dot_v1_dot_jobs__pb2.GetWorkerRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.Worker.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetShardMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/GetShardMap',
+            hourglass_dot_v1_dot_jobs__pb2.GetShardMapRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.ShardMapStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCoordinators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hourglass.v1.JobService/ListCoordinators',
+            hourglass_dot_v1_dot_jobs__pb2.ListCoordinatorsRequest.SerializeToString,
+            hourglass_dot_v1_dot_jobs__pb2.ListCoordinatorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

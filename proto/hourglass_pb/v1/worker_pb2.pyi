@@ -90,24 +90,32 @@ class Register(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     EXECUTORS_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Unique and stable for the process's life (e.g. host-pid-random)."""
     capacity: _builtins.int
     """How many runs it executes at once."""
+    host: _builtins.str
+    """The machine it runs on, and when the process started (shown by ListWorkers)."""
     @_builtins.property
     def executors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Executor names this worker can run."""
 
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         worker_id: _builtins.str = ...,
         executors: _abc.Iterable[_builtins.str] | None = ...,
         capacity: _builtins.int = ...,
+        host: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "executors", b"executors", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "executors", b"executors", "host", b"host", "started_at", b"started_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
