@@ -23,7 +23,8 @@ from hourglass_core.models import DEFAULT_NAMESPACE
 
 JOB_SERVICE = "hourglass.v1.JobService"
 WORKER_SERVICE = "hourglass.v1.WorkerService"
-# Served to anyone (probes speak plaintext without tokens): the health service.
+# Served to callers without a token (probes carry none): the health service. Mutual TLS, where
+# the coordinator asks for it, still applies: it is the transport's, before any call.
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})
 
 Namespaces = Callable[[Any], list[str]]

@@ -10,9 +10,11 @@ import socket
 import uuid
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
 from hourglass_coordinator.guard import RequestGuard
+from hourglass_coordinator.health import Health
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
@@ -23,6 +25,7 @@ from hourglass_core.auth import TrustedKeys, Verifier
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_core.credentials import redact
+from hourglass_core.probe import BackendProbe
 from hourglass_core.tls import server_credentials
 from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
 
@@ -97,6 +100,10 @@ async def serve(
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
+    health = Health()
+    await health.start()
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    probe = BackendProbe({"store": store.ping, "coordination": leases.ping}, on_change=health.set)
     port = server.add_secure_port(settings.listen, tls) if tls is not None else server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
@@ -108,6 +115,7 @@ async def serve(
         asyncio.create_task(leader.run(), name="leader"),
         asyncio.create_task(streams.follow_shard_map(), name="shard-map"),
         asyncio.create_task(streams.relay_hints(), name="hint-relay"),
+        asyncio.create_task(probe.run(), name="health-probe"),
     ]
     if stop is None:
         stop = asyncio.Event()
@@ -122,6 +130,7 @@ async def serve(
         await stop.wait()
     finally:
         log.info("coordinator %s stopping", rid)
+        await health.stopping()  # before the server stops taking calls
         await server.stop(GRACE_S)
         for task in loops:
             task.cancel()
