@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from hourglass_coordinator.guard import Undecodable, checked
+from hourglass_core import rich_status
 from hourglass_core.auth import ALL_NAMESPACES, Caller, Role, Unauthenticated, Verifier
 from hourglass_core.firing import run_key_of
 from hourglass_core.models import DEFAULT_NAMESPACE
@@ -94,18 +95,19 @@ def denial(caller: Caller, role: Role, namespaces: list[str]) -> str | None:
 
 def _refused(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     """The handler, refusing every call (at its first request message)."""
-    return checked(handler, lambda _request: (code, message))
+    refusal = rich_status.status(code, message)
+    return checked(handler, lambda _request: refusal)
 
 
 def _checked(handler: grpc.RpcMethodHandler, caller: Caller, role: Role, namespaces: Namespaces) -> grpc.RpcMethodHandler:
     """The handler, behind the check of the request's namespaces (a request that did not
     decode is let through, to be refused as such by the RequestGuard inside)."""
 
-    def refusal(request: Any) -> tuple[grpc.StatusCode, str] | None:
+    def refusal(request: Any) -> grpc.Status | None:
         if isinstance(request, Undecodable):
             return None
         why = denial(caller, role, namespaces(request))
-        return None if why is None else (grpc.StatusCode.PERMISSION_DENIED, why)
+        return None if why is None else rich_status.status(grpc.StatusCode.PERMISSION_DENIED, why)
 
     return checked(handler, refusal)
 

@@ -11,6 +11,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from hourglass_core import rich_status
+
 
 class Undecodable:
     """Stands for a request (or stream message) whose bytes did not decode."""
@@ -36,7 +38,7 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return decode
 
 
-Refusal = tuple[grpc.StatusCode, str]
+Refusal = Any  # a grpc.Status (untyped): see hourglass_core.rich_status.status
 
 
 def checked(
@@ -52,7 +54,7 @@ def checked(
 
     async def vet(request: Any, context: grpc.aio.ServicerContext) -> None:
         if (refusal := check(request)) is not None:
-            await context.abort(*refusal)
+            await context.abort_with_status(refusal)
 
     async def vetted(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         async for request in requests:
@@ -94,7 +96,7 @@ def checked(
 
 def _undecoded(request: Any) -> Refusal | None:
     if isinstance(request, Undecodable):
-        return grpc.StatusCode.INVALID_ARGUMENT, _message(request.error)
+        return rich_status.status(grpc.StatusCode.INVALID_ARGUMENT, _message(request.error), field="request")
     return None
 
 

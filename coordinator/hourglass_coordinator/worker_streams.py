@@ -23,7 +23,7 @@ import grpc
 
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.run_watch import RunWatch
-from hourglass_core import wire
+from hourglass_core import rich_status, wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
@@ -111,7 +111,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
     ) -> AsyncIterator[wpb.CoordinatorMessage]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("kind") != "register" or not first.register.worker_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be register with a worker_id")
+            why = "the first message must be register with a worker_id"
+            await context.abort_with_status(rich_status.status(grpc.StatusCode.INVALID_ARGUMENT, why, field="register"))
             return
         reg = first.register
         info = WorkerInfo(reg.worker_id, frozenset(reg.executors), reg.capacity, self._replica_id)
