@@ -10,9 +10,10 @@ import socket
 import uuid
 
 import grpc
-from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
+from hourglass_coordinator.admission import Admission, method_kinds
 from hourglass_coordinator.guard import RequestGuard
 from hourglass_coordinator.health import Health
 from hourglass_coordinator.job_service import JobService
@@ -27,7 +28,7 @@ from hourglass_core.config import Settings
 from hourglass_core.credentials import redact
 from hourglass_core.probe import BackendProbe
 from hourglass_core.tls import server_credentials
-from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
+from hourglass_pb.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -85,9 +86,16 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
+    services = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
+                health_pb2.DESCRIPTOR.services_by_name["Health"]]  # fmt: skip
     server = grpc.aio.server(
-        # Outermost first: the caller is identified before its request is looked at.
-        interceptors=[*([AccessInterceptor(Verifier(trusted))] if trusted is not None else []), RequestGuard()],
+        # Outermost first: calls beyond the limit are refused before anything else is done;
+        # the caller is identified before its request is looked at.
+        interceptors=[
+            Admission(settings.max_concurrent_rpcs, method_kinds(services)),
+            *([AccessInterceptor(Verifier(trusted))] if trusted is not None else []),
+            RequestGuard(),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -96,7 +104,6 @@ async def serve(
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
         ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)

@@ -50,8 +50,8 @@ class Settings:
     # changes made by workers (run progress, schedule moves) up to this much later. 0: off.
     read_cache_ttl: timedelta = timedelta(seconds=1)
     # Coordinator: calls served at once (worker streams included); beyond it a call is refused
-    # at once with RESOURCE_EXHAUSTED, which the SDK retries with backoff, instead of queueing
-    # until every caller's deadline has passed and starving heartbeats meanwhile.
+    # at once with RESOURCE_EXHAUSTED and a RetryInfo, which the SDK retries after, instead of
+    # queueing until every caller's deadline has passed and starving heartbeats meanwhile.
     max_concurrent_rpcs: int = 512
     # Worker: fires started a second per shard while working through a backlog (fires more
     # than 5 s late, after an outage or a takeover); 0: no pacing.
