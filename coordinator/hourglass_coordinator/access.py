@@ -4,8 +4,8 @@ The caller is identified from its bearer token before anything else (UNAUTHENTIC
 cannot be); then the RPC's needs are checked against its grants (PERMISSION_DENIED), for
 the namespaces the request names, before the servicer sees the request. What each RPC needs
 is listed here, in one table: reads need read, submits and control need write, a namespace's
-executor policy needs admin, the workers' stream needs cluster:worker. An RPC missing from
-the table is refused to everyone.
+executor policy needs admin, the workers' stream needs cluster:worker, server reflection any
+valid token, the health service none. An RPC missing from the table is refused to everyone.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ WORKER_SERVICE = "hourglass.v1.WorkerService"
 # Served to callers without a token (probes carry none): the health service. Mutual TLS, where
 # the coordinator asks for it, still applies: it is the transport's, before any call.
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})
+# Served to any caller with a valid token, whatever it may do: server reflection. It tells only
+# the schema (public in the .proto files), but who asks should be known.
+AUTHENTICATED_SERVICES = frozenset({"grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"})
 
 Namespaces = Callable[[Any], list[str]]
 
@@ -132,6 +135,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # un
             caller = self._verifier.caller(metadata.get("authorization"))
         except Unauthenticated as error:
             return _refused(handler, grpc.StatusCode.UNAUTHENTICATED, str(error))
+        if service in AUTHENTICATED_SERVICES:
+            return handler
         if service == WORKER_SERVICE:
             if caller.is_worker:
                 return handler

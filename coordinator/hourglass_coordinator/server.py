@@ -11,6 +11,7 @@ import uuid
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
 from hourglass_coordinator.admission import Admission, method_kinds
@@ -87,7 +88,8 @@ async def serve(
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
     services = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
-                health_pb2.DESCRIPTOR.services_by_name["Health"]]  # fmt: skip
+                health_pb2.DESCRIPTOR.services_by_name["Health"],
+                reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]  # fmt: skip
     server = grpc.aio.server(
         # Outermost first: calls beyond the limit are refused before anything else is done;
         # the caller is identified before its request is looked at.
@@ -111,6 +113,8 @@ async def serve(
     await health.start()
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     probe = BackendProbe({"store": store.ping, "coordination": leases.ping}, on_change=health.set)
+    # The schema, for grpcurl and grpcui: behind the same authentication as the API.
+    reflection.enable_server_reflection([service.full_name for service in services], server)
     port = server.add_secure_port(settings.listen, tls) if tls is not None else server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
