@@ -5,6 +5,7 @@ the handler refuses what did not decode before the servicer sees it."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -61,16 +62,34 @@ def checked(
             await vet(request, context)
             yield request
 
-    if handler.unary_unary is not None:
-        unary = handler.unary_unary
-
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    # A streaming handler is an async generator, or a coroutine that writes with context.write
+    # (the health service's Watch): each is wrapped as what it is.
+    def one(call: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def answer(request: Any, context: grpc.aio.ServicerContext) -> Any:
             await vet(request, context)
-            return await unary(request, context)
+            return await call(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary, **codecs)
+        return answer
+
+    def many(call: Callable[[Any, grpc.aio.ServicerContext], Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(call):
+            async def gathered(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+                return await call(vetted(requests, context), context)
+
+            return gathered
+
+        async def streamed(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for response in call(vetted(requests, context), context):
+                yield response
+
+        return streamed
+
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(one(handler.unary_unary), **codecs)
     if handler.unary_stream is not None:
         streaming = handler.unary_stream
+        if inspect.iscoroutinefunction(streaming):
+            return grpc.unary_stream_rpc_method_handler(one(streaming), **codecs)
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await vet(request, context)
@@ -79,19 +98,8 @@ def checked(
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **codecs)
     if handler.stream_stream is not None:
-        both = handler.stream_stream
-
-        async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for response in both(vetted(requests, context), context):
-                yield response
-
-        return grpc.stream_stream_rpc_method_handler(stream_stream, **codecs)
-    gathered = handler.stream_unary
-
-    async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-        return await gathered(vetted(requests, context), context)
-
-    return grpc.stream_unary_rpc_method_handler(stream_unary, **codecs)
+        return grpc.stream_stream_rpc_method_handler(many(handler.stream_stream), **codecs)
+    return grpc.stream_unary_rpc_method_handler(many(handler.stream_unary), **codecs)
 
 
 def _undecoded(request: Any) -> Refusal | None:
