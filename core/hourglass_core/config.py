@@ -81,6 +81,10 @@ class Settings:
     tls_client_ca_file: str = ""
     # Coordinator: listen beyond loopback without TLS and tokens all the same.
     insecure: bool = False
+    # Coordinator and worker: host:port of a plain HTTP port serving /metrics (Prometheus) and
+    # /healthz; empty: none. Read-only, but unauthenticated: it shows namespace and executor
+    # names and counts, so keep it on loopback or a network only the scraper reaches.
+    metrics_listen: str = ""
     # TLS (workers; the CLI and the SDK read the same variables): the CA that signed the
     # coordinators' certificates, and a client certificate and key where they ask for one.
     tls_ca_file: str = ""

@@ -38,6 +38,12 @@ class BackendProbe:
         self.ok = False
         self.failing: dict[str, str] = {}  # check name -> why, as of the last round
 
+    def why(self) -> str:
+        """What the last round found wrong ("" when ok)."""
+        if self.ok:
+            return ""
+        return "; ".join(f"{name}: {why}" for name, why in self.failing.items()) or "not probed yet"
+
     async def _one(self, check: Check) -> str | None:
         try:
             await asyncio.wait_for(check(), self._timeout)
