@@ -11,11 +11,12 @@ valid token, the health service none. An RPC missing from the table is refused t
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
+from hourglass_coordinator.calls import HandlerInterceptor
 from hourglass_coordinator.guard import Undecodable, checked
 from hourglass_core import rich_status
 from hourglass_core.auth import ALL_NAMESPACES, Caller, Role, Unauthenticated, Verifier
@@ -115,18 +116,11 @@ def _checked(handler: grpc.RpcMethodHandler, caller: Caller, role: Role, namespa
     return checked(handler, refusal)
 
 
-class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
+class AccessInterceptor(HandlerInterceptor):
     def __init__(self, verifier: Verifier) -> None:
         self._verifier = verifier
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return None  # an unknown method: UNIMPLEMENTED, as without authentication
+    def wrap(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         service, _, method = details.method.lstrip("/").rpartition("/")
         if service in OPEN_SERVICES:
             return handler

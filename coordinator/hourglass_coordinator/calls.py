@@ -1,5 +1,6 @@
-"""`around`: a grpc.aio method handler with a hook as each call starts and one as it ends, with
-its status code; what the admission limit and the RPC metrics are built on."""
+"""Wrapping grpc.aio method handlers: `HandlerInterceptor`, the shape of the interceptors that
+wrap each known method's handler, and `around`, a handler with a hook as each call starts and
+one as it ends, with its status code (what the admission limit and the RPC metrics count)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,22 @@ import grpc
 
 T = TypeVar("T")
 OK = grpc.StatusCode.OK
+
+
+class HandlerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
+    """Wraps the handler of each method served here; an unknown method stays unknown
+    (UNIMPLEMENTED), whatever its caller."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        return None if handler is None else self.wrap(handler, details)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
 
 
 def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:

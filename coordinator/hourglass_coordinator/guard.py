@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from hourglass_coordinator.calls import HandlerInterceptor
 from hourglass_core import rich_status
 
 
@@ -108,11 +109,6 @@ def _undecoded(request: Any) -> Refusal | None:
     return None
 
 
-class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        return None if handler is None else checked(handler, _undecoded, _tolerant(handler.request_deserializer))
+class RequestGuard(HandlerInterceptor):
+    def wrap(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        return checked(handler, _undecoded, _tolerant(handler.request_deserializer))

@@ -21,7 +21,7 @@ class Health:
     def __init__(self) -> None:
         self.servicer = health_aio.HealthServicer()
         self.serving = False
-        self._stopping = False
+        self.stopped = False
 
     async def start(self) -> None:
         """NOT_SERVING until the first probe found every backend answering (the servicer
@@ -30,7 +30,7 @@ class Health:
 
     async def set(self, ok: bool) -> None:
         """The probe's verdict (ignored once shutting down)."""
-        if self._stopping:
+        if self.stopped:
             return
         self.serving = ok
         for service in SERVICES:
@@ -39,6 +39,6 @@ class Health:
     async def stopping(self) -> None:
         """NOT_SERVING for good, before the server stops taking calls: watchers hear it while
         their streams are still open."""
-        self._stopping = True
+        self.stopped = True
         self.serving = False
         await self.servicer.enter_graceful_shutdown()

@@ -20,6 +20,7 @@ from hourglass_coordinator.health import Health
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
+from hourglass_coordinator.metrics import RpcMetrics
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_streams import WorkerStreams
 from hourglass_core import gc_tuning
@@ -27,6 +28,7 @@ from hourglass_core.auth import TrustedKeys, Verifier
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_core.credentials import redact
+from hourglass_core.ops_http import OpsServer
 from hourglass_core.probe import BackendProbe
 from hourglass_core.tls import server_credentials
 from hourglass_pb.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -87,37 +89,23 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
-    services = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
-                health_pb2.DESCRIPTOR.services_by_name["Health"],
-                reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]  # fmt: skip
-    server = grpc.aio.server(
-        # Outermost first: calls beyond the limit are refused before anything else is done;
-        # the caller is identified before its request is looked at.
-        interceptors=[
-            Admission(settings.max_concurrent_rpcs, method_kinds(services)),
-            *([AccessInterceptor(Verifier(trusted))] if trusted is not None else []),
-            RequestGuard(),
-        ],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.so_reuseport", 1),
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ],
-    )
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
-    worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
+    server = _grpc_server(settings, trusted)
     health = Health()
     await health.start()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, streams.watch), server)
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    probe = BackendProbe({"store": store.ping, "coordination": leases.ping}, on_change=health.set)
     # The schema, for grpcurl and grpcui: behind the same authentication as the API.
-    reflection.enable_server_reflection([service.full_name for service in services], server)
+    reflection.enable_server_reflection([service.full_name for service in SERVICES], server)
+    probe = BackendProbe({"store": store.ping, "coordination": leases.ping}, on_change=health.set)
     port = server.add_secure_port(settings.listen, tls) if tls is not None else server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
+    ops = None
+    if settings.metrics_listen:  # before the API opens: a port it cannot have stops the replica first
+        ops = OpsServer(settings.metrics_listen, lambda: (health.serving, "shutting down" if health.stopped else probe.why()))
+        ops.start()
+        log.info("metrics on http://%s/metrics, health on /healthz", settings.metrics_listen)
     await server.start()
     log.info("coordinator %s listening on %s (store %s; %s, %s)", rid, settings.listen, redact(settings.store),
              "bearer tokens required" if trusted is not None else "no authentication",
@@ -150,4 +138,31 @@ async def serve(
             await membership.close()
             await leases.close()
             await store.close()
+        if ops is not None:
+            ops.stop()
         log.info("coordinator %s stopped", rid)
+
+
+SERVICES = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
+            health_pb2.DESCRIPTOR.services_by_name["Health"], reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
+
+
+def _grpc_server(settings: Settings, trusted: TrustedKeys | None) -> grpc.aio.Server:
+    return grpc.aio.server(
+        # Outermost first: every call is timed; calls beyond the limit are refused before
+        # anything else is done; the caller is identified before its request is looked at.
+        interceptors=[
+            RpcMetrics(),
+            Admission(settings.max_concurrent_rpcs, method_kinds(SERVICES)),
+            *([AccessInterceptor(Verifier(trusted))] if trusted is not None else []),
+            RequestGuard(),
+        ],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 1),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ],
+    )

@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from hourglass_coordinator.metrics import HEARTBEATS, count_recorded, runs_recorded
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.run_watch import RunWatch
 from hourglass_core import rich_status, wire
@@ -102,6 +103,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             max_items=4, max_flushing=4, name="run-events",
         )
         self.shard_map = ShardMap(0, {})
+        self._recorded = runs_recorded()
 
     # -- the stream -----------------------------------------------------------------------
     async def Connect(
@@ -198,6 +200,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             async for message in messages:
                 kind = message.WhichOneof("kind")
                 if kind == "heartbeat":
+                    HEARTBEATS.inc()
                     if message.heartbeat.leaving and not conn.info.leaving:
                         # Still alive (it finishes what it claimed) but no longer assignable:
                         # recorded at once, after the beat in flight (which would otherwise
@@ -229,6 +232,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         cancelled), then acknowledges them, in one ack."""
         runs = [wire.run_from_event(event, conn.info.worker_id) for event in events]
         await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
+        count_recorded(self._recorded, runs)
         if self.watch.watched:
             self._in_background(self.watch.recorded(runs), "watched-runs")
         acked = [watermark for event in events if (watermark := acks.finish(event.seq)) is not None]
