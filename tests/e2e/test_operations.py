@@ -7,18 +7,28 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 import redis
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.cluster import Cluster, free_port, new_cluster
+import hourglass
+from benchmarks.cluster import Cluster, client_credentials_from_env, free_port, new_cluster
+from hourglass_core import wire
 from hourglass_core.tls import channel_credentials
+from hourglass_pb.v1 import jobs_pb2 as pb
+from hourglass_pb.v1 import jobs_pb2_grpc
 from tests.e2e.conftest import secured
+from tests.e2e.workload import now, wait_for_executor
 
 JOB_SERVICE = "hourglass.v1.JobService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -125,3 +135,86 @@ def test_reflection_lists_the_services_to_a_caller_with_a_token_and_to_no_one_el
         with pytest.raises(grpc.RpcError) as refused:
             _listed_services(channel, None)
         assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_an_invalid_argument_carries_a_bad_request_naming_the_field_and_the_sdk_reads_it(cluster: Cluster) -> None:
+    address = cluster.start_coordinator()
+    cluster.start_worker("w1")
+    with hourglass.Client(address) as client:
+        wait_for_executor(client, "echo")  # else the executor is what the submit is refused for
+    spec = hourglass.JobSpec("bad", "echo", hourglass.cron("99 * * * *"))
+    credentials = client_credentials_from_env()  # mutual TLS and the test's token
+    assert credentials is not None
+    with grpc.secure_channel(address, credentials) as channel, pytest.raises(grpc.RpcError) as raw:
+        jobs_pb2_grpc.JobServiceStub(channel).SubmitJob(pb.SubmitJobRequest(job=wire.spec_to_pb(spec)), timeout=10)
+    assert raw.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(raw.value)
+    assert status is not None and len(status.details) == 1
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    [violation] = bad.field_violations
+    assert violation.field == "job.trigger.cron.expression"
+    assert raw.value.details() == f"{violation.field}: {violation.description}"
+    with hourglass.Client(address) as client, pytest.raises(hourglass.InvalidArgument) as caught:
+        client.submit(spec)
+    assert caught.value.field == "job.trigger.cron.expression"
+
+
+def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}  # fmt: skip
+
+
+def _sample(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_a_worker_and_a_coordinator_count_the_fires_that_ran_and_their_lateness(cluster: Cluster) -> None:
+    ports = {"coordinator": free_port(), "worker": free_port()}
+    cluster.start_coordinator(HOURGLASS_METRICS_LISTEN=f"127.0.0.1:{ports['coordinator']}")
+    cluster.start_worker("w1", HOURGLASS_METRICS_LISTEN=f"127.0.0.1:{ports['worker']}")
+    namespace = "ops-metrics"
+    retry = hourglass.JobOptions(retry=hourglass.RetryPolicy(max_attempts=2, initial_backoff=timedelta(milliseconds=200)))
+    with hourglass.Client(cluster.address, timeout=30) as client:
+        wait_for_executor(client, "echo")
+        at = now() + timedelta(seconds=2)
+        specs = [hourglass.JobSpec(f"ok-{i}", "echo", hourglass.once(at + i * timedelta(milliseconds=50)), namespace=namespace)
+                 for i in range(12)]  # fmt: skip
+        specs += [hourglass.JobSpec(f"fails-{i}", "fail", hourglass.once(at), namespace=namespace, options=retry)
+                  for i in range(3)]  # fmt: skip
+        jobs = client.submit_many(specs)
+        deadline = time.monotonic() + 60
+        while sum(len([r for r in client.runs(j.id, namespace).items if r.status.finished]) for j in jobs) < 12 + 3 * 2:
+            assert time.monotonic() < deadline, "the fires did not all finish"
+            time.sleep(0.5)
+
+    worker = _scrape(ports["worker"])
+    fires = {outcome: _sample(worker, "hourglass_fires_total", namespace=namespace, executor=executor, outcome=outcome)
+             for executor, outcome in (("echo", "succeeded"), ("fail", "failed"))}  # fmt: skip
+    assert fires == {"succeeded": 12, "failed": 6}
+    assert _sample(worker, "hourglass_runs_retried_total", namespace=namespace, cause="failed") == 3
+    for executor, count in (("echo", 12), ("fail", 6)):
+        labels = {"namespace": namespace, "executor": executor}
+        assert _sample(worker, "hourglass_fire_lateness_seconds_count", **labels) == count
+        buckets = [value for (name, key), value in worker.items()
+                   if name == "hourglass_fire_lateness_seconds_bucket" and set(labels.items()) <= key]  # fmt: skip
+        assert len(buckets) == 16 and sorted(buckets) == [
+            _sample(worker, "hourglass_fire_lateness_seconds_bucket", **labels, le=le)
+            for le in ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0",
+                       "10.0", "30.0", "60.0", "+Inf")]  # fmt: skip
+        assert max(buckets) == count
+    assert _sample(worker, "hourglass_shards_owned") == cluster.num_shards
+    assert _sample(worker, "hourglass_store_request_seconds_count", operation="claim_fires") > 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['worker']}/healthz", timeout=10) as answer:
+        assert (answer.status, answer.read()) == (200, b"ok\n")
+
+    coordinator = _scrape(ports["coordinator"])
+    recorded = {status: _sample(coordinator, "hourglass_runs_recorded_total", namespace=namespace, status=status)
+                for status in ("succeeded", "failed")}  # fmt: skip
+    assert recorded == {"succeeded": 12, "failed": 6}
+    assert _sample(coordinator, "hourglass_leader") == 1
+    assert _sample(coordinator, "hourglass_worker_heartbeats_total") > 0
+    assert _sample(coordinator, "hourglass_rpc_seconds_count", method="hourglass.v1.JobService/SubmitJobs", code="OK") == 1
+    assert _sample(coordinator, "hourglass_store_request_seconds_count", operation="record_runs") > 0
