@@ -123,6 +123,6 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(run(args))
-    except ValueError as error:  # a setting it cannot start with
+    except (ValueError, OSError) as error:  # a setting it cannot start with, a port it cannot have
         print(f"error: {error}", file=sys.stderr)
         return 2

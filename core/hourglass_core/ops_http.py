@@ -73,7 +73,8 @@ class OpsServer:
         try:
             self._server = make_server(self._host, self._port, self._app, kind, _Quiet)
         except OSError as error:
-            raise OSError(f"cannot listen on {self._host}:{self._port} for metrics: {error.strerror or error}") from None
+            raise OSError(f"cannot listen on {self._host}:{self._port} for metrics: {error.strerror or error} "
+                          "(metrics_listen: another address, or empty for none)") from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="ops-http", daemon=True)
         self._thread.start()
 
