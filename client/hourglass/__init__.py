@@ -11,7 +11,7 @@
             print(run.status, run.lateness)
 
 `AsyncClient` has the same methods as coroutines. Importing this package needs only grpcio,
-protobuf and the shared models: none of the server dependencies.
+grpcio-status, protobuf and the shared models: none of the server dependencies.
 """
 
 from __future__ import annotations

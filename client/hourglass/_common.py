@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
-from hourglass_core import cluster_wire, wire
+from hourglass_core import cluster_wire, rich_status, wire
 from hourglass_core.cluster import CoordinatorStatus, ShardMapStatus, WorkerStatus
 from hourglass_core.errors import (
     ExecutorNotAllowed,
@@ -203,12 +203,15 @@ class Attempts:
         self.count += 1
         return max(0.001, min(self._timeout, self._remaining()))
 
-    def failed(self, code: grpc.StatusCode | None) -> float | None:
+    def failed(self, code: grpc.StatusCode | None, retry_after: float | None = None) -> float | None:
         """Seconds to wait before the next attempt, or None when the call must give up: the
-        status is not retryable for this call, attempts are used up, or time is."""
+        status is not retryable for this call, attempts are used up, or time is. The wait is
+        the backoff, or `retry_after` (what the coordinator asked for) where that is longer."""
         if code not in self._retry_on or self.count >= self._policy.max_attempts:
             return None
         delay = self._policy.backoff(self.count, self._rng)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
         if self._remaining() - delay < 0.001:
             return None
         return delay
@@ -220,19 +223,27 @@ _FIELD = re.compile(r"^([A-Za-z_][\w.]*(?:\[[^\]]*\][\w.]*)*): (.*)$", re.DOTALL
 
 
 def error_from_status(
-    code: grpc.StatusCode | None, details: str, not_found: Callable[[], NotFound] | None = None
+    code: grpc.StatusCode | None,
+    details: str,
+    not_found: Callable[[], NotFound] | None = None,
+    rich: rich_status.Details = rich_status.NONE,
 ) -> HourglassError:
-    """The domain error for a gRPC status (the inverse of `hourglass_core.wire.status_code`).
+    """The domain error for a gRPC status (the inverse of `hourglass_core.wire.status_code`),
+    and what its google.rpc details say (`rich`).
 
-    INVALID_ARGUMENT -> InvalidArgument, with `field` parsed from "field: message" ("" if the
-    message names none); NOT_FOUND -> `not_found()` (JobNotFound / RunNotFound for calls about
-    one job or run) or NotFound; FAILED_PRECONDITION -> FailedPrecondition; UNAVAILABLE and
-    RESOURCE_EXHAUSTED (overloaded) -> Unavailable; DEADLINE_EXCEEDED -> DeadlineExceeded (an Unavailable);
-    UNAUTHENTICATED -> Unauthenticated; PERMISSION_DENIED -> PermissionDenied (ExecutorNotAllowed,
-    with its `field`, for a job whose executor its namespace's policy does not allow); anything
-    else -> HourglassError whose message starts with the code's name.
+    INVALID_ARGUMENT -> InvalidArgument, with `field` that of the BadRequest's first field
+    violation, else parsed from "field: message" ("" if the message names none); NOT_FOUND ->
+    `not_found()` (JobNotFound / RunNotFound for calls about one job or run) or NotFound;
+    FAILED_PRECONDITION -> FailedPrecondition; UNAVAILABLE and RESOURCE_EXHAUSTED (overloaded)
+    -> Unavailable, its `retry_after` the RetryInfo's delay; DEADLINE_EXCEEDED ->
+    DeadlineExceeded (an Unavailable); UNAUTHENTICATED -> Unauthenticated; PERMISSION_DENIED ->
+    PermissionDenied (ExecutorNotAllowed, with its `field`, for a job whose executor its
+    namespace's policy does not allow); anything else -> HourglassError whose message starts
+    with the code's name.
     """
     if code == grpc.StatusCode.INVALID_ARGUMENT:
+        if rich.field:
+            return InvalidArgument(rich.field, details.removeprefix(f"{rich.field}: "))
         match = _FIELD.match(details)
         if match:
             return InvalidArgument(match.group(1), match.group(2))
@@ -243,10 +254,13 @@ def error_from_status(
         return not_found() if not_found is not None else NotFound(details)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FailedPrecondition(details)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return Unavailable(details or "coordinator unavailable")
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return Unavailable(f"coordinator overloaded: {details}" if details else "coordinator overloaded")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            away = Unavailable(f"coordinator overloaded: {details}" if details else "coordinator overloaded")
+        else:
+            away = Unavailable(details or "coordinator unavailable")
+        away.retry_after = rich.retry_after
+        return away
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(details or "deadline exceeded")
     if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -267,10 +281,15 @@ def error_from_rpc(
     An Unavailable's message also names the target and how many attempts were made."""
     code = error.code() if hasattr(error, "code") else None
     details = error.details() if hasattr(error, "details") else str(error)
-    mapped = error_from_status(code, details or "", not_found)
+    mapped = error_from_status(code, details or "", not_found, rich_status.read(error))
     if isinstance(mapped, Unavailable) and target:
         mapped.args = (f"{mapped} (coordinator {target}, {attempts} attempt{'s' if attempts > 1 else ''})",)
     return mapped
+
+
+def retry_after(error: grpc.RpcError) -> float | None:
+    """Seconds the coordinator asked the caller to wait before trying again (its RetryInfo)."""
+    return rich_status.read(error).retry_after
 
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:

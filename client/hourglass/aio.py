@@ -79,7 +79,7 @@ class AsyncClient:
             try:
                 response = await method(rpc.request, timeout=attempts.start(), metadata=self._metadata)
             except grpc.RpcError as error:  # grpc.aio.AioRpcError is one
-                delay = attempts.failed(error.code())
+                delay = attempts.failed(error.code(), rpcs.retry_after(error))
                 if delay is None:
                     raise rpcs.error_from_rpc(
                         error, rpc.not_found, target=self.target, attempts=attempts.count

@@ -392,7 +392,7 @@ def _logging(args: argparse.Namespace) -> None:
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
-    settings = _settings(args, "listen", "store", "coordination", "num_shards", "insecure")
+    settings = _settings(args, "listen", "store", "coordination", "num_shards", "insecure", "metrics_listen")
     _logging(args)
     from hourglass_coordinator.server import serve  # server dependencies only here
 
@@ -401,7 +401,8 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings(args, "coordinator", "store", "coordination", "capacity", "executors", "worker_id")
+    settings = _settings(args, "coordinator", "store", "coordination", "capacity", "executors", "worker_id",
+                         "metrics_listen")  # fmt: skip
     _logging(args)
     from hourglass_worker.main import run_worker  # server dependencies only here
 
@@ -491,6 +492,7 @@ def _server_flags(p: argparse.ArgumentParser, *flags: str) -> None:
         "--coordination": "redis://host:port/db or memory://", "--num-shards": "shards (fixed for a cluster's life)",
         "--coordinator": "coordinator address(es)", "--capacity": "runs at once",
         "--executors": "extra executors: name=pkg.module:function,...", "--worker-id": "stable worker id",
+        "--metrics-listen": "host:port of plain HTTP /metrics and /healthz ('' for none)",
     }
     for flag in flags:
         kind = int if flag in ("--num-shards", "--capacity") else str
@@ -634,12 +636,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_namespace_policy, allow=None, clear=False)
 
     p = sub.add_parser("coordinator", help="run a coordinator replica")
-    _server_flags(p, "--listen", "--store", "--coordination", "--num-shards")
+    _server_flags(p, "--listen", "--store", "--coordination", "--num-shards", "--metrics-listen")
     p.add_argument("--insecure", action="store_true", default=None,
                    help="listen beyond loopback without TLS and bearer tokens all the same (default $HOURGLASS_INSECURE)")
     p.set_defaults(handler=cmd_coordinator)
     p = sub.add_parser("worker", help="run a worker")
-    _server_flags(p, "--coordinator", "--store", "--coordination", "--capacity", "--executors", "--worker-id")
+    _server_flags(p, "--coordinator", "--store", "--coordination", "--capacity", "--executors", "--worker-id",
+                  "--metrics-listen")  # fmt: skip
     p.set_defaults(handler=cmd_worker)
     db_parser = sub.add_parser("db", help="store administration")
     db_parser.set_defaults(handler=lambda _: _usage(db_parser))

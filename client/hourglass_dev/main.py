@@ -16,23 +16,28 @@ from hourglass_coordinator.server import serve
 from hourglass_core.config import Settings, from_env
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.store.factory import open_store
+from hourglass_core.store.measured import measured
 from hourglass_core.store.migrate import initialise
 from hourglass_worker.main import run_worker
 
 log = logging.getLogger("hourglass.dev")
 DEFAULT_DB = ".hourglass/dev.db"
+# Prometheus' conventional port for an exporter of one's own; loopback only, as the API.
+DEV_METRICS = "127.0.0.1:9464"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file for jobs and runs (default {DEFAULT_DB})")
     parser.add_argument("--listen", default=None, help="gRPC address (default 127.0.0.1:7070)")
     parser.add_argument("--workers", type=int, default=2, help="worker count (default 2)")
+    parser.add_argument("--metrics-listen", default=None,
+                        help=f"HTTP address of /metrics and /healthz (default {DEV_METRICS}; '' for none)")
     parser.add_argument("--demo", action="store_true", help="schedule sample jobs and show a live view")
     parser.add_argument("--demo-seconds", type=float, default=0, help="stop the demo after this long (0: run until Ctrl-C)")
 
 
 def dev_settings(args: argparse.Namespace) -> Settings:
-    base = from_env(Settings(num_shards=8))
+    base = from_env(Settings(num_shards=8, metrics_listen=DEV_METRICS))
     listen = args.listen or base.listen
     return replace(
         base,
@@ -40,6 +45,7 @@ def dev_settings(args: argparse.Namespace) -> Settings:
         coordination="memory://",
         listen=listen,
         coordinator=listen,
+        metrics_listen=base.metrics_listen if args.metrics_listen is None else args.metrics_listen,
         # One process: nothing can pause independently, so leases can be short.
         read_margin=base.read_margin,
     )
@@ -50,7 +56,7 @@ async def embedded(settings: Settings, workers: int, stop: asyncio.Event | None 
     """A coordinator and `workers` workers in this event loop, on the settings' SQLite store
     (migrated first) and in-process leases, serving the API on settings.listen until the block
     ends; then everything stops gracefully (workers first, so their results are written)."""
-    store = await open_store(settings.store)
+    store = measured(await open_store(settings.store))
     await initialise(store, settings.num_shards)
     leases, membership = MemoryLeases(), MemoryMembership(dead_retention=settings.dead_worker_retention)
     backends = (store, leases, membership)
@@ -66,7 +72,8 @@ async def embedded(settings: Settings, workers: int, stop: asyncio.Event | None 
         coordinator.result()
     running = [
         asyncio.create_task(
-            run_worker(replace(settings, worker_id=f"dev-worker-{i + 1}"), backends=backends, stop=stop),
+            # The coordinator's metrics port serves the whole process: the workers' metrics too.
+            run_worker(replace(settings, worker_id=f"dev-worker-{i + 1}", metrics_listen=""), backends=backends, stop=stop),
             name=f"worker-{i + 1}",
         )
         for i in range(workers)
@@ -93,6 +100,8 @@ async def run(args: argparse.Namespace) -> int:
     async with embedded(settings, args.workers, stop):
         print(f"Hourglass dev is running: gRPC API on {settings.listen}, store {args.db}, {args.workers} workers.")
         print(f"  try: hourglass --coordinator {settings.listen} list")
+        if settings.metrics_listen:
+            print(f"  metrics: http://{settings.metrics_listen}/metrics  health: http://{settings.metrics_listen}/healthz")
         demo: asyncio.Task[None] | None = None
         if args.demo:
             from hourglass_dev.demo import run_demo
@@ -114,6 +123,6 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(run(args))
-    except ValueError as error:  # a setting it cannot start with
+    except (ValueError, OSError) as error:  # a setting it cannot start with, a port it cannot have
         print(f"error: {error}", file=sys.stderr)
         return 2

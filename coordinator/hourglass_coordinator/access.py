@@ -4,29 +4,36 @@ The caller is identified from its bearer token before anything else (UNAUTHENTIC
 cannot be); then the RPC's needs are checked against its grants (PERMISSION_DENIED), for
 the namespaces the request names, before the servicer sees the request. What each RPC needs
 is listed here, in one table: reads need read, submits and control need write, a namespace's
-executor policy needs admin, the workers' stream needs cluster:worker. Reads of the cluster
-itself (its workers, shard map and replicas: hosts and executors every tenant shares) need
-read in every namespace ("*:read"): a tenant of one namespace does not see the cluster. An
-RPC missing from the table is refused to everyone.
+executor policy needs admin, the workers' stream needs cluster:worker, server reflection any
+valid token, the health service none. Reads of the cluster itself (its workers, shard map and
+replicas: hosts and executors every tenant shares) need read in every namespace ("*:read"): a
+tenant of one namespace does not see the cluster. An RPC missing from the table is refused to
+everyone.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
+from hourglass_coordinator.calls import HandlerInterceptor
 from hourglass_coordinator.guard import Undecodable, checked
+from hourglass_core import rich_status
 from hourglass_core.auth import ALL_NAMESPACES, Caller, Role, Unauthenticated, Verifier
 from hourglass_core.firing import run_key_of
 from hourglass_core.models import DEFAULT_NAMESPACE
 
 JOB_SERVICE = "hourglass.v1.JobService"
 WORKER_SERVICE = "hourglass.v1.WorkerService"
-# Served to anyone (probes speak plaintext without tokens): the health service.
+# Served to callers without a token (probes carry none): the health service. Mutual TLS, where
+# the coordinator asks for it, still applies: it is the transport's, before any call.
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})
+# Served to any caller with a valid token, whatever it may do: server reflection. It tells only
+# the schema (public in the .proto files), but who asks should be known.
+AUTHENTICATED_SERVICES = frozenset({"grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"})
 
 Namespaces = Callable[[Any], list[str]]
 
@@ -103,34 +110,28 @@ def denial(caller: Caller, role: Role, namespaces: list[str]) -> str | None:
 
 def _refused(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     """The handler, refusing every call (at its first request message)."""
-    return checked(handler, lambda _request: (code, message))
+    refusal = rich_status.status(code, message)
+    return checked(handler, lambda _request: refusal)
 
 
 def _checked(handler: grpc.RpcMethodHandler, caller: Caller, role: Role, namespaces: Namespaces) -> grpc.RpcMethodHandler:
     """The handler, behind the check of the request's namespaces (a request that did not
     decode is let through, to be refused as such by the RequestGuard inside)."""
 
-    def refusal(request: Any) -> tuple[grpc.StatusCode, str] | None:
+    def refusal(request: Any) -> grpc.Status | None:
         if isinstance(request, Undecodable):
             return None
         why = denial(caller, role, namespaces(request))
-        return None if why is None else (grpc.StatusCode.PERMISSION_DENIED, why)
+        return None if why is None else rich_status.status(grpc.StatusCode.PERMISSION_DENIED, why)
 
     return checked(handler, refusal)
 
 
-class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
+class AccessInterceptor(HandlerInterceptor):
     def __init__(self, verifier: Verifier) -> None:
         self._verifier = verifier
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return None  # an unknown method: UNIMPLEMENTED, as without authentication
+    def wrap(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         service, _, method = details.method.lstrip("/").rpartition("/")
         if service in OPEN_SERVICES:
             return handler
@@ -139,6 +140,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # un
             caller = self._verifier.caller(metadata.get("authorization"))
         except Unauthenticated as error:
             return _refused(handler, grpc.StatusCode.UNAUTHENTICATED, str(error))
+        if service in AUTHENTICATED_SERVICES:
+            return handler
         if service == WORKER_SERVICE:
             if caller.is_worker:
                 return handler

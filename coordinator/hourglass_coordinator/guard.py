@@ -5,11 +5,15 @@ the handler refuses what did not decode before the servicer sees it."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+
+from hourglass_coordinator.calls import HandlerInterceptor
+from hourglass_core import rich_status
 
 
 class Undecodable:
@@ -36,7 +40,7 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return decode
 
 
-Refusal = tuple[grpc.StatusCode, str]
+Refusal = Any  # a grpc.Status (untyped): see hourglass_core.rich_status.status
 
 
 def checked(
@@ -52,23 +56,41 @@ def checked(
 
     async def vet(request: Any, context: grpc.aio.ServicerContext) -> None:
         if (refusal := check(request)) is not None:
-            await context.abort(*refusal)
+            await context.abort_with_status(refusal)
 
     async def vetted(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         async for request in requests:
             await vet(request, context)
             yield request
 
-    if handler.unary_unary is not None:
-        unary = handler.unary_unary
-
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    # A streaming handler is an async generator, or a coroutine that writes with context.write
+    # (the health service's Watch): each is wrapped as what it is.
+    def one(call: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def answer(request: Any, context: grpc.aio.ServicerContext) -> Any:
             await vet(request, context)
-            return await unary(request, context)
+            return await call(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary, **codecs)
+        return answer
+
+    def many(call: Callable[[Any, grpc.aio.ServicerContext], Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(call):
+            async def gathered(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+                return await call(vetted(requests, context), context)
+
+            return gathered
+
+        async def streamed(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for response in call(vetted(requests, context), context):
+                yield response
+
+        return streamed
+
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(one(handler.unary_unary), **codecs)
     if handler.unary_stream is not None:
         streaming = handler.unary_stream
+        if inspect.iscoroutinefunction(streaming):
+            return grpc.unary_stream_rpc_method_handler(one(streaming), **codecs)
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await vet(request, context)
@@ -77,32 +99,16 @@ def checked(
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **codecs)
     if handler.stream_stream is not None:
-        both = handler.stream_stream
-
-        async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for response in both(vetted(requests, context), context):
-                yield response
-
-        return grpc.stream_stream_rpc_method_handler(stream_stream, **codecs)
-    gathered = handler.stream_unary
-
-    async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-        return await gathered(vetted(requests, context), context)
-
-    return grpc.stream_unary_rpc_method_handler(stream_unary, **codecs)
+        return grpc.stream_stream_rpc_method_handler(many(handler.stream_stream), **codecs)
+    return grpc.stream_unary_rpc_method_handler(many(handler.stream_unary), **codecs)
 
 
 def _undecoded(request: Any) -> Refusal | None:
     if isinstance(request, Undecodable):
-        return grpc.StatusCode.INVALID_ARGUMENT, _message(request.error)
+        return rich_status.status(grpc.StatusCode.INVALID_ARGUMENT, _message(request.error), field="request")
     return None
 
 
-class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        return None if handler is None else checked(handler, _undecoded, _tolerant(handler.request_deserializer))
+class RequestGuard(HandlerInterceptor):
+    def wrap(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        return checked(handler, _undecoded, _tolerant(handler.request_deserializer))

@@ -13,7 +13,7 @@ import grpc
 from hourglass_coordinator.cluster_api import ClusterApi
 from hourglass_coordinator.jobs import JobsApi, utcnow
 from hourglass_coordinator.run_watch import RunWatch
-from hourglass_core import cluster_wire, wire
+from hourglass_core import cluster_wire, rich_status, wire
 from hourglass_core.errors import HourglassError, InvalidArgument
 from hourglass_core.firing import run_id_for
 from hourglass_core.models import DEFAULT_NAMESPACE, JobFilter
@@ -28,14 +28,15 @@ Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
 
 def grpc_errors(handler: Handler[R]) -> Handler[R]:
-    """Turns domain errors into their status code; unexpected ones into INTERNAL, logged."""
+    """Turns domain errors into their status (with details: see rich_status); unexpected ones
+    into INTERNAL, logged."""
 
     @functools.wraps(handler)
     async def wrapped(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
         try:
             return await handler(self, request, context)
         except HourglassError as error:
-            await context.abort(wire.status_code(error), str(error))
+            await context.abort_with_status(rich_status.for_error(error))
         except Exception:
             log.exception("%s failed", handler.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, f"{handler.__name__} failed; see server log")
@@ -67,7 +68,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
             if request.job_id:
                 await self._api.get(namespace, request.job_id)  # NOT_FOUND for an unknown job
         except HourglassError as error:
-            await context.abort(wire.status_code(error), str(error))
+            await context.abort_with_status(rich_status.for_error(error))
         async for run, dropped in self._watch.watch(namespace, request.job_id):
             yield pb.RunEvent(run=wire.run_to_pb(run), dropped_before=dropped)
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from hourglass_coordinator.metrics import LEADER, LEADER_LEASES_LOST
 from hourglass_core.backoff import RateLimitedLog
 from hourglass_core.leases.base import Lease, Leases, Membership, ShardMap
 from hourglass_core.sharding import assign_shards
@@ -58,7 +59,17 @@ class Leader:
         self._hold_until = 0.0
         # When the lease of this token was won (a lease taken again after an error keeps it).
         self._won_at, self._won_token = datetime.now(UTC), 0
-        self.lease: Lease | None = None
+        self._lease: Lease | None = None
+
+    @property
+    def lease(self) -> Lease | None:
+        return self._lease
+
+    @lease.setter
+    def lease(self, lease: Lease | None) -> None:
+        if (lease is None) != (self._lease is None):
+            LEADER.inc(1 if lease is not None else -1)  # inc/dec: tests run replicas in one process
+        self._lease = lease
 
     @property
     def is_leader(self) -> bool:
@@ -83,17 +94,21 @@ class Leader:
                     elif loop.time() - last_renew >= renew_every:
                         if not await self._leases.renew(self.lease):
                             log.warning("replica %s lost the leader lease", self._replica_id)
+                            LEADER_LEASES_LOST.inc()
                             self.lease = None
                         last_renew = loop.time()
                     if self.lease is not None:
                         await self.rebalance()
                 except Exception as error:  # noqa: BLE001 - keep campaigning through outages
                     warn.warning("loop", "leader loop: %s", error)
+                    if self.lease is not None:
+                        LEADER_LEASES_LOST.inc()
                     self.lease = None
                 await asyncio.sleep(REBALANCE_INTERVAL_S if self.lease else CAMPAIGN_INTERVAL_S)
         finally:
             if self.lease is not None:
-                await asyncio.shield(self._leases.release(self.lease))
+                lease, self.lease = self.lease, None
+                await asyncio.shield(self._leases.release(lease))
                 log.info("replica %s released the leader lease", self._replica_id)
 
     async def _campaign(self) -> None:

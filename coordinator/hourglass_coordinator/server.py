@@ -11,13 +11,18 @@ import uuid
 from datetime import UTC, datetime
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
+from hourglass_coordinator.admission import Admission, method_kinds
 from hourglass_coordinator.cluster_api import ClusterApi
 from hourglass_coordinator.guard import RequestGuard
+from hourglass_coordinator.health import Health
 from hourglass_coordinator.job_service import JobService
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.leader import Leader
+from hourglass_coordinator.metrics import RpcMetrics
 from hourglass_coordinator.presence import announce
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_streams import WorkerStreams
@@ -27,8 +32,10 @@ from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_core.credentials import redact
 from hourglass_core.leases.base import ReplicaInfo
+from hourglass_core.ops_http import OpsServer
+from hourglass_core.probe import BackendProbe
 from hourglass_core.tls import server_credentials
-from hourglass_pb.v1 import jobs_pb2_grpc, worker_pb2_grpc
+from hourglass_pb.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -87,25 +94,24 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
-    server = grpc.aio.server(
-        # Outermost first: the caller is identified before its request is looked at.
-        interceptors=[*([AccessInterceptor(Verifier(trusted))] if trusted is not None else []), RequestGuard()],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.so_reuseport", 1),
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-    )
+    server = _grpc_server(settings, trusted)
+    health = Health()
+    await health.start()
     cluster = ClusterApi(store, leases, membership, num_shards=settings.num_shards)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(api, cluster, streams.watch), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(streams, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    # The schema, for grpcurl and grpcui: behind the same authentication as the API.
+    reflection.enable_server_reflection([service.full_name for service in SERVICES], server)
+    probe = BackendProbe({"store": store.ping, "coordination": leases.ping}, on_change=health.set)
     port = server.add_secure_port(settings.listen, tls) if tls is not None else server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
+    ops = None
+    if settings.metrics_listen:  # before the API opens: a port it cannot have stops the replica first
+        ops = OpsServer(settings.metrics_listen, lambda: (health.serving, "shutting down" if health.stopped else probe.why()))
+        ops.start()
+        log.info("metrics on http://%s/metrics, health on /healthz", settings.metrics_listen)
     await server.start()
     log.info("coordinator %s listening on %s (store %s; %s, %s)", rid, settings.listen, redact(settings.store),
              "bearer tokens required" if trusted is not None else "no authentication",
@@ -116,6 +122,7 @@ async def serve(
         asyncio.create_task(streams.relay_hints(), name="hint-relay"),
         asyncio.create_task(announce(membership, lambda: ReplicaInfo(rid, settings.listen, started, leader.since)),
                             name="presence"),
+        asyncio.create_task(probe.run(), name="health-probe"),
     ]
     if stop is None:
         stop = asyncio.Event()
@@ -130,6 +137,7 @@ async def serve(
         await stop.wait()
     finally:
         log.info("coordinator %s stopping", rid)
+        await health.stopping()  # before the server stops taking calls
         await server.stop(GRACE_S)
         for task in loops:
             task.cancel()
@@ -138,4 +146,31 @@ async def serve(
             await membership.close()
             await leases.close()
             await store.close()
+        if ops is not None:
+            ops.stop()
         log.info("coordinator %s stopped", rid)
+
+
+SERVICES = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
+            health_pb2.DESCRIPTOR.services_by_name["Health"], reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
+
+
+def _grpc_server(settings: Settings, trusted: TrustedKeys | None) -> grpc.aio.Server:
+    return grpc.aio.server(
+        # Outermost first: every call is timed; calls beyond the limit are refused before
+        # anything else is done; the caller is identified before its request is looked at.
+        interceptors=[
+            RpcMetrics(),
+            Admission(settings.max_concurrent_rpcs, method_kinds(SERVICES)),
+            *([AccessInterceptor(Verifier(trusted))] if trusted is not None else []),
+            RequestGuard(),
+        ],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 1),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ],
+    )

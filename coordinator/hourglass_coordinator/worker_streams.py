@@ -21,10 +21,11 @@ from typing import Any
 
 import grpc
 
+from hourglass_coordinator.metrics import HEARTBEATS, count_recorded, runs_recorded
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.run_counts import MinuteCount
 from hourglass_coordinator.run_watch import RunWatch
-from hourglass_core import wire
+from hourglass_core import rich_status, wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import InvalidArgument
@@ -119,6 +120,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             max_items=4, max_flushing=4, name="run-events",
         )
         self.shard_map = ShardMap(0, {})
+        self._recorded = runs_recorded()
 
     # -- the stream -----------------------------------------------------------------------
     async def Connect(
@@ -128,7 +130,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
     ) -> AsyncIterator[wpb.CoordinatorMessage]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("kind") != "register" or not first.register.worker_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be register with a worker_id")
+            why = "the first message must be register with a worker_id"
+            await context.abort_with_status(rich_status.status(grpc.StatusCode.INVALID_ARGUMENT, why, field="register"))
             return
         reg = first.register
         try:
@@ -221,6 +224,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                 kind = message.WhichOneof("kind")
                 if kind == "heartbeat":
                     conn.runs_in_progress = message.heartbeat.runs_in_progress
+                    HEARTBEATS.inc()
                     if message.heartbeat.leaving and not conn.info.leaving:
                         # Still alive (it finishes what it claimed) but no longer assignable:
                         # recorded at once, after the beat in flight (which would otherwise
@@ -253,6 +257,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         runs = [wire.run_from_event(event, conn.info.worker_id) for event in events]
         await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
         self._count(conn, runs)
+        count_recorded(self._recorded, runs)
         if self.watch.watched:
             self._in_background(self.watch.recorded(runs), "watched-runs")
         acked = [watermark for event in events if (watermark := acks.finish(event.seq)) is not None]

@@ -52,8 +52,8 @@ class Settings:
     # changes made by workers (run progress, schedule moves) up to this much later. 0: off.
     read_cache_ttl: timedelta = timedelta(seconds=1)
     # Coordinator: calls served at once (worker streams included); beyond it a call is refused
-    # at once with RESOURCE_EXHAUSTED, which the SDK retries with backoff, instead of queueing
-    # until every caller's deadline has passed and starving heartbeats meanwhile.
+    # at once with RESOURCE_EXHAUSTED and a RetryInfo, which the SDK retries after, instead of
+    # queueing until every caller's deadline has passed and starving heartbeats meanwhile.
     max_concurrent_rpcs: int = 512
     # Worker: fires started a second per shard while working through a backlog (fires more
     # than 5 s late, after an outage or a takeover); 0: no pacing.
@@ -83,6 +83,10 @@ class Settings:
     tls_client_ca_file: str = ""
     # Coordinator: listen beyond loopback without TLS and tokens all the same.
     insecure: bool = False
+    # Coordinator and worker: host:port of a plain HTTP port serving /metrics (Prometheus) and
+    # /healthz; empty: none. Read-only, but unauthenticated: it shows namespace and executor
+    # names and counts, so keep it on loopback or a network only the scraper reaches.
+    metrics_listen: str = ""
     # TLS (workers; the CLI and the SDK read the same variables): the CA that signed the
     # coordinators' certificates, and a client certificate and key where they ask for one.
     tls_ca_file: str = ""

@@ -60,7 +60,11 @@ class ExecutorNotAllowed(PermissionDenied):
 
 
 class Unavailable(HourglassError):
-    """A backend (Cassandra, Redis) cannot be reached; the request may be retried."""
+    """A backend (Cassandra, Redis) cannot be reached, or the coordinator is busy; the request
+    may be retried. `retry_after`: seconds the coordinator asked callers to wait first (its
+    RetryInfo), None if it did not say."""
+
+    retry_after: float | None = None
 
 
 class StaleOwner(HourglassError):

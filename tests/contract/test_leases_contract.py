@@ -141,6 +141,10 @@ async def _acquired(leases: Leases, key: str, owner: str, ttl: timedelta = LONG)
 # -- leases ----------------------------------------------------------------------------------
 
 
+async def test_ping_answers_while_the_backend_is_up(backend: Backend) -> None:
+    await backend.leases.ping()
+
+
 async def test_second_owner_cannot_acquire_a_held_lease(backend: Backend) -> None:
     lease = await _acquired(backend.leases, "leader", "a")
     assert lease.key == "leader" and lease.owner == "a" and lease.token > 0
@@ -583,6 +587,8 @@ async def test_unreachable_redis_raises_unavailable() -> None:
     try:
         with pytest.raises(Unavailable):
             await leases.acquire("k", "a", LONG)
+        with pytest.raises(Unavailable):
+            await leases.ping()
     finally:
         await leases.close()
 

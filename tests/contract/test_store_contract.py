@@ -834,6 +834,10 @@ async def test_open_store_rejects_bad_urls(url: str) -> None:
         await open_store(url)
 
 
+async def test_ping_answers_while_the_store_is_up(store: Store) -> None:
+    await store.ping()
+
+
 async def test_unreachable_cassandra_raises_unavailable() -> None:
     with pytest.raises(Unavailable):
         await open_store("cassandra://127.0.0.1:1/hourglass")

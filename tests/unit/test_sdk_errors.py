@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ import pytest
 
 import hourglass
 from hourglass._common import Attempts, CallRetry, channel_target, error_from_status
-from hourglass_core import cluster_wire, wire
+from hourglass_core import cluster_wire, rich_status, wire
 from hourglass_core.cluster import WorkerState, WorkerStatus
 from hourglass_core.models import Job, JobSpec, JobState, Run, RunStatus
 from hourglass_pb.v1 import jobs_pb2 as pb
@@ -39,11 +40,14 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.calls: dict[str, list[object]] = {}
-        self.script: dict[str, list[tuple[grpc.StatusCode, str]]] = {}
+        self.script: dict[str, list[grpc.Status]] = {}
         self.delays: dict[str, list[float]] = {}
 
-    def fail(self, method: str, *codes: grpc.StatusCode, details: str = "scripted") -> None:
-        self.script[method] = [(code, details) for code in codes]
+    def fail(self, method: str, *codes: grpc.StatusCode, details: str = "scripted", field: str = "",
+             retry_after: float | None = None) -> None:  # fmt: skip
+        """The next calls fail with `codes`, with google.rpc details where `field` or
+        `retry_after` is given."""
+        self.script[method] = [rich_status.status(code, details, field=field, retry_after=retry_after) for code in codes]
 
     async def _enter(self, method: str, request: object, context: grpc.aio.ServicerContext) -> None:
         self.calls.setdefault(method, []).append(request)
@@ -52,8 +56,7 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
             await asyncio.sleep(delays.pop(0))
         script = self.script.get(method)
         if script:
-            code, details = script.pop(0)
-            await context.abort(code, details)
+            await context.abort_with_status(script.pop(0))
 
     async def SubmitJob(self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext) -> pb.SubmitJobResponse:
         await self._enter("SubmitJob", request, context)
@@ -277,6 +280,50 @@ def test_invalid_argument_is_raised_at_once_with_its_field(client: hourglass.Cli
     assert len(fake.calls["SubmitJob"]) == 1
 
 
+def test_the_bad_request_names_the_field_when_the_message_does_not(client: hourglass.Client, fake: FakeJobService) -> None:
+    fake.fail("SubmitJob", Code.INVALID_ARGUMENT, details="not a cron expression", field="job.trigger.cron.expression")
+    with pytest.raises(hourglass.InvalidArgument) as caught:
+        client.submit(_spec())
+    assert caught.value.field == "job.trigger.cron.expression"
+    assert str(caught.value) == "job.trigger.cron.expression: not a cron expression"
+
+
+def test_a_retry_waits_as_long_as_the_retry_info_asks(client: hourglass.Client, fake: FakeJobService) -> None:
+    fake.fail("GetJob", Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, details="busy", retry_after=0.2)
+    started = time.monotonic()
+    assert client.get("j-1").id == "j-1"
+    assert time.monotonic() - started >= 0.4  # FAST alone waits at most 0.02 s a retry
+    assert len(fake.calls["GetJob"]) == 3
+
+
+async def test_the_async_client_waits_as_asked_and_an_error_says_how_long(server: ServerThread, fake: FakeJobService) -> None:
+    fake.fail("GetJob", *[Code.RESOURCE_EXHAUSTED] * 2, details="busy", retry_after=0.15)
+    retry = CallRetry(max_attempts=2, initial_backoff=0.005, max_backoff=0.02)
+    async with hourglass.AsyncClient(f"127.0.0.1:{server.port}", retry=retry) as client:
+        started = time.monotonic()
+        with pytest.raises(hourglass.Unavailable, match="coordinator overloaded: busy") as caught:
+            await client.get("j-1")
+    assert time.monotonic() - started >= 0.15
+    assert caught.value.retry_after == pytest.approx(0.15)
+
+
+def test_details_that_do_not_match_their_status_are_ignored() -> None:
+    status = rich_status.status(Code.INVALID_ARGUMENT, "job.name: too long", field="job.name")
+
+    class Call:  # what grpc hands a client: here with another message than the details'
+        def code(self) -> grpc.StatusCode:
+            return Code.INVALID_ARGUMENT
+
+        def details(self) -> str:
+            return "rewritten by a proxy"
+
+        def trailing_metadata(self) -> object:
+            return status.trailing_metadata
+
+    assert rich_status.read(Call()) == rich_status.NONE
+    assert rich_status.read(object()) == rich_status.NONE
+
+
 # -- idempotent submits ---------------------------------------------------------------------------
 
 
@@ -350,6 +397,15 @@ def test_backoff_grows_with_jitter_and_stops_at_the_time_budget() -> None:
         now[0] += delay
     assert delays == [1.0, 2.0]  # a third wait (4 s) would end past the 6 s budget
     assert attempts.failed(Code.INVALID_ARGUMENT) is None
+
+
+def test_a_retry_info_longer_than_the_backoff_sets_the_wait_within_the_budget() -> None:
+    policy = CallRetry(max_attempts=10, initial_backoff=0.1, max_backoff=1.0, max_elapsed=5.0)
+    attempts = Attempts(policy, 1.0, frozenset({Code.UNAVAILABLE}), clock=lambda: 0.0, rng=lambda: 1.0)
+    attempts.start()
+    assert attempts.failed(Code.UNAVAILABLE, retry_after=2.0) == 2.0
+    assert attempts.failed(Code.UNAVAILABLE, retry_after=0.01) == 0.1  # the backoff, when longer
+    assert attempts.failed(Code.UNAVAILABLE, retry_after=6.0) is None  # past the time budget
 
 
 def test_several_addresses_make_one_round_robin_target() -> None:

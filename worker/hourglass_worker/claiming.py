@@ -44,6 +44,7 @@ from hourglass_core.models import Fire, FireKind, Job, JobCompletion, JobState, 
 from hourglass_core.store.base import Store
 from hourglass_worker import claims
 from hourglass_worker.link import CoordinatorLink
+from hourglass_worker.metrics import RUNS_LOST, RUNS_RECOVERED, RUNS_RETRIED
 from hourglass_worker.shards import SAFE_FRACTION, ShardKeeper
 from hourglass_worker.timer import FireKey, fire_key
 
@@ -106,7 +107,7 @@ class Claimer:
         link: CoordinatorLink,
         *,
         take: Callable[[Fire], None],
-        skipped: Callable[[Fire, str, RunReason, str], object],
+        skipped: Callable[[Fire, str, str, RunReason, str], object],  # fire, executor, run id, reason, why
         lookahead: timedelta,
         gained_at: Callable[[int], datetime | None],
         lease_ttl: timedelta,
@@ -214,7 +215,7 @@ class Claimer:
         if not claimed:
             return await self.settle_claimed(job, fire, may_run=True, known=known)
         if plan.action in _SKIPS:
-            self._skipped(fire, run_id, _SKIPS[plan.action], plan.reason)
+            self._skipped(fire, job.executor, run_id, _SKIPS[plan.action], plan.reason)
             return None
         return Prepared(job, fire, run_id, holder, lease.token, read_at, completes)
 
@@ -280,6 +281,7 @@ class Claimer:
             if not may_run:
                 return None
             log.info("fire of job %s at %s claimed by %s never began: it runs here", job.id, fire.due, holder)
+            RUNS_RECOVERED.labels(fire.namespace).inc()
             return Prepared(job, fire, run_id, mine, lease.token, utcnow())
         # Its result may have landed since the read above (a leaving worker finishes what it
         # claimed, then says goodbye): only a run still unfinished now was cut off.
@@ -345,11 +347,13 @@ class Claimer:
         and the run id, not from the clock), so the retry exists once."""
         retry = after_worker_lost(job, fire, stable_jitter(run.run_id))
         if retry is not None:
+            RUNS_RETRIED.labels(fire.namespace, "lost").inc()
             await self._store.put_fire(retry)
             self._take(retry)  # at once: its due time may be behind the shard's read cursor
         then = f"attempt {retry.attempt} follows" if retry is not None else "not retried"
         why = f"{worker_id} died or lost the shard after the executor may have begun; {then}"
         lost = replace(run, status=RunStatus.LOST, ended_at=utcnow(), error=why, reason=RunReason.WORKER_LOST)
+        RUNS_LOST.labels(fire.namespace).inc()
         durable = self._link.run_finished(lost)
         # The fire counts as handled (and the checkpoint may pass it) once LOST is recorded;
         # if no replica acknowledges it for long, the retry goes on regardless.
@@ -362,6 +366,7 @@ class Claimer:
         retry = retry_fire(job, fire, now, stable_jitter(run_id) * 0.5 + random.random() * 0.5)
         if retry is None:
             return
+        RUNS_RETRIED.labels(fire.namespace, "failed").inc()
         await until_done(lambda: self._store.put_fire(retry), warn, "retry", f"writing the retry of run {run_id}", cap=2.0)
         self._take(retry)
 

@@ -12,11 +12,19 @@ import uuid
 from hourglass_core import gc_tuning
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
+from hourglass_core.ops_http import OpsServer
+from hourglass_core.probe import BackendProbe
 from hourglass_worker.executors import load_executors
 from hourglass_worker.http_executor import HttpExecutor, HttpPolicy
 from hourglass_worker.worker import Worker
 
 log = logging.getLogger(__name__)
+
+
+def _health(worker: Worker, probe: BackendProbe) -> tuple[bool, str]:
+    """Healthy while its stream to a coordinator is up and the store answers."""
+    why = [w for w in ("" if worker.link.connected.is_set() else "no coordinator stream", probe.why()) if w]
+    return not why, "; ".join(why)
 
 
 def new_worker_id() -> str:
@@ -43,12 +51,22 @@ async def run_worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     worker = Worker(settings.worker_id or new_worker_id(), settings, store, leases, membership, executors)
+    probe, ops = BackendProbe({"store": store.ping}), None
+    if settings.metrics_listen:
+        ops = OpsServer(settings.metrics_listen, lambda: _health(worker, probe))
+        ops.start()
+        log.info("metrics on http://%s/metrics, health on /healthz", settings.metrics_listen)
     if owned:  # a process of its own
         gc_tuning.settle()
     log.info("worker %s starting (executors: %s)", worker.worker_id, ", ".join(sorted(executors)))
+    probing = asyncio.create_task(probe.run(), name="health-probe") if ops is not None else None
     try:
         await worker.run(stop)
     finally:
+        if probing is not None:
+            probing.cancel()
+        if ops is not None:
+            ops.stop()
         if owned:
             await membership.close()
             await leases.close()

@@ -44,6 +44,7 @@ from hourglass_worker.executors import Executor, RunContext
 from hourglass_worker.fencing import Fence
 from hourglass_worker.later import BACKOFF_CAP_S, LookAgain
 from hourglass_worker.link import CoordinatorLink
+from hourglass_worker.metrics import PAST_DUE, SHARD_LEASES_LOST, SHARDS_OWNED, fire_metrics
 from hourglass_worker.policies import Policies
 from hourglass_worker.runner import Outcome, Runner
 from hourglass_worker.shards import ShardKeeper
@@ -150,6 +151,8 @@ class Worker:
         self._queued: dict[JobRef, Prepared] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
+        self._fire_metrics = fire_metrics()
+        self._past_due = 0  # this worker's part of the gauge (a process may run several)
         self.link = CoordinatorLink(
             settings.coordinator.split(","),
             wpb.Register(worker_id=worker_id, executors=sorted(executors), capacity=settings.capacity,
@@ -218,7 +221,7 @@ class Worker:
                 beside = beside or prepared.fire.kind is not FireKind.SCHEDULED
         queued = self._queued.pop(ref, None)
         if queued is not None and self._prepared.pop(fire_key(queued.fire), None) is not None:
-            skipped = self._report_skipped(queued.fire, queued.run_id, RunReason.HALTED,
+            skipped = self._report_skipped(queued.fire, queued.job.executor, queued.run_id, RunReason.HALTED,
                                            "the job was halted while this fire waited for its previous run",
                                            queued.completes)  # fmt: skip
             self._spawn(self._finish(queued, skipped))
@@ -254,6 +257,7 @@ class Worker:
     # -- shards ---------------------------------------------------------------------------
     def _shard_gained(self, shard: int, lease: Lease) -> None:
         log.info("worker %s owns shard %d (token %d)", self.worker_id, shard, lease.token)
+        SHARDS_OWNED.inc()
         self._fence.gained(shard, lease.token)
         self._claimer.forget_live_workers()
         self._book.open(shard)
@@ -261,6 +265,9 @@ class Worker:
 
     def _shard_lost(self, shard: int, graceful: bool) -> None:
         log.info("worker %s %s shard %d", self.worker_id, "released" if graceful else "lost", shard)
+        SHARDS_OWNED.dec()
+        if not graceful:
+            SHARD_LEASES_LOST.inc()
         self._fence.lost(shard, graceful)
         reader = self._readers.pop(shard, None)
         if reader is not None:
@@ -476,7 +483,8 @@ class Worker:
 
     def _claimed_and_skipped(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
         self._prepared.pop(fire_key(prepared.fire), None)
-        return self._report_skipped(prepared.fire, prepared.run_id, RunReason.OVERLAP, why, prepared.completes)
+        return self._report_skipped(prepared.fire, prepared.job.executor, prepared.run_id, RunReason.OVERLAP, why,
+                                    prepared.completes)  # fmt: skip
 
     async def _ready(self, prepared: Prepared) -> bool:
         """Whether to call the executor now (nothing may be awaited between this and the
@@ -506,6 +514,7 @@ class Worker:
             return self._refused(prepared, refusal)
         self._die_if("call", prepared)
         ref = (job.namespace, job.id)
+        counts = self._fire_metrics[(job.namespace, job.executor)]
         ctx = RunContext(job.namespace, job.id, prepared.run_id, fire.attempt, fire.at, job.params,
                          timeout=job.options.timeout)  # fmt: skip
         self._running[ref].append(ctx)
@@ -530,6 +539,7 @@ class Worker:
                     self._began.discard(run.run_id)
                 if called is None:
                     return None  # its lease was lost before the call could start: nothing ran
+                counts.lateness.observe((started - fire.due).total_seconds())
                 status, result, error = called.status, called.result, called.error
                 if ctx.cancelled.is_set() and status is RunStatus.FAILED:
                     status = RunStatus.CANCELLED
@@ -540,6 +550,7 @@ class Worker:
         ended = utcnow()
         if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
+        counts.outcomes[status].inc()
         return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
 
     def _refused(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
@@ -547,6 +558,7 @@ class Worker:
         was accepted): FAILED without a call, and not retried (a retry would be refused too)."""
         fire = prepared.fire
         trace.debug("refuse %s at %s: %s", fire.job_id, fire.due, why)
+        self._fire_metrics[(fire.namespace, prepared.job.executor)].outcomes[RunStatus.FAILED].inc()
         run = Run(fire.namespace, fire.job_id, prepared.run_id, fire.at, fire.attempt, RunStatus.FAILED, self.worker_id,
                   ended_at=max(utcnow(), fire.due), error=why, manual=fire.manual, completes=prepared.completes)  # fmt: skip
         return self.link.run_finished(run)
@@ -601,9 +613,20 @@ class Worker:
                 del self._unrecorded[run.run_id]
                 self.link.run_finished(run)  # a RUNNING event: acknowledged like any other
 
+    async def _sample_past_due(self) -> None:
+        """Forever, every second: how many prepared fires are past due and not yet called (a
+        scan of those in hand: a few hundred microseconds at thousands of them)."""
+        while True:
+            now = utcnow()
+            count = sum(1 for prepared in self._prepared.values() if prepared.fire.due < now)
+            PAST_DUE.inc(count - self._past_due)
+            self._past_due = count
+            await asyncio.sleep(1.0)
+
     def _report_skipped(
-        self, fire: Fire, run_id: str, reason: RunReason, why: str, completes: JobCompletion | None = None
+        self, fire: Fire, executor: str, run_id: str, reason: RunReason, why: str, completes: JobCompletion | None = None
     ) -> asyncio.Future[None]:
+        self._fire_metrics[(fire.namespace, executor)].outcomes[RunStatus.SKIPPED].inc()
         ended = max(utcnow(), fire.due)
         run = Run(fire.namespace, fire.job_id, run_id, fire.at, fire.attempt, RunStatus.SKIPPED, self.worker_id,
                   ended_at=ended, error=why, reason=reason, manual=fire.manual, completes=completes)
@@ -620,6 +643,7 @@ class Worker:
             asyncio.create_task(self._begun.run(), name="begun-watermark"),
             asyncio.create_task(self._record_long_runs(), name="long-runs"),
             asyncio.create_task(self._policies.run(), name="namespace-policies"),
+            asyncio.create_task(self._sample_past_due(), name="past-due"),
         ]
         keeper = asyncio.create_task(self._keeper.run(), name="shard-keeper")
         try:
@@ -643,5 +667,6 @@ class Worker:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            PAST_DUE.dec(self._past_due)
             self._runner.close()
             log.info("worker %s stopped", self.worker_id)

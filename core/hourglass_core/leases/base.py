@@ -108,6 +108,10 @@ class Leases(Protocol):
         """Makes every later token larger than `at_least` (after the backend lost its data)."""
         ...
 
+    async def ping(self) -> None:
+        """Returns once the backend answers (health probes); raises Unavailable otherwise."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -113,6 +113,9 @@ class MemoryLeases:
             raise ValueError(f"at_least must not be negative, got {at_least}")
         self._fencing = max(self._fencing, at_least)
 
+    async def ping(self) -> None:
+        pass  # in this process: always there
+
     async def close(self) -> None:
         pass
 

@@ -423,6 +423,9 @@ class RedisLeases:
         with _unavailable("seed_fencing"):
             await self._seed(keys=[self._fencing_key], args=[at_least])
 
+    async def ping(self) -> None:
+        await self._shared.ping()
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -42,6 +42,11 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Returns once the store answers a trivial read (health probes: cheap enough to call
+        every second); raises Unavailable, or the backend's error, otherwise."""
+        ...
+
     # -- jobs -----------------------------------------------------------------------------
     async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
         """Stores each job with its first fire (None: the trigger never fires).

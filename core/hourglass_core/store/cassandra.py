@@ -192,6 +192,11 @@ class CassandraStore:
     async def close(self) -> None:
         await asyncio.to_thread(self._cluster.shutdown)
 
+    async def ping(self) -> None:
+        """One single-partition read of this keyspace at the store's consistency: replicas of
+        our data answer, not just some node (system.local would), and the schema is there."""
+        await self._cql.execute(f"SELECT version FROM {self._keyspace}.schema_migrations WHERE version = 1")
+
     # -- jobs -----------------------------------------------------------------------------
     async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
         """Writes, per job: first fire + listing row, then the job row.

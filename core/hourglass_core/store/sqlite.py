@@ -115,6 +115,10 @@ class SqliteStore:
         await self._call(_close)
         self._thread.shutdown(wait=True)
 
+    async def ping(self) -> None:
+        """A read on the store's thread: also tells that the thread is not stuck."""
+        await self._call(lambda: self._db().execute("SELECT 1").fetchone())
+
     # -- jobs -----------------------------------------------------------------------------
     async def create_jobs(self, jobs: Sequence[tuple[Job, Fire | None]]) -> list[Created]:
         """One transaction: every job of the batch and its first fire, or nothing."""
