@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.chaos_judge import drop_keyspace
 from benchmarks.cluster import Cluster, new_cluster
 from benchmarks.secured_redis import SecuredRedis
 
@@ -35,6 +36,8 @@ def cluster(
         c.stop()
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
             print(c.logs())
+        # Dozens of leftover keyspaces slow every later schema change and flush of the node.
+        drop_keyspace(c.cassandra, c.keyspace)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
