@@ -183,3 +183,23 @@ def test_a_coordinator_asked_to_listen_on_every_interface_unsecured_refuses_to_s
     argv = ["coordinator", "--listen", "0.0.0.0:0", "--store", f"sqlite:///{tmp_path / 'x.db'}", "--coordination", "memory://"]
     assert cli.main(argv) == cli.EXIT_INVALID
     assert "without TLS and bearer tokens" in capsys.readouterr().err
+
+
+def test_a_verified_token_is_remembered_until_it_expires_and_a_tampered_one_is_not(secret_file: str) -> None:
+    class Counting(Verifier):
+        checks = 0
+
+        def _verified(self, token: str) -> dict[str, object]:
+            Counting.checks += 1
+            return super()._verified(token)
+
+    now = [NOW.timestamp()]
+    verifier = Counting(TrustedKeys.load(secret_file=secret_file) or TrustedKeys(), clock=lambda: now[0])
+    token = mint(secret_file, "svc", ["billing:read"], timedelta(minutes=5), NOW, secret=True)
+    first = verifier.caller(f"Bearer {token}")
+    assert verifier.caller(f"Bearer {token}") is first and Counting.checks == 1  # from memory
+    head, payload, signature = token.split(".")
+    assert "signature" in _refusal(verifier, f"Bearer {head}.{payload}.{signature[:-4]}AAAA")
+    now[0] += 5 * 60 + 31  # past exp and the leeway: verified again (and refused once really expired)
+    verifier.caller(f"Bearer {token}")
+    assert Counting.checks == 3
