@@ -193,9 +193,10 @@ def test_a_verified_token_is_remembered_until_it_expires_and_a_tampered_one_is_n
             Counting.checks += 1
             return super()._verified(token)
 
-    now = [NOW.timestamp()]
+    minted = datetime.now(UTC)  # not NOW, read at import: the suite may run for longer than the token lives
+    now = [minted.timestamp()]
     verifier = Counting(TrustedKeys.load(secret_file=secret_file) or TrustedKeys(), clock=lambda: now[0])
-    token = mint(secret_file, "svc", ["billing:read"], timedelta(minutes=5), NOW, secret=True)
+    token = mint(secret_file, "svc", ["billing:read"], timedelta(minutes=5), minted, secret=True)
     first = verifier.caller(f"Bearer {token}")
     assert verifier.caller(f"Bearer {token}") is first and Counting.checks == 1  # from memory
     head, payload, signature = token.split(".")
