@@ -135,6 +135,7 @@ def spec_from_args(args: argparse.Namespace, now: datetime | None = None) -> Job
         catchup_window=defaults.catchup_window if args.catchup_window is None else args.catchup_window,
         jitter=args.jitter or timedelta(0),
         max_fires=args.max_fires or 0,
+        lateness_slo=args.lateness_slo,
     )
     return JobSpec(
         name=args.name,
@@ -236,6 +237,7 @@ def changes_from_args(args: argparse.Namespace, current: Job, now: datetime | No
         catchup_window=args.catchup_window if args.catchup_window is not None else o.catchup_window,
         jitter=args.jitter if args.jitter is not None else o.jitter,
         max_fires=args.max_fires if args.max_fires is not None else o.max_fires,
+        lateness_slo=args.lateness_slo if args.lateness_slo is not None else o.lateness_slo,
     )  # fmt: skip
     return JobChanges(
         name=args.name,
@@ -541,6 +543,9 @@ def _schedule_option_flags(p: argparse.ArgumentParser) -> None:
                    help="a fire found later than this after an outage is recorded skipped, not run (default 1h)")
     p.add_argument("--jitter", type=duration, help="run each fire up to this much late, fixed per fire (default 0)")
     p.add_argument("--max-fires", type=int, help="stop after this many scheduled fires (default: no limit)")
+    p.add_argument("--lateness-slo", type=duration,
+                   help="count a run that starts later than this after its schedule's time as an SLO breach "
+                        "(shown by `hourglass get`; default: no SLO)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from hourglass_core.models import (
     Explanation,
     IntervalTrigger,
     Job,
+    LatenessReport,
     NamespacePolicy,
     OnceTrigger,
     Payload,
@@ -132,6 +133,16 @@ def duration_text(value: timedelta) -> str:
     return out or "0s"
 
 
+def slo_text(slo: timedelta | None, report: LatenessReport | None) -> str | None:
+    """"250ms: 3 of the latest 100 runs later (worst 1.2s)"; None without an SLO."""
+    if slo is None:
+        return None
+    if report is None or not report.checked:
+        return f"{duration_text(slo)}: no run judged yet"
+    return (f"{duration_text(slo)}: {report.breaches} of the latest {report.checked} runs later "
+            f"(worst {duration_text(report.worst)})")
+
+
 def lateness_ms(run: Run) -> float | None:
     late = run.lateness
     return None if late is None else round(late.total_seconds() * 1000, 1)
@@ -217,6 +228,12 @@ def job_json(job: Job) -> dict[str, Any]:
             "catchup_window_s": seconds(o.catchup_window),
             "jitter_s": seconds(o.jitter),
             "max_fires": o.max_fires,
+            "lateness_slo_s": seconds(o.lateness_slo),
+        },
+        "slo_report": None if job.slo_report is None else {
+            "checked": job.slo_report.checked,
+            "breaches": job.slo_report.breaches,
+            "worst_s": seconds(job.slo_report.worst),
         },
         "version": job.version,
         "fired": job.fired,
@@ -303,6 +320,7 @@ def job_text(job: Job) -> str:
         ("catch-up window", duration_text(o.catchup_window)),
         ("jitter", duration_text(o.jitter) if o.jitter else None),
         ("fires", f"{job.fired} of {o.max_fires}" if o.max_fires else job.fired),
+        ("lateness SLO", slo_text(o.lateness_slo, job.slo_report)),
         ("labels", ", ".join(f"{k}={v}" for k, v in sorted(job.labels.items()))),
         ("idempotency key", job.idempotency_key),
         ("created", iso(job.created_at)),

@@ -89,7 +89,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):  # type: ignore[misc]  # gen
 
     @grpc_errors
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        return wire.job_to_pb(await self._api.get(_namespace(request.namespace), request.id))
+        return wire.job_to_pb(await self._api.get_reported(_namespace(request.namespace), request.id))
 
     @grpc_errors
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:

@@ -37,6 +37,7 @@ from hourglass_core.models import (
 )
 from hourglass_core.preview import preview
 from hourglass_core.sharding import shard_of
+from hourglass_core.slo import RUNS_CHECKED, lateness_report
 from hourglass_core.store.base import Created, Store
 from hourglass_core.triggers import iso_utc, local_zone, next_fire
 from hourglass_core.validation import validate_namespace, validate_policy, validate_spec
@@ -233,6 +234,15 @@ class JobsApi:
 
     async def get(self, namespace: str, job_id: str) -> Job:
         return await self._cache.job(namespace, job_id, lambda: self._store.get_job(namespace, job_id))
+
+    async def get_reported(self, namespace: str, job_id: str) -> Job:
+        """get, with a lateness SLO report for a job that has an SLO (its latest runs read)."""
+        job = await self.get(namespace, job_id)
+        slo = job.options.lateness_slo
+        if slo is None:
+            return job
+        runs = await self.list_runs(namespace, job_id, RUNS_CHECKED, "")
+        return replace(job, slo_report=lateness_report(runs.items, slo))
 
     async def list(self, namespace: str, flt: JobFilter, size: int, token: str) -> Page[Job]:
         return await self._store.list_jobs(namespace, flt, page_size(size), token)

@@ -141,6 +141,9 @@ class JobOptions:
     jitter: timedelta = timedelta(0)
     # Stop (COMPLETED) after this many scheduled fires; 0: no limit.
     max_fires: int = 0
+    # A run starting later than this after its due time breaches the job's lateness SLO
+    # (counted per namespace by the workers, reported per job by GetJob); None: no SLO.
+    lateness_slo: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,16 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LatenessReport:
+    """Of a job's latest runs that started (at most `checked`): how many started later than
+    its lateness SLO, and the latest start among them."""
+
+    checked: int
+    breaches: int
+    worst: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     namespace: str
     id: str
@@ -190,6 +203,9 @@ class Job:
     version: int = 1  # counts the updates of the job's spec (UpdateJob): its conflict token
     fired: int = 0  # scheduled fires claimed so far (max_fires counts them)
     note: str = ""  # why it was paused (PauseJob's note); cleared on resume
+    # How the latest runs kept the lateness SLO: filled by GetJob for a job that has one,
+    # never stored.
+    slo_report: LatenessReport | None = None
 
     @property
     def spec(self) -> JobSpec:

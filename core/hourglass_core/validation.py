@@ -17,6 +17,8 @@ MAX_ATTEMPTS = 100
 MAX_IDEMPOTENCY_KEY = 256
 MAX_CATCHUP_WINDOW = timedelta(days=7)  # the schedule's retention: older fires are gone anyway
 MAX_JITTER = timedelta(hours=1)
+MIN_LATENESS_SLO = timedelta(milliseconds=1)
+MAX_LATENESS_SLO = timedelta(days=1)
 MAX_POLICY_EXECUTORS = 256
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # What an executor's name may be in a namespace policy: a word a worker's configuration
@@ -111,3 +113,6 @@ def _validate_options(spec: JobSpec, field: str) -> None:
         raise InvalidArgument(f"{field}.jitter", f"must be between 0 and {MAX_JITTER}")
     if options.max_fires < 0:
         raise InvalidArgument(f"{field}.max_fires", "must not be negative")
+    slo = options.lateness_slo
+    if slo is not None and not MIN_LATENESS_SLO <= slo <= MAX_LATENESS_SLO:
+        raise InvalidArgument(f"{field}.lateness_slo", f"must be between 1ms and {MAX_LATENESS_SLO}")

@@ -35,6 +35,7 @@ from hourglass_core.models import (
     JobOptions,
     JobSpec,
     JobState,
+    LatenessReport,
     MisfirePolicy,
     NamespacePolicy,
     OnceTrigger,
@@ -269,6 +270,8 @@ def options_to_pb(options: JobOptions) -> pb.JobOptions:
         out.timeout.CopyFrom(dur(options.timeout))
     if options.jitter:
         out.jitter.CopyFrom(dur(options.jitter))
+    if options.lateness_slo is not None:
+        out.lateness_slo.CopyFrom(dur(options.lateness_slo))
     return out
 
 
@@ -296,6 +299,7 @@ def options_from_pb(message: pb.JobOptions, field: str = "job.options") -> JobOp
         catchup_window=_opt_dur(message, "catchup_window", f"{field}.catchup_window") or default.catchup_window,
         jitter=_opt_dur(message, "jitter", f"{field}.jitter") or default.jitter,
         max_fires=message.max_fires,
+        lateness_slo=_opt_dur(message, "lateness_slo", f"{field}.lateness_slo"),
     )
 
 
@@ -363,6 +367,9 @@ def job_to_pb(job: Job) -> pb.Job:
             getattr(out, name).CopyFrom(ts(value))
     if job.last_status is not None:
         out.last_status = _RUN_STATUSES[job.last_status]
+    if job.slo_report is not None:
+        report = job.slo_report
+        out.slo_report.CopyFrom(pb.LatenessReport(checked=report.checked, breaches=report.breaches, worst=dur(report.worst)))
     return out
 
 
@@ -391,7 +398,12 @@ def job_from_pb(message: pb.Job) -> Job:
         version=message.version or 1,
         fired=message.fired,
         note=message.note,
+        slo_report=_slo_report_from_pb(message.slo_report) if message.HasField("slo_report") else None,
     )
+
+
+def _slo_report_from_pb(message: pb.LatenessReport) -> LatenessReport:
+    return LatenessReport(message.checked, message.breaches, from_dur(message.worst, "slo_report.worst"))
 
 
 def run_to_pb(run: Run) -> pb.Run:

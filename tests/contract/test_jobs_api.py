@@ -270,11 +270,13 @@ async def test_pause_keeps_a_note_until_resumed_and_moves_count_the_fires(store:
     now = datetime.now(UTC).replace(microsecond=0)
     api = _api(store, now)
     await store.register_executors(frozenset({"echo"}))
-    options = JobOptions(max_fires=2, jitter=timedelta(seconds=5), catchup_window=timedelta(minutes=5))
+    options = JobOptions(max_fires=2, jitter=timedelta(seconds=5), catchup_window=timedelta(minutes=5),
+                         lateness_slo=timedelta(milliseconds=250))
     [created] = await api.submit([JobSpec(name="n", executor="echo", namespace=ns, options=options,
                                           trigger=IntervalTrigger(every=timedelta(hours=1), start=now))])  # fmt: skip
     job = created.job
     assert job.options == options and job.fired == 0
+    assert (await store.get_job(ns, job.id)).options == options  # stored and read back whole
     with pytest.raises(InvalidArgument) as caught:
         await api.pause(ns, job.id, "x" * 2000)
     assert caught.value.field == "note"
@@ -294,7 +296,9 @@ async def test_pause_keeps_a_note_until_resumed_and_moves_count_the_fires(store:
     assert (relabelled.state, relabelled.next_fire_time) == (JobState.COMPLETED, None)  # its fires are used up
     for bad, field in ((JobOptions(jitter=timedelta(hours=2)), "job.options.jitter"),
                        (JobOptions(catchup_window=timedelta(0)), "job.options.catchup_window"),
-                       (JobOptions(max_fires=-1), "job.options.max_fires")):  # fmt: skip
+                       (JobOptions(max_fires=-1), "job.options.max_fires"),
+                       (JobOptions(lateness_slo=timedelta(0)), "job.options.lateness_slo"),
+                       (JobOptions(lateness_slo=timedelta(days=2)), "job.options.lateness_slo")):  # fmt: skip
         with pytest.raises(InvalidArgument) as caught:
             await api.submit([JobSpec(name="b", executor="echo", namespace=ns, options=bad, trigger=OnceTrigger(at=now))],
                              field="job")  # fmt: skip

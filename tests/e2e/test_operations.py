@@ -184,11 +184,26 @@ def test_a_worker_and_a_coordinator_count_the_fires_that_ran_and_their_lateness(
                  for i in range(12)]  # fmt: skip
         specs += [hourglass.JobSpec(f"fails-{i}", "fail", hourglass.once(at), namespace=namespace, options=retry)
                   for i in range(3)]  # fmt: skip
+        # Lateness SLOs: two jobs due 5 s ago (they run at once, ~5 s late) breach a 1 s SLO; a
+        # job on time keeps a 1-day one; a manual run of a late job is not judged.
+        slo = "ops-slo"
+        late = [hourglass.JobSpec(f"late-{i}", "echo", hourglass.once(now() - timedelta(seconds=5)), namespace=slo,
+                                  options=hourglass.JobOptions(lateness_slo=timedelta(seconds=1))) for i in range(2)]
+        kept = hourglass.JobSpec("kept", "echo", hourglass.once(at), namespace=slo,
+                                 options=hourglass.JobOptions(lateness_slo=timedelta(days=1)))
         jobs = client.submit_many(specs)
+        slo_jobs = client.submit_many([*late, kept])
         deadline = time.monotonic() + 60
-        while sum(len([r for r in client.runs(j.id, namespace).items if r.status.finished]) for j in jobs) < 12 + 3 * 2:
+        while sum(len([r for r in client.runs(j.id, j.namespace).items if r.status.finished])
+                  for j in jobs + slo_jobs) < 12 + 3 * 2 + 3:  # fmt: skip
             assert time.monotonic() < deadline, "the fires did not all finish"
             time.sleep(0.5)
+        client.trigger(slo_jobs[0].id, slo)
+        _until(lambda: len(client.runs(slo_jobs[0].id, slo).items) == 2, 30, "the manual run did not finish")
+        reports = [client.get(job.id, slo).slo_report for job in slo_jobs]
+        assert [(r.checked, r.breaches) for r in reports if r is not None] == [(1, 1), (1, 1), (1, 0)]
+        assert all(timedelta(seconds=4) < r.worst < timedelta(seconds=30) for r in reports[:2] if r is not None)
+        assert client.get(jobs[0].id, namespace).slo_report is None  # no SLO, no report
 
     worker = _scrape(ports["worker"])
     fires = {outcome: _sample(worker, "hourglass_fires_total", namespace=namespace, executor=executor, outcome=outcome)
@@ -205,6 +220,8 @@ def test_a_worker_and_a_coordinator_count_the_fires_that_ran_and_their_lateness(
             for le in ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0",
                        "10.0", "30.0", "60.0", "+Inf")]  # fmt: skip
         assert max(buckets) == count
+    assert _sample(worker, "hourglass_lateness_slo_breaches_total", namespace="ops-slo") == 2
+    assert _sample(worker, "hourglass_lateness_slo_breaches_total", namespace=namespace) == 0
     assert _sample(worker, "hourglass_shards_owned") == cluster.num_shards
     assert _sample(worker, "hourglass_store_request_seconds_count", operation="claim_fires") > 0
     with urllib.request.urlopen(f"http://127.0.0.1:{ports['worker']}/healthz", timeout=10) as answer:
@@ -216,5 +233,5 @@ def test_a_worker_and_a_coordinator_count_the_fires_that_ran_and_their_lateness(
     assert recorded == {"succeeded": 12, "failed": 6}
     assert _sample(coordinator, "hourglass_leader") == 1
     assert _sample(coordinator, "hourglass_worker_heartbeats_total") > 0
-    assert _sample(coordinator, "hourglass_rpc_seconds_count", method="hourglass.v1.JobService/SubmitJobs", code="OK") == 1
+    assert _sample(coordinator, "hourglass_rpc_seconds_count", method="hourglass.v1.JobService/SubmitJobs", code="OK") == 2
     assert _sample(coordinator, "hourglass_store_request_seconds_count", operation="record_runs") > 0

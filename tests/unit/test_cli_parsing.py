@@ -338,7 +338,7 @@ def test_db_migrate_creates_schema_and_every_shard_checkpoint_idempotently(
     monkeypatch.delenv("HOURGLASS_STORE", raising=False)
     url = f"sqlite:///{tmp_path / 'hg.db'}"
     assert cli.main(["db", "migrate", "--store", url, "--num-shards", "4"]) == 0
-    assert "schema version 8" in capsys.readouterr().out
+    assert "schema version 9" in capsys.readouterr().out
 
     async def checkpoints() -> list[object]:
         from hourglass_core.store.factory import open_store
@@ -411,10 +411,10 @@ def test_pause_keeps_its_note_and_submit_takes_the_schedule_options(
     assert cli.main(["pause", "j", "--note", "vendor outage", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["note"] == "vendor outage"
     assert cli.main(["submit", "--name", "n", "--executor", "echo", "--every", "1m", "--jitter", "10s",
-                     "--catchup-window", "5m", "--max-fires", "3"]) == 0  # fmt: skip
+                     "--catchup-window", "5m", "--max-fires", "3", "--lateness-slo", "250ms"]) == 0  # fmt: skip
     options = fake_client.submitted[-1].options
-    assert (options.jitter, options.catchup_window, options.max_fires) == (
-        timedelta(seconds=10), timedelta(minutes=5), 3)
+    assert (options.jitter, options.catchup_window, options.max_fires, options.lateness_slo) == (
+        timedelta(seconds=10), timedelta(minutes=5), 3, timedelta(milliseconds=250))
 
 
 def test_namespace_policy_sets_clears_and_shows_a_namespaces_executors(

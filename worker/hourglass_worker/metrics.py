@@ -49,6 +49,12 @@ RUNS_RETRIED = Counter(
     "Retries scheduled by this worker, by cause: failed (failed or timed out) or lost (cut off).",
     ["namespace", "cause"],
 )
+SLO_BREACHES = Counter(
+    "hourglass_lateness_slo_breaches",
+    "Runs whose executor was called later than their job's lateness SLO after the schedule's "
+    "time (first attempts of scheduled fires; see hourglass_core.slo).",
+    ["namespace"],
+)
 PAST_DUE = Gauge(
     "hourglass_fires_pending_past_due",
     "Fires claimed here whose due time has passed and whose executor is not called yet (waiting "
@@ -62,12 +68,13 @@ SHARD_LEASES_LOST = LEASE_LOSSES.labels("shard")
 class FireChildren:
     lateness: Histogram
     outcomes: dict[RunStatus, Counter]
+    slo_breaches: Counter
 
 
 def _children(key: tuple[str, str]) -> FireChildren:
     namespace, executor = key
     outcomes = {status: FIRES.labels(namespace, executor, status.value) for status in OUTCOMES}
-    return FireChildren(FIRE_LATENESS.labels(namespace, executor), outcomes)
+    return FireChildren(FIRE_LATENESS.labels(namespace, executor), outcomes, SLO_BREACHES.labels(namespace))
 
 
 def fire_metrics() -> Children[tuple[str, str], FireChildren]:

@@ -33,6 +33,7 @@ from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
 from hourglass_core.leases.base import Lease, Leases, Membership
 from hourglass_core.models import Fire, FireKind, JobCompletion, JobState, OverlapPolicy, Run, RunReason, RunStatus
+from hourglass_core.slo import breached
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_core.tls import channel_credentials
 from hourglass_pb.v1 import worker_pb2 as wpb
@@ -540,6 +541,8 @@ class Worker:
                 if called is None:
                     return None  # its lease was lost before the call could start: nothing ran
                 counts.lateness.observe((started - fire.due).total_seconds())
+                if breached(job.options.lateness_slo, fire.manual, fire.attempt, fire.at, started):
+                    counts.slo_breaches.inc()
                 status, result, error = called.status, called.result, called.error
                 if ctx.cancelled.is_set() and status is RunStatus.FAILED:
                     status = RunStatus.CANCELLED

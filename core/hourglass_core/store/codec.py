@@ -18,7 +18,7 @@ import json
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from hourglass_core.errors import InvalidArgument
 from hourglass_core.models import (
@@ -59,6 +59,7 @@ JOB_COLUMNS: tuple[str, ...] = (
     "retry_multiplier", "misfire_policy", "misfire_grace_us", "overlap_policy",
     "labels", "idempotency_key", "state", "created_at", "shard", "next_fire_time", "on_worker_lost",
     "trigger_dst_gap", "trigger_dst_repeat", "catchup_window_us", "jitter_us", "max_fires", "note",
+    "lateness_slo_us",
 )  # fmt: skip
 
 RUN_COLUMNS: tuple[str, ...] = (
@@ -85,7 +86,10 @@ def opt_dt(value: int | None) -> datetime | None:
     return None if value is None else from_us(value)
 
 
-def _opt_td(us: int | None, default: timedelta) -> timedelta:
+_D = TypeVar("_D", timedelta, None)
+
+
+def _opt_td(us: int | None, default: _D) -> timedelta | _D:
     return default if us is None else timedelta(microseconds=us)
 
 
@@ -172,6 +176,7 @@ def job_columns(job: Job) -> dict[str, Any]:
         "catchup_window_us": None if opts.catchup_window == JobOptions().catchup_window else td_us(opts.catchup_window),
         "jitter_us": td_us(opts.jitter) or None,
         "max_fires": opts.max_fires or None,
+        "lateness_slo_us": None if opts.lateness_slo is None else td_us(opts.lateness_slo),
         "note": job.note or None,
         "labels": dict(job.labels),
         "idempotency_key": job.idempotency_key,
@@ -227,6 +232,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
             catchup_window=_opt_td(row.get("catchup_window_us"), JobOptions().catchup_window),
             jitter=_opt_td(row.get("jitter_us"), timedelta(0)),
             max_fires=row.get("max_fires") or 0,
+            lateness_slo=_opt_td(row.get("lateness_slo_us"), None),
         ),
         labels=dict(row["labels"] or {}),
         idempotency_key=row["idempotency_key"] or "",

@@ -494,6 +494,7 @@ class JobOptions(_message.Message):
     CATCHUP_WINDOW_FIELD_NUMBER: _builtins.int
     JITTER_FIELD_NUMBER: _builtins.int
     MAX_FIRES_FIELD_NUMBER: _builtins.int
+    LATENESS_SLO_FIELD_NUMBER: _builtins.int
     misfire_policy: Global___MisfirePolicy.ValueType
     overlap_policy: Global___OverlapPolicy.ValueType
     on_worker_lost: Global___WorkerLostPolicy.ValueType
@@ -521,6 +522,13 @@ class JobOptions(_message.Message):
         (job, time). A run's due stays the time; its lateness includes the delay.
         """
 
+    @_builtins.property
+    def lateness_slo(self) -> _duration_pb2.Duration:
+        """A run that starts later than this after its due time breaches the job's lateness SLO:
+        counted per namespace (metric hourglass_lateness_slo_breaches_total) and reported per job
+        by GetJob (Job.slo_report). Unset: no SLO. 1 ms to 1 day.
+        """
+
     def __init__(
         self,
         *,
@@ -533,10 +541,11 @@ class JobOptions(_message.Message):
         catchup_window: _duration_pb2.Duration | None = ...,
         jitter: _duration_pb2.Duration | None = ...,
         max_fires: _builtins.int = ...,
+        lateness_slo: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "jitter", b"jitter", "misfire_grace", b"misfire_grace", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "jitter", b"jitter", "lateness_slo", b"lateness_slo", "misfire_grace", b"misfire_grace", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "jitter", b"jitter", "max_fires", b"max_fires", "misfire_grace", b"misfire_grace", "misfire_policy", b"misfire_policy", "on_worker_lost", b"on_worker_lost", "overlap_policy", b"overlap_policy", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "jitter", b"jitter", "lateness_slo", b"lateness_slo", "max_fires", b"max_fires", "misfire_grace", b"misfire_grace", "misfire_policy", b"misfire_policy", "on_worker_lost", b"on_worker_lost", "overlap_policy", b"overlap_policy", "retry", b"retry", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -635,6 +644,7 @@ class Job(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     FIRED_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    SLO_REPORT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     id: _builtins.str
     state: Global___JobState.ValueType
@@ -663,6 +673,10 @@ class Job(_message.Message):
     def last_start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def last_end_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def slo_report(self) -> Global___LatenessReport:
+        """Set by GetJob when the job has a lateness SLO: how its latest runs kept it."""
+
     def __init__(
         self,
         *,
@@ -681,14 +695,45 @@ class Job(_message.Message):
         version: _builtins.int = ...,
         fired: _builtins.int = ...,
         note: _builtins.str = ...,
+        slo_report: Global___LatenessReport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_end_time", b"last_end_time", "last_start_time", b"last_start_time", "next_fire_time", b"next_fire_time", "spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_end_time", b"last_end_time", "last_start_time", b"last_start_time", "next_fire_time", b"next_fire_time", "slo_report", b"slo_report", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "fired", b"fired", "id", b"id", "last_end_time", b"last_end_time", "last_executor", b"last_executor", "last_start_time", b"last_start_time", "last_status", b"last_status", "namespace", b"namespace", "next_fire_time", b"next_fire_time", "note", b"note", "running", b"running", "shard", b"shard", "spec", b"spec", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "fired", b"fired", "id", b"id", "last_end_time", b"last_end_time", "last_executor", b"last_executor", "last_start_time", b"last_start_time", "last_status", b"last_status", "namespace", b"namespace", "next_fire_time", b"next_fire_time", "note", b"note", "running", b"running", "shard", b"shard", "slo_report", b"slo_report", "spec", b"spec", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class LatenessReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKED_FIELD_NUMBER: _builtins.int
+    BREACHES_FIELD_NUMBER: _builtins.int
+    WORST_FIELD_NUMBER: _builtins.int
+    checked: _builtins.int
+    """The latest runs that started, at most 100."""
+    breaches: _builtins.int
+    """Of those, the runs that started later than JobOptions.lateness_slo after their due time."""
+    @_builtins.property
+    def worst(self) -> _duration_pb2.Duration:
+        """The greatest lateness among the runs checked."""
+
+    def __init__(
+        self,
+        *,
+        checked: _builtins.int = ...,
+        breaches: _builtins.int = ...,
+        worst: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["worst", b"worst"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breaches", b"breaches", "checked", b"checked", "worst", b"worst"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LatenessReport: _TypeAlias = LatenessReport  # noqa: Y015
 
 @_typing.final
 class Run(_message.Message):
