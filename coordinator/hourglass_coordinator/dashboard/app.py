@@ -75,8 +75,8 @@ class Dashboard:
         )
         self._templates.globals.update(
             duration=views.duration_text, duration_s=views.seconds_text, relative=views.relative, iso=views.iso,
-            trigger_text=views.trigger_text, params_text=views.params_text, states=views.STATES, quote=quote,
-            login_required=sessions.required,
+            trigger_text=views.trigger_text, params_text=views.params_text, local_text=views.local_text,
+            states=views.STATES, quote=quote, login_required=sessions.required,
         )  # fmt: skip
 
     # -- rendering --------------------------------------------------------------------------

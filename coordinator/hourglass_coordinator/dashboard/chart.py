@@ -52,7 +52,8 @@ def lateness_svg(points: Sequence[SlotStats], width: int = 720, height: int = 24
         for index in sorted({0, len(points) // 2, len(points) - 1}):
             x = LEFT + index * (width - LEFT - RIGHT) / max(len(points) - 1, 1)
             when = datetime.fromtimestamp(points[index].start, UTC).strftime("%H:%M:%S")
-            parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" class="tick">{when}</text>')
+            anchor = "start" if index == 0 else "end" if index == len(points) - 1 else "middle"
+            parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}" class="tick">{when}</text>')
     for attr, colour in SERIES:
         for line in _paths(points, attr, width, height):
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}" data-series="{attr}"/>')

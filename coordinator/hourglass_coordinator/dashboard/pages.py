@@ -93,7 +93,7 @@ async def job(d: Dashboard, request: web.Request) -> web.StreamResponse:
         api.explain(namespace, job_id, since, None, EXPLAIN_MAX),
     )  # fmt: skip
     return d.render(request, "job.html", job=found, preview=preview, runs=runs.items, explained=explained,
-                    explain_since=since, done=request.query.get("done", ""), actions=ACTIONS)  # fmt: skip
+                    explain_since=since, done=request.query.get("done", ""), actions=views.actions_for(found.state))  # fmt: skip
 
 
 # What each action is: its RPC, the message the permission table reads, and the call.

@@ -3,6 +3,7 @@ durations and times in words, a trigger in one line. No I/O here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -121,6 +122,22 @@ def trigger_text(trigger: Trigger) -> str:
     assert isinstance(trigger, CronTrigger)
     end = f" until {iso(trigger.end)}" if trigger.end else ""
     return f"cron '{trigger.expression}' {trigger.timezone}{end}"
+
+
+def local_text(local_time: str) -> str:
+    """A preview's local time (ISO 8601 with offset) without its fraction of a second."""
+    return re.sub(r"\.\d+(?=[+-]\d\d:\d\d$|Z$)", "", local_time)
+
+
+def actions_for(state: JobState) -> tuple[str, ...]:
+    """The actions that change something for a job in `state` (trigger: also while paused or
+    completed; nothing for a cancelled job)."""
+    return {
+        JobState.ACTIVE: ("pause", "cancel", "trigger"),
+        JobState.PAUSED: ("resume", "cancel", "trigger"),
+        JobState.COMPLETED: ("trigger",),
+        JobState.CANCELLED: (),
+    }[state]
 
 
 def params_text(data: bytes, limit: int = 2000) -> str:
