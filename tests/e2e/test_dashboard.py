@@ -90,11 +90,14 @@ def _submit(dash: Dash, name: str, every: timedelta = timedelta(seconds=30)) -> 
 
 
 def test_an_admin_logs_in_and_opens_every_view(dash: Dash, context: BrowserContext) -> None:
+    older = _submit(dash, "dash-views-older")
     job = _submit(dash, "dash-views")
     page = _login(context, dash, dash.cluster.token("*:admin", subject="alice"), "/jobs?ns=default&prefix=dash-views")
     assert page.url.startswith(dash.url + "/jobs"), "back where login was asked for"
     expect(page.locator("#who")).to_have_text("alice")
     expect(page.locator(f"tr[data-job='{job.id}']")).to_contain_text("dash-views")
+    rows = page.locator("tr[data-job]")
+    assert [rows.nth(i).get_attribute("data-job") for i in range(rows.count())] == [job.id, older.id], "newest first"
     page.select_option("#state", "paused")  # htmx: the table is fetched again, filtered
     expect(page.locator(f"tr[data-job='{job.id}']")).to_have_count(0)
     page.click("nav a[href='/jobs?ns=default']")

@@ -72,7 +72,7 @@ async def logout(d: Dashboard, request: web.Request) -> web.StreamResponse:
 async def jobs(d: Dashboard, request: web.Request) -> web.StreamResponse:
     query = views.job_query(request.query, d.services.default_namespace)
     d.allow(request, "ListJobs", pb.ListJobsRequest(namespace=query.namespace))
-    page = await d.services.api.list(query.namespace, query.filter, views.PAGE_SIZE, query.page_token)
+    page = await d.services.api.list(query.namespace, query.filter, views.PAGE_SIZE, query.page_token, newest=True)
     return d.render(request, "jobs.html", query=query, jobs=page.items, pager=views.pager("/jobs", query, page.next_page_token),
                     filter=views.filter_params(query))  # fmt: skip
 
