@@ -19,7 +19,7 @@ from hourglass_coordinator.admission import Admission, method_kinds
 from hourglass_coordinator.cluster_api import ClusterApi
 from hourglass_coordinator.dashboard.app import Services
 from hourglass_coordinator.dashboard.lateness import LatenessWindow
-from hourglass_coordinator.dashboard.server import DashboardServer
+from hourglass_coordinator.dashboard.server import DashboardServer, check_exposure
 from hourglass_coordinator.guard import RequestGuard
 from hourglass_coordinator.health import Health
 from hourglass_coordinator.job_service import JobService
@@ -65,6 +65,7 @@ async def serve(
         raise ValueError(exposed)
     if exposed is not None:
         log.warning("%s; going on (--insecure)", exposed.partition(":")[0])
+    check_exposure(settings, trusted is not None)  # the dashboard's address, on the same terms
     rid = replica_id()
     started = datetime.now(UTC)
     owned = backends is None

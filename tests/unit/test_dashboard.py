@@ -4,13 +4,18 @@ gate (the API's table), Server-Sent Events framing, lateness counting and its ch
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from hourglass_coordinator.dashboard import views
 from hourglass_coordinator.dashboard.chart import lateness_svg, y_of
 from hourglass_coordinator.dashboard.lateness import SLOT_S, LatenessWindow, quantile
+from hourglass_coordinator.dashboard.server import check_exposure
 from hourglass_coordinator.dashboard.session import ANONYMOUS, csrf_ok, new_csrf, refusal
 from hourglass_core.auth import Caller
+from hourglass_core.config import Settings
 from hourglass_core.models import CronTrigger, IntervalTrigger, JobState, Run, RunStatus
 from hourglass_pb.v1 import jobs_pb2 as pb
 
@@ -151,3 +156,18 @@ def test_a_job_offers_only_the_actions_that_change_something_in_its_state() -> N
 def test_local_times_lose_their_fraction_of_a_second_not_their_offset() -> None:
     assert views.local_text("2026-03-29T02:30:00.586851+02:00") == "2026-03-29T02:30:00+02:00"
     assert views.local_text("2026-03-29T02:30:00-05:00") == "2026-03-29T02:30:00-05:00"
+
+
+def test_the_dashboard_refuses_an_open_address_without_tls_and_tokens_as_the_api_does() -> None:
+    open_address = Settings(http_listen="0.0.0.0:7080")
+    refused = re.escape("dashboard: refusing to listen on 0.0.0.0:7080 without TLS and bearer tokens")
+    with pytest.raises(ValueError, match=refused):
+        check_exposure(open_address, tokens=False)
+    with pytest.raises(ValueError, match="without TLS"):
+        check_exposure(open_address, tokens=True)
+    check_exposure(replace(open_address, tls_cert_file="c.pem", tls_key_file="c.key"), tokens=True)
+    check_exposure(replace(open_address, insecure=True), tokens=False)
+    check_exposure(Settings(http_listen="127.0.0.1:7080"), tokens=False)
+    check_exposure(Settings(http_listen=""), tokens=False)
+    with pytest.raises(ValueError, match="http_listen '7080': expected host:port"):
+        check_exposure(Settings(http_listen="7080"), tokens=False)

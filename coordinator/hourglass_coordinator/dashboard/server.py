@@ -35,15 +35,24 @@ def _ssl(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+def check_exposure(settings: Settings, tokens: bool) -> None:
+    """Raises ValueError when the dashboard may not listen on settings.http_listen: beyond
+    loopback without TLS and tokens (as the gRPC listener), unless settings.insecure, which
+    only warns."""
+    if not settings.http_listen:
+        return
+    split_address(settings.http_listen, "http_listen", "127.0.0.1:7080")
+    exposed = unsecured_exposure(settings.http_listen, bool(settings.tls_cert_file), tokens)
+    if exposed is not None and not settings.insecure:
+        raise ValueError(f"dashboard: {exposed}")
+    if exposed is not None:
+        log.warning("dashboard: %s; going on (--insecure)", exposed.partition(":")[0])
+
+
 class DashboardServer:
     def __init__(self, settings: Settings, services: Services, verifier: Verifier | None) -> None:
         self._host, self._port = split_address(settings.http_listen, "http_listen", "127.0.0.1:7080")
         self._ssl = _ssl(settings)
-        exposed = unsecured_exposure(settings.http_listen, self._ssl is not None, verifier is not None)
-        if exposed is not None and not settings.insecure:
-            raise ValueError(f"dashboard: {exposed}")
-        if exposed is not None:
-            log.warning("dashboard: %s; going on (--insecure)", exposed.partition(":")[0])
         self._lateness = services.lateness
         self._app = Dashboard(services, Sessions(verifier), tls=self._ssl is not None).app(ROUTES)
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
