@@ -103,15 +103,16 @@ async def run(args: argparse.Namespace) -> int:
     async with embedded(settings, args.workers, stop):
         print(f"Hourglass dev is running: gRPC API on {settings.listen}, store {args.db}, {args.workers} workers.")
         print(f"  try: hourglass --coordinator {settings.listen} list")
-        if settings.http_listen:
-            print(f"  dashboard: http://{settings.http_listen}/")
+        dashboard = f"http://{settings.http_listen}/" if settings.http_listen else ""
+        if dashboard:
+            print(f"  dashboard: {dashboard}")
         if settings.metrics_listen:
             print(f"  metrics: http://{settings.metrics_listen}/metrics  health: http://{settings.metrics_listen}/healthz")
         demo: asyncio.Task[None] | None = None
         if args.demo:
             from hourglass_dev.demo import run_demo
 
-            demo = asyncio.create_task(run_demo(settings.listen, args.demo_seconds, stop))
+            demo = asyncio.create_task(run_demo(settings.listen, args.demo_seconds, stop, dashboard))
         try:
             await stop.wait()
         finally:
