@@ -95,6 +95,9 @@ def test_an_admin_logs_in_and_opens_every_view(dash: Dash, context: BrowserConte
     page = _login(context, dash, dash.cluster.token("*:admin", subject="alice"), "/jobs?ns=default&prefix=dash-views")
     assert page.url.startswith(dash.url + "/jobs"), "back where login was asked for"
     expect(page.locator("#who")).to_have_text("alice")
+    cookies = {c["name"]: c for c in context.cookies()}
+    for name in ("hg_token", "hg_csrf"):  # out of scripts' reach, never sent by another site, HTTPS only
+        assert (cookies[name]["httpOnly"], cookies[name]["sameSite"], cookies[name]["secure"]) == (True, "Strict", True)
     expect(page.locator(f"tr[data-job='{job.id}']")).to_contain_text("dash-views")
     rows = page.locator("tr[data-job]")
     assert [rows.nth(i).get_attribute("data-job") for i in range(rows.count())] == [job.id, older.id], "newest first"

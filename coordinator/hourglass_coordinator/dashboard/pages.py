@@ -169,8 +169,8 @@ async def runs_stream(d: Dashboard, request: web.Request) -> web.StreamResponse:
             row = d.fragment("run_row.html", run=run, name=await _names(d, namespace, run, known), dropped=dropped,
                              namespace=namespace, duration=views.duration_text, iso=views.iso)  # fmt: skip
             await response.write(views.sse_event("run", row))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass  # the browser went away
+    except ConnectionResetError:
+        pass  # the browser went away (a stopping server cancels this handler instead)
     finally:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
