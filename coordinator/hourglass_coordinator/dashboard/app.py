@@ -1,9 +1,9 @@
 """The dashboard's aiohttp application: who is asking (session middleware), the permission gate
-every page passes, rendering, errors, and the route table. The pages themselves: pages.py."""
+every page passes, CSRF-checked forms, rendering and errors. The pages and their routes:
+pages.py."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,8 +32,8 @@ from hourglass_coordinator.jobs import JobsApi
 from hourglass_coordinator.run_watch import RunWatch
 from hourglass_core import wire
 from hourglass_core.errors import HourglassError
+from hourglass_core.models import DEFAULT_NAMESPACE
 
-log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 OPEN_PATHS = ("/login", "/static/")
 HTTP_STATUS = {
@@ -62,7 +62,7 @@ class Services:
     cluster: ClusterApi
     watch: RunWatch
     lateness: LatenessWindow
-    default_namespace: str = "default"
+    default_namespace: str = DEFAULT_NAMESPACE
 
 
 class Dashboard:

@@ -167,7 +167,7 @@ async def runs_stream(d: Dashboard, request: web.Request) -> web.StreamResponse:
                 await response.write(b": keepalive\n\n")
                 continue
             row = d.fragment("run_row.html", run=run, name=await _names(d, namespace, run, known), dropped=dropped,
-                             namespace=namespace, duration=views.duration_text, iso=views.iso)  # fmt: skip
+                             namespace=namespace)
             await response.write(views.sse_event("run", row))
     except ConnectionResetError:
         pass  # the browser went away (a stopping server cancels this handler instead)
