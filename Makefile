@@ -4,9 +4,12 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed-dev
 RUN_STAMP   := $(VENV)/.installed-server
+# The dashboard's browser tests drive Debian's Chromium (Playwright's own download cannot run here).
+CHROMIUM    := /usr/bin/chromium
+SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PYTHONPATH := client:core:coordinator:worker:proto
 
-.PHONY: help venv proto run dev cluster services services-stop test test-unit test-contract test-e2e lint typecheck bench chaos clean
+.PHONY: help venv proto run dev cluster services services-stop test screenshots test-unit test-contract test-e2e lint typecheck bench chaos clean
 
 help:
 	@echo "make run            start Hourglass on its embedded default (SQLite + in-process leases) with a live demo"
@@ -16,6 +19,7 @@ help:
 	@echo "make lint           ruff (also run by make test)"
 	@echo "make typecheck      mypy --strict"
 	@echo "make proto          regenerate proto/hourglass_pb from proto/hourglass/v1"
+	@echo "make screenshots    the dashboard's views into docs/screenshots (hourglass dev --demo, headless Chromium)"
 
 $(VENV)/bin/python:
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -50,7 +54,11 @@ services-stop:
 cluster: services
 	bash scripts/cluster.sh
 
-test: services lint
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+test: services lint $(CHROMIUM)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-unit: $(STAMP)
@@ -61,6 +69,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy client core coordinator worker benchmarks tests
+
+screenshots: $(STAMP) $(CHROMIUM)
+	$(PY) -m scripts.dashboard_screenshots docs/screenshots
 
 bench: services
 	$(PY) -m benchmarks.run

@@ -58,8 +58,9 @@ class Cluster:
             write_dev_certificates(self.tmp / "certs")
             (self.tmp / "jwt-secret").write_text(secrets.token_urlsafe(48))
 
-    def _token(self, *grants: str, subject: str) -> str:
-        return mint(str(self.tmp / "jwt-secret"), subject, grants, timedelta(hours=12), datetime.now(UTC), secret=True)
+    def token(self, *grants: str, subject: str, ttl: timedelta = timedelta(hours=12)) -> str:
+        """A bearer token of this (secure) cluster with `grants`, valid for `ttl` from now."""
+        return mint(str(self.tmp / "jwt-secret"), subject, grants, ttl, datetime.now(UTC), secret=True)
 
     def _tls(self, who: str) -> dict[str, str]:
         certs = self.tmp / "certs"
@@ -68,7 +69,7 @@ class Cluster:
 
     def client_env(self) -> dict[str, str]:
         """What a client of a secure cluster needs ($HOURGLASS_TOKEN: every namespace, admin)."""
-        return {**self._tls("client"), "HOURGLASS_TOKEN": self._token("*:admin", subject="tests")} if self.secure else {}
+        return {**self._tls("client"), "HOURGLASS_TOKEN": self.token("*:admin", subject="tests")} if self.secure else {}
 
     def credentials(self) -> grpc.ChannelCredentials | None:
         return channel_credentials(*self._tls("client").values()) if self.secure else None
@@ -92,7 +93,7 @@ class Cluster:
             env.update(
                 HOURGLASS_TLS_CERT_FILE=str(certs / "coordinator.pem"), HOURGLASS_TLS_KEY_FILE=str(certs / "coordinator.key"),
                 HOURGLASS_TLS_CLIENT_CA_FILE=str(certs / "ca.pem"), HOURGLASS_AUTH_SECRET_FILE=str(self.tmp / "jwt-secret"),
-                HOURGLASS_TOKEN=self._token(WORKER_GRANT, subject="worker"), **self._tls("worker"),
+                HOURGLASS_TOKEN=self.token(WORKER_GRANT, subject="worker"), **self._tls("worker"),
             )  # fmt: skip
         env.update(extra)
         return env

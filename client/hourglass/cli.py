@@ -394,7 +394,7 @@ def _logging(args: argparse.Namespace) -> None:
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
-    settings = _settings(args, "listen", "store", "coordination", "num_shards", "insecure", "metrics_listen")
+    settings = _settings(args, "listen", "store", "coordination", "num_shards", "insecure", "metrics_listen", "http_listen")
     _logging(args)
     from hourglass_coordinator.server import serve  # server dependencies only here
 
@@ -642,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("coordinator", help="run a coordinator replica")
     _server_flags(p, "--listen", "--store", "--coordination", "--num-shards", "--metrics-listen")
+    p.add_argument("--http", dest="http_listen", default=None,
+                   help="host:port of the web dashboard ('' for none; default $HOURGLASS_HTTP_LISTEN)")
     p.add_argument("--insecure", action="store_true", default=None,
                    help="listen beyond loopback without TLS and bearer tokens all the same (default $HOURGLASS_INSECURE)")
     p.set_defaults(handler=cmd_coordinator)

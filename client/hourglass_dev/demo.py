@@ -62,8 +62,8 @@ def _ago(t: datetime | None, now: datetime) -> str:
     return f"in {seconds:.1f}s" if seconds >= 0 else f"{-seconds:.1f}s ago"
 
 
-def render(jobs: list[hourglass.Job], runs: list[hourglass.Run], now: datetime) -> Group:
-    upcoming = Table(title="Upcoming fires", expand=True)
+def render(jobs: list[hourglass.Job], runs: list[hourglass.Run], now: datetime, dashboard: str = "") -> Group:
+    upcoming = Table(title="Upcoming fires", caption=f"and in a browser: {dashboard}" if dashboard else None, expand=True)
     for column in ("job", "executor", "state", "next fire"):
         upcoming.add_column(column)
     for job in sorted(jobs, key=lambda j: j.next_fire_time or datetime.max.replace(tzinfo=UTC)):
@@ -80,8 +80,9 @@ def render(jobs: list[hourglass.Job], runs: list[hourglass.Run], now: datetime) 
     return Group(upcoming, recent)
 
 
-async def run_demo(address: str, seconds: float, stop: asyncio.Event) -> None:
-    """Submits the samples (idempotently: a restart reuses them) and refreshes the view."""
+async def run_demo(address: str, seconds: float, stop: asyncio.Event, dashboard: str = "") -> None:
+    """Submits the samples (idempotently: a restart reuses them) and refreshes the view
+    (`dashboard`: its URL, shown with it)."""
     async with hourglass.AsyncClient(address) as client:
         jobs: list[hourglass.Job] = []
         for spec in sample_jobs(datetime.now(UTC)):
@@ -93,11 +94,11 @@ async def run_demo(address: str, seconds: float, stop: asyncio.Event) -> None:
                     await asyncio.sleep(0.2)
         loop = asyncio.get_running_loop()
         ends = loop.time() + seconds if seconds > 0 else None
-        with Live(render(jobs, [], datetime.now(UTC)), refresh_per_second=4) as live:
+        with Live(render(jobs, [], datetime.now(UTC), dashboard), refresh_per_second=4) as live:
             while not stop.is_set() and (ends is None or loop.time() < ends):
                 jobs = [await client.get(job.id) for job in jobs]
                 runs = [run for job in jobs for run in (await client.runs(job.id, page_size=RECENT_RUNS)).items]
                 runs.sort(key=lambda r: r.started_at or r.ended_at or r.due, reverse=True)
-                live.update(render(jobs, runs, datetime.now(UTC)))
+                live.update(render(jobs, runs, datetime.now(UTC), dashboard))
                 await asyncio.sleep(REFRESH_S)
         stop.set()

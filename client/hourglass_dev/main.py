@@ -24,6 +24,7 @@ log = logging.getLogger("hourglass.dev")
 DEFAULT_DB = ".hourglass/dev.db"
 # Prometheus' conventional port for an exporter of one's own; loopback only, as the API.
 DEV_METRICS = "127.0.0.1:9464"
+DEV_HTTP = "127.0.0.1:7080"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,12 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker count (default 2)")
     parser.add_argument("--metrics-listen", default=None,
                         help=f"HTTP address of /metrics and /healthz (default {DEV_METRICS}; '' for none)")
+    parser.add_argument("--http", default=None, help=f"address of the web dashboard (default {DEV_HTTP}; '' for none)")
     parser.add_argument("--demo", action="store_true", help="schedule sample jobs and show a live view")
     parser.add_argument("--demo-seconds", type=float, default=0, help="stop the demo after this long (0: run until Ctrl-C)")
 
 
 def dev_settings(args: argparse.Namespace) -> Settings:
-    base = from_env(Settings(num_shards=8, metrics_listen=DEV_METRICS))
+    base = from_env(Settings(num_shards=8, metrics_listen=DEV_METRICS, http_listen=DEV_HTTP))
     listen = args.listen or base.listen
     return replace(
         base,
@@ -46,6 +48,7 @@ def dev_settings(args: argparse.Namespace) -> Settings:
         listen=listen,
         coordinator=listen,
         metrics_listen=base.metrics_listen if args.metrics_listen is None else args.metrics_listen,
+        http_listen=base.http_listen if args.http is None else args.http,
         # One process: nothing can pause independently, so leases can be short.
         read_margin=base.read_margin,
     )
@@ -100,13 +103,16 @@ async def run(args: argparse.Namespace) -> int:
     async with embedded(settings, args.workers, stop):
         print(f"Hourglass dev is running: gRPC API on {settings.listen}, store {args.db}, {args.workers} workers.")
         print(f"  try: hourglass --coordinator {settings.listen} list")
+        dashboard = f"http://{settings.http_listen}/" if settings.http_listen else ""
+        if dashboard:
+            print(f"  dashboard: {dashboard}")
         if settings.metrics_listen:
             print(f"  metrics: http://{settings.metrics_listen}/metrics  health: http://{settings.metrics_listen}/healthz")
         demo: asyncio.Task[None] | None = None
         if args.demo:
             from hourglass_dev.demo import run_demo
 
-            demo = asyncio.create_task(run_demo(settings.listen, args.demo_seconds, stop))
+            demo = asyncio.create_task(run_demo(settings.listen, args.demo_seconds, stop, dashboard))
         try:
             await stop.wait()
         finally:

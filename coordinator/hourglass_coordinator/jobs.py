@@ -244,8 +244,10 @@ class JobsApi:
         runs = await self.list_runs(namespace, job_id, RUNS_CHECKED, "")
         return replace(job, slo_report=lateness_report(runs.items, slo))
 
-    async def list(self, namespace: str, flt: JobFilter, size: int, token: str) -> Page[Job]:
-        return await self._store.list_jobs(namespace, flt, page_size(size), token)
+    async def list(self, namespace: str, flt: JobFilter, size: int, token: str, *, newest: bool = False) -> Page[Job]:
+        """A page of the namespace's jobs: by id (ListJobs), or newest first (the dashboard)."""
+        listing = self._store.list_jobs_newest if newest else self._store.list_jobs
+        return await listing(namespace, flt, page_size(size), token)
 
     async def cancel(self, namespace: str, job_id: str) -> Job:
         job = await self._store.get_job(namespace, job_id)

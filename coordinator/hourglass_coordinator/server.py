@@ -17,6 +17,9 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from hourglass_coordinator.access import AccessInterceptor, unsecured_exposure
 from hourglass_coordinator.admission import Admission, method_kinds
 from hourglass_coordinator.cluster_api import ClusterApi
+from hourglass_coordinator.dashboard.app import Services
+from hourglass_coordinator.dashboard.lateness import LatenessWindow
+from hourglass_coordinator.dashboard.server import DashboardServer, check_exposure
 from hourglass_coordinator.guard import RequestGuard
 from hourglass_coordinator.health import Health
 from hourglass_coordinator.job_service import JobService
@@ -62,6 +65,7 @@ async def serve(
         raise ValueError(exposed)
     if exposed is not None:
         log.warning("%s; going on (--insecure)", exposed.partition(":")[0])
+    check_exposure(settings, trusted is not None)  # the dashboard's address, on the same terms
     rid = replica_id()
     started = datetime.now(UTC)
     owned = backends is None
@@ -94,7 +98,8 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
-    server = _grpc_server(settings, trusted)
+    verifier = Verifier(trusted) if trusted is not None else None
+    server = _grpc_server(settings, verifier)
     health = Health()
     await health.start()
     cluster = ClusterApi(store, leases, membership, num_shards=settings.num_shards)
@@ -112,6 +117,12 @@ async def serve(
         ops = OpsServer(settings.metrics_listen, lambda: (health.serving, "shutting down" if health.stopped else probe.why()))
         ops.start()
         log.info("metrics on http://%s/metrics, health on /healthz", settings.metrics_listen)
+    dashboard = None
+    if settings.http_listen:  # as the metrics port: one it cannot have stops the replica
+        dashboard = DashboardServer(settings, Services(api, cluster, streams.watch, LatenessWindow()), verifier)
+        await dashboard.start()
+        streams.on_recorded = dashboard.recorded
+        log.info("dashboard on %s", dashboard.url)
     await server.start()
     log.info("coordinator %s listening on %s (store %s; %s, %s)", rid, settings.listen, redact(settings.store),
              "bearer tokens required" if trusted is not None else "no authentication",
@@ -139,6 +150,8 @@ async def serve(
         log.info("coordinator %s stopping", rid)
         await health.stopping()  # before the server stops taking calls
         await server.stop(GRACE_S)
+        if dashboard is not None:
+            await dashboard.stop()
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
@@ -155,14 +168,14 @@ SERVICES = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCR
             health_pb2.DESCRIPTOR.services_by_name["Health"], reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
 
 
-def _grpc_server(settings: Settings, trusted: TrustedKeys | None) -> grpc.aio.Server:
+def _grpc_server(settings: Settings, verifier: Verifier | None) -> grpc.aio.Server:
     return grpc.aio.server(
         # Outermost first: every call is timed; calls beyond the limit are refused before
         # anything else is done; the caller is identified before its request is looked at.
         interceptors=[
             RpcMetrics(),
             Admission(settings.max_concurrent_rpcs, method_kinds(SERVICES)),
-            *([AccessInterceptor(Verifier(trusted))] if trusted is not None else []),
+            *([AccessInterceptor(verifier)] if verifier is not None else []),
             RequestGuard(),
         ],
         options=[

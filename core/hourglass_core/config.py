@@ -87,6 +87,9 @@ class Settings:
     # /healthz; empty: none. Read-only, but unauthenticated: it shows namespace and executor
     # names and counts, so keep it on loopback or a network only the scraper reaches.
     metrics_listen: str = ""
+    # Coordinator: host:port of the web dashboard (HTTPS with the coordinator's certificate when
+    # it has one; the same bearer tokens and permissions as the API); empty: none.
+    http_listen: str = ""
     # TLS (workers; the CLI and the SDK read the same variables): the CA that signed the
     # coordinators' certificates, and a client certificate and key where they ask for one.
     tls_ca_file: str = ""

@@ -35,11 +35,11 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-def split_address(listen: str) -> tuple[str, int]:
+def split_address(listen: str, setting: str = "metrics_listen", example: str = "127.0.0.1:9464") -> tuple[str, int]:
     """("host", port) of "host:port" or "[v6]:port"; ValueError naming the setting otherwise."""
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise ValueError(f"metrics_listen {listen!r}: expected host:port, e.g. 127.0.0.1:9464")
+        raise ValueError(f"{setting} {listen!r}: expected host:port, e.g. {example}")
     return host.strip("[]"), int(port)
 
 

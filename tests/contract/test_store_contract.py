@@ -104,17 +104,19 @@ async def create(store: Store, ns: str, shard: int, **fields: object) -> tuple[J
     return job, fire
 
 
-async def all_jobs(store: Store, ns: str, flt: JobFilter, size: int) -> list[Job]:
+async def all_jobs(store: Store, ns: str, flt: JobFilter, size: int, *, newest: bool = False) -> list[Job]:
+    """Every page of list_jobs (list_jobs_newest if `newest`), in order."""
+    listing = store.list_jobs_newest if newest else store.list_jobs
     found: list[Job] = []
     token = ""
     for _ in range(1000):
-        page = await store.list_jobs(ns, flt, size, token)
+        page = await listing(ns, flt, size, token)
         assert len(page.items) <= size
         found.extend(page.items)
         token = page.next_page_token
         if not token:
             return found
-    raise AssertionError("list_jobs never returned an empty page token")
+    raise AssertionError("the listing never returned an empty page token")
 
 
 async def fires_at(store: Store, fire: Fire) -> list[Fire]:
@@ -294,6 +296,40 @@ async def test_list_jobs_filters_by_state_name_prefix_and_labels(
         JobFilter(state=JobState.ACTIVE, name_prefix="etl", labels={"team": "data"})
     ) == ["etl-a"]
     assert await names(JobFilter(labels={"team": "nobody"})) == []
+
+
+async def test_list_jobs_newest_pages_newest_first_across_days_and_skip_deleted_jobs(
+    store: Store, ns: str, shard: int
+) -> None:
+    start = now()
+    # Days apart (the Cassandra index is partitioned by day), and two jobs created together.
+    ages = [timedelta(days=3), timedelta(days=1, hours=2), timedelta(days=1), timedelta(hours=1), timedelta(0),
+            timedelta(0), timedelta(seconds=1)]  # fmt: skip
+    batch = [make_job(ns, shard, name=f"n{i}", created_at=start - age) for i, age in enumerate(ages)]
+    await store.create_jobs(batch)
+    gone = batch[3][0]
+    await store.delete_job(ns, gone.id)
+    expected = sorted((job for job, _ in batch if job.id != gone.id), key=lambda j: (j.created_at, j.id), reverse=True)
+    for size in (1, 2, 50):
+        assert [j.id for j in await all_jobs(store, ns, JobFilter(), size, newest=True)] == [j.id for j in expected]
+    assert await all_jobs(store, ns + "other", JobFilter(), 5, newest=True) == []
+
+
+async def test_list_jobs_newest_filters_as_list_jobs_does(store: Store, ns: str, shard: int) -> None:
+    start = now()
+    specs = [("etl-a", JobState.ACTIVE), ("etl-b", JobState.PAUSED), ("web-a", JobState.ACTIVE), ("etl-c", JobState.ACTIVE)]
+    await store.create_jobs([make_job(ns, shard, name=n, state=st, labels={"i": str(i)}, created_at=start + i * US)
+                             for i, (n, st) in enumerate(specs)])  # fmt: skip
+
+    async def names(flt: JobFilter) -> list[str]:
+        return [j.name for j in await all_jobs(store, ns, flt, 1, newest=True)]
+
+    assert await names(JobFilter(name_prefix="etl-")) == ["etl-c", "etl-b", "etl-a"]
+    assert await names(JobFilter(state=JobState.ACTIVE)) == ["etl-c", "web-a", "etl-a"]
+    assert await names(JobFilter(labels={"i": "2"})) == ["web-a"]
+    with pytest.raises(InvalidArgument) as info:
+        await store.list_jobs_newest(ns, JobFilter(), 10, "bm9wZQ")
+    assert info.value.field == "page_token"
 
 
 async def test_list_jobs_rejects_a_token_it_did_not_hand_out(store: Store, ns: str) -> None:

@@ -76,6 +76,15 @@ class Store(Protocol):
         Raises InvalidArgument("page_token", ...) for a token this store did not hand out."""
         ...
 
+    async def list_jobs_newest(
+        self, namespace: str, flt: JobFilter, page_size: int, page_token: str
+    ) -> Page[Job]:
+        """As list_jobs, newest first (by created_at, then id, descending), from an index: a
+        page reads at most ~10 pages' worth of rows, so a sparse filter may return a short
+        (even empty) page with a token to go on. Jobs created after a page was read and newer
+        than it are not on the pages that follow."""
+        ...
+
     async def set_job_state(
         self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None, note: str = ""
     ) -> Job:

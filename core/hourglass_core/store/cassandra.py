@@ -28,6 +28,7 @@ from hourglass_core.models import Fire, Job, JobEvent, JobFilter, JobState, Name
 from hourglass_core.store import cassandra_schema as schema
 from hourglass_core.store import codec
 from hourglass_core.store.base import Checkpoint, Created
+from hourglass_core.store.cassandra_created import CreatedIndex
 from hourglass_core.store.cassandra_io import CqlSession, Row, open_session, unset_none
 from hourglass_core.store.cassandra_statements import RUN_BY_JOB_COLUMNS, Statements
 
@@ -136,6 +137,7 @@ class CassandraStore:
         self._retention_us = codec.td_us(run_retention)
         self._bucket_us = codec.td_us(bucket)
         self._prepared: Statements | None = None
+        self._created = CreatedIndex(cql, lambda: self._st, self._find_job)
 
     @classmethod
     async def connect(
@@ -187,6 +189,7 @@ class CassandraStore:
     async def migrate(self) -> int:
         version = await schema.migrate(self._cql, self._cluster, self._keyspace, self._rf)
         await self._prepare()
+        await self._created.backfill()  # once: the jobs created before version 12
         return version
 
     async def close(self) -> None:
@@ -253,6 +256,7 @@ class CassandraStore:
                 cost = _JOB_ROW_BYTES + len(job.params.data) + sum(len(k) + len(v) for k, v in job.labels.items())
                 small.append(([row], cost))
         await self._unlogged(_by_partition(pointers))
+        self._created.written([job for job, _ in jobs])
         await asyncio.gather(
             self._unlogged(_packed(small, max_groups=_PARTITIONS_PER_BATCH)), *(self._cql.execute(*r) for r in large)
         )
@@ -261,10 +265,12 @@ class CassandraStore:
         await asyncio.gather(*(self._cql.execute(_batch(BatchType.UNLOGGED, b)) for b in batches))
 
     def _job_pointers(self, job: Job, fire: Fire | None) -> list[tuple[tuple[Any, ...], tuple[Any, Sequence[Any]]]]:
-        """The rows pointing at a new job, each with its partition: listing and first fire."""
+        """The rows pointing at a new job, each with its partition: listings (by id, newest
+        first) and first fire."""
         bucket = codec.list_bucket(job.id, LIST_BUCKETS)
         rows: list[tuple[tuple[Any, ...], tuple[Any, Sequence[Any]]]] = [
-            (("jobs_by_bucket", job.namespace, bucket), (self._st.listing_insert, (job.namespace, bucket, job.id)))
+            (("jobs_by_bucket", job.namespace, bucket), (self._st.listing_insert, (job.namespace, bucket, job.id))),
+            *self._created.rows(job),
         ]
         if fire is not None:
             values = self._fire_values(fire)
@@ -335,6 +341,12 @@ class CassandraStore:
         done = bucket >= LIST_BUCKETS
         return Page(items, "" if done else codec.encode_token({"b": bucket, "a": after}))
 
+    async def list_jobs_newest(
+        self, namespace: str, flt: JobFilter, page_size: int, page_token: str
+    ) -> Page[Job]:
+        """See CreatedIndex.page."""
+        return await self._created.page(namespace, flt, page_size, page_token)
+
     async def set_job_state(
         self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None, note: str = ""
     ) -> Job:
@@ -350,10 +362,10 @@ class CassandraStore:
         pointing at no job, which readers skip (never a job missing from the listing). A
         worker's late write of a run's mirror cells is older than the deletion, so it stays
         deleted."""
-        await self.get_job(namespace, job_id)
+        job = await self.get_job(namespace, job_id)
         await self._cql.execute(self._st.job_delete, (namespace, job_id))
         bucket = codec.list_bucket(job_id, LIST_BUCKETS)
-        await self._cql.execute(self._st.listing_delete, (namespace, bucket, job_id))
+        await asyncio.gather(self._cql.execute(self._st.listing_delete, (namespace, bucket, job_id)), self._created.delete(job))
 
     async def update_job(self, job: Job, expected: Job, next_fire: Fire | None) -> Job:
         """The next fire's row first (a stale row if the update then fails: dropped as such),

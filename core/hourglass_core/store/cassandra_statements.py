@@ -69,6 +69,17 @@ CQL: dict[str, str] = {
     "listing_slice": (
         "SELECT id FROM jobs_by_bucket WHERE namespace = ? AND bucket = ? AND id > ? LIMIT ?"
     ),
+    # newest first (list_jobs_newest), and indexing the jobs created before that existed
+    "created_insert": "INSERT INTO jobs_by_created (namespace, period, created_at, id) VALUES (?, ?, ?, ?)",
+    "created_delete": "DELETE FROM jobs_by_created WHERE namespace = ? AND period = ? AND created_at = ? AND id = ?",
+    "created_slice": (
+        "SELECT created_at, id FROM jobs_by_created WHERE namespace = ? AND period = ? AND (created_at, id) < (?, ?) LIMIT ?"
+    ),
+    "period_mark": "INSERT INTO job_periods (namespace, period) VALUES (?, ?)",
+    "periods_from": "SELECT period FROM job_periods WHERE namespace = ? AND period <= ? LIMIT ?",
+    "jobs_scan": "SELECT namespace, id, created_at, token(namespace, id) AS t FROM jobs WHERE token(namespace, id) > ? LIMIT ?",
+    "data_migration_get": "SELECT name FROM data_migrations WHERE name = ?",
+    "data_migration_done": "INSERT INTO data_migrations (name, done_at) VALUES (?, ?)",
     # schedule
     "fire_put": _insert("fires", ("shard", "bucket_start") + _FIRE_COLUMNS, " USING TTL ?"),
     "fire_slice": (
@@ -135,6 +146,14 @@ class Statements:
     listing_insert: Any
     listing_delete: Any
     listing_slice: Any
+    created_insert: Any
+    created_delete: Any
+    created_slice: Any
+    period_mark: Any
+    periods_from: Any
+    jobs_scan: Any
+    data_migration_get: Any
+    data_migration_done: Any
     fire_put: Any
     fire_slice: Any
     claim: Any

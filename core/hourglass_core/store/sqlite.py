@@ -31,6 +31,9 @@ T = TypeVar("T")
 _CLAIM_SLACK_US = 3600 * 1_000_000  # as in Cassandra: claims outlive their fire rows
 
 
+_NEWEST = 2**63 - 1  # before every created_at: the first page of list_jobs_newest
+
+
 class SqliteStore:
     """The `Store` on a SQLite file (or ":memory:"). Call `migrate` before first use."""
 
@@ -160,9 +163,21 @@ class SqliteStore:
         after = codec.decode_token(page_token, {"a": str})["a"] if page_token else ""
         if page_size <= 0:
             return Page([], page_token)
-        return await self._call(self._list_jobs, namespace, flt, page_size, after)
+        return await self._call(self._list_jobs, sql.JOB_PAGE, namespace, flt, page_size, {"after": after})
 
-    def _list_jobs(self, namespace: str, flt: JobFilter, size: int, after: str) -> Page[Job]:
+    async def list_jobs_newest(
+        self, namespace: str, flt: JobFilter, page_size: int, page_token: str
+    ) -> Page[Job]:
+        """As list_jobs, by (created_at, id) descending, over the jobs_by_created index."""
+        pos = codec.decode_token(page_token, {"c": int, "a": str}) if page_token else {"c": _NEWEST, "a": ""}
+        if page_size <= 0:
+            return Page([], page_token)
+        return await self._call(self._list_jobs, sql.JOB_PAGE_NEWEST, namespace, flt, page_size,
+                                {"before": pos["c"], "after": pos["a"]})  # fmt: skip
+
+    def _list_jobs(self, query: str, namespace: str, flt: JobFilter, size: int, position: dict[str, Any]) -> Page[Job]:
+        """Pages of `query` from `position` (its keyset: "after", and "before" when newest
+        first), filtered, until `size` jobs or the budget of rows read."""
         budget = max(10 * size, 1000)
         chunk = min(max(size, 50), 500)
         items: list[Job] = []
@@ -171,20 +186,25 @@ class SqliteStore:
             "state": None if flt.state is None else flt.state.value,
             "prefix": flt.name_prefix,
         }
+        newest = "before" in position
+
+        def token() -> str:
+            return codec.encode_token({"c": position["before"], "a": position["after"]} if newest else {"a": position["after"]})
+
         while budget > 0:
             want = min(chunk, budget)
-            rows = self._db().execute(sql.JOB_PAGE, {**params, "after": after, "limit": want})
+            rows = self._db().execute(query, {**params, **position, "limit": want})
             jobs = [_job_from_row(r) for r in rows]
             budget -= len(jobs)
             for job in jobs:
-                after = job.id
+                position = {"before": codec.to_us(job.created_at), "after": job.id} if newest else {"after": job.id}
                 if flt.matches(job):
                     items.append(job)
                     if len(items) == size:
-                        return Page(items, codec.encode_token({"a": after}))
+                        return Page(items, token())
             if len(jobs) < want:
                 return Page(items)
-        return Page(items, codec.encode_token({"a": after}))
+        return Page(items, token())
 
     async def set_job_state(
         self, namespace: str, job_id: str, state: JobState, next_fire: Fire | None, note: str = ""

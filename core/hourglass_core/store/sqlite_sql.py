@@ -48,6 +48,14 @@ JOB_PAGE = (
     " ORDER BY id LIMIT :limit"
 )
 
+# Newest first: keyset pages over the jobs_by_created index.
+JOB_PAGE_NEWEST = (
+    "SELECT * FROM jobs WHERE namespace = :namespace AND (created_at, id) < (:before, :after)"
+    " AND (:state IS NULL OR state = :state)"
+    " AND substr(name, 1, length(:prefix)) = :prefix"
+    " ORDER BY created_at DESC, id DESC LIMIT :limit"
+)
+
 # The run mirror on the job: each column group takes an event only if its version (codec.
 # run_write_timestamp) is not older than the one that last wrote the group; this is exactly
 # what Cassandra's per-cell write timestamps do.
