@@ -92,7 +92,7 @@ class Cluster:
             env.update(
                 HOURGLASS_TLS_CERT_FILE=str(certs / "coordinator.pem"), HOURGLASS_TLS_KEY_FILE=str(certs / "coordinator.key"),
                 HOURGLASS_TLS_CLIENT_CA_FILE=str(certs / "ca.pem"), HOURGLASS_AUTH_SECRET_FILE=str(self.tmp / "jwt-secret"),
-                HOURGLASS_TOKEN=self._token(WORKER_GRANT, subject="worker"), **self._tls("worker"),
+                **self._tls("worker"),
             )  # fmt: skip
         env.update(extra)
         return env
@@ -129,8 +129,14 @@ class Cluster:
         self.coordinators[index] = (address, proc)
         wait_for_grpc(address, self.credentials())
 
+    def worker_token(self, worker_id: str) -> str:
+        """A worker token for `worker_id` (coordinators let it register as that worker only)."""
+        return self._token(WORKER_GRANT, subject=worker_id)
+
     def start_worker(self, worker_id: str, **extra: str) -> None:
-        self.workers[worker_id] = self._spawn(["worker"], f"{worker_id}.log", HOURGLASS_WORKER_ID=worker_id, **extra)
+        token = {"HOURGLASS_TOKEN": self.worker_token(worker_id)} if self.secure else {}
+        self.workers[worker_id] = self._spawn(["worker"], f"{worker_id}.log", HOURGLASS_WORKER_ID=worker_id,
+                                              **{**token, **extra})  # fmt: skip
 
     def kill_worker(self, worker_id: str, sig: int = signal.SIGKILL) -> None:
         proc = self.workers[worker_id]

@@ -25,6 +25,7 @@ from hourglass_coordinator.leader import Leader
 from hourglass_coordinator.metrics import RpcMetrics
 from hourglass_coordinator.presence import announce
 from hourglass_coordinator.read_cache import ReadCache
+from hourglass_coordinator.worker_identity import identify_by
 from hourglass_coordinator.worker_streams import WorkerStreams
 from hourglass_core import gc_tuning
 from hourglass_core.auth import TrustedKeys, Verifier
@@ -66,6 +67,7 @@ async def serve(
     started = datetime.now(UTC)
     owned = backends is None
     store, leases, membership = backends or await open_backends(settings)
+    verifier = Verifier(trusted) if trusted is not None else None  # one cache of verified tokens
     cache = ReadCache(settings.read_cache_ttl.total_seconds())
     streams = WorkerStreams(
         rid,
@@ -75,6 +77,7 @@ async def serve(
         heartbeat_interval=settings.heartbeat_interval,
         worker_timeout=settings.worker_timeout,
         cache=cache,
+        identify=identify_by(verifier, mutual_tls=bool(tls is not None and settings.tls_client_ca_file)),
     )
     api = JobsApi(
         store,
@@ -94,7 +97,7 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
-    server = _grpc_server(settings, trusted)
+    server = _grpc_server(settings, verifier)
     health = Health()
     await health.start()
     cluster = ClusterApi(store, leases, membership, num_shards=settings.num_shards)
@@ -155,14 +158,14 @@ SERVICES = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCR
             health_pb2.DESCRIPTOR.services_by_name["Health"], reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
 
 
-def _grpc_server(settings: Settings, trusted: TrustedKeys | None) -> grpc.aio.Server:
+def _grpc_server(settings: Settings, verifier: Verifier | None) -> grpc.aio.Server:
     return grpc.aio.server(
         # Outermost first: every call is timed; calls beyond the limit are refused before
         # anything else is done; the caller is identified before its request is looked at.
         interceptors=[
             RpcMetrics(),
             Admission(settings.max_concurrent_rpcs, method_kinds(SERVICES)),
-            *([AccessInterceptor(Verifier(trusted))] if trusted is not None else []),
+            *([AccessInterceptor(verifier)] if verifier is not None else []),
             RequestGuard(),
         ],
         options=[
