@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from benchmarks.cassandra_login import store_url
 from hourglass_core.auth import WORKER_GRANT, mint
 from hourglass_core.dev_certs import write_dev_certificates
 from hourglass_core.tls import channel_credentials, channel_credentials_from_env
@@ -45,7 +46,7 @@ class Cluster:
         "HOURGLASS_CASSANDRA_PORT", "9042"
     )
     redis: str = os.environ.get("HOURGLASS_REDIS_URL", "redis://127.0.0.1:6379/0")
-    # Appended to the store URL: e.g. "?tls_ca_file=..." to reach Cassandra over TLS.
+    # Store URL options ("name=value"): e.g. "tls_ca_file=..." to reach Cassandra over TLS.
     store_options: str = ""
     coordinators: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -81,7 +82,7 @@ class Cluster:
         env = dict(os.environ)
         env.update(
             PYTHONPATH=PYTHONPATH,
-            HOURGLASS_STORE=f"cassandra://{self.cassandra}/{self.keyspace}{self.store_options}",
+            HOURGLASS_STORE=store_url(self.cassandra, self.keyspace, [self.store_options] if self.store_options else []),
             HOURGLASS_COORDINATION=self.redis,
             HOURGLASS_REDIS_PREFIX=f"hg-{self.name}:",
             HOURGLASS_NUM_SHARDS=str(self.num_shards),
@@ -204,9 +205,3 @@ def new_cluster(tmp: Path, prefix: str, *, secure: bool = False, redis: str = ""
     if redis:
         cluster.redis = redis
     return cluster
-
-
-def cassandra_ca() -> Path:
-    """The CA of the local Cassandra's TLS certificate (scripts/services.sh writes it)."""
-    services = Path(os.environ.get("HOURGLASS_SERVICES_DIR", ROOT / ".services"))
-    return services / "cassandra" / "tls" / "ca.pem"
