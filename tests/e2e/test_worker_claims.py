@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -73,8 +74,15 @@ def test_a_worker_token_registers_only_as_the_workers_it_names_and_a_refusal_rec
     assert code == "PERMISSION_DENIED" and "register.worker_id 'w-b'" in details and "'w-a'" in details
     assert asyncio.run(_stream(cluster, "pool-*", "pool-7"))[0] == "registered"  # a fleet's token
     assert asyncio.run(_stream(cluster, "pool-*", "w-b"))[0] == "PERMISSION_DENIED"
+    # A worker of the fleet started with its token and no id takes one under the prefix.
+    cluster.workers["fleet"] = cluster._spawn(["worker"], "fleet.log", HOURGLASS_TOKEN=cluster.worker_token("pool-*"))
     with hourglass.Client(cluster.address, timeout=30) as client:
-        assert {w.id for w in client.workers()} == {"w-a", "pool-7"}
+        deadline = time.monotonic() + 60
+        while not [w for w in client.workers() if w.id.startswith("pool-") and w.id != "pool-7"]:
+            assert time.monotonic() < deadline, cluster.logs()
+            time.sleep(0.5)
+        ids = {w.id for w in client.workers()}
+        assert "w-b" not in ids and {"w-a", "pool-7"} < ids and len(ids) == 3, ids
 
 
 async def _owned_by(client: hourglass.AsyncClient, worker_id: str) -> set[int]:
