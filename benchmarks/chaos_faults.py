@@ -19,6 +19,7 @@ from typing import cast
 
 import redis
 
+from benchmarks.cassandra_login import password_file, services_dir
 from benchmarks.cluster import ROOT
 
 US = 1_000_000
@@ -99,14 +100,17 @@ class OwnRedis:
 
 class OwnCassandra:
     """A second single-node Cassandra, through scripts/services.sh with its own state folder
-    (.services/chaos) and ports; its jars are those the main instance already fetched."""
+    (chaos/ in the services folder) and ports (HOURGLASS_CHAOS_CASSANDRA_PORT, default 9142);
+    its jars are those the main instance already fetched, and its role `hourglass` has the
+    main instance's password (clients log in to both alike)."""
 
-    def __init__(self, port: int = 9142, heap: str = "1G") -> None:
+    def __init__(self, port: int = int(os.environ.get("HOURGLASS_CHAOS_CASSANDRA_PORT", "9142")), heap: str = "1G") -> None:
         self.port = port
-        self.state = ROOT / ".services" / "chaos"
+        self.state = services_dir() / "chaos"
         self.env = dict(
             os.environ,
             HOURGLASS_SERVICES_DIR=str(self.state),
+            HOURGLASS_CASSANDRA_PASSWORD_FILE=str(password_file()),
             HOURGLASS_CASSANDRA_PORT=str(port),
             HOURGLASS_CASSANDRA_STORAGE_PORT=str(port - 2042),
             HOURGLASS_CASSANDRA_JMX_PORT=str(port - 1843),
@@ -128,7 +132,7 @@ class OwnCassandra:
 
     def start(self) -> float:
         """Starts it (or reuses it if it answers) and waits for CQL; returns the seconds taken."""
-        lib, shared = self.state / "cassandra" / "lib", ROOT / ".services" / "cassandra" / "lib"
+        lib, shared = self.state / "cassandra" / "lib", services_dir() / "cassandra" / "lib"
         if not lib.exists() and shared.exists():
             lib.parent.mkdir(parents=True, exist_ok=True)
             lib.symlink_to(shared)  # no second download from Maven Central

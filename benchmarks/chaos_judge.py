@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from benchmarks.cassandra_login import cql_cluster
 from benchmarks.chaos_probe import Call
 
 US = 1_000_000
@@ -48,10 +49,7 @@ def _r(value: float | None) -> float | None:
 
 
 def checkpoint_tokens(cassandra: str, keyspace: str) -> dict[int, int]:
-    from cassandra.cluster import Cluster
-
-    host, _, port = cassandra.rpartition(":")
-    cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=20)
+    cluster = cql_cluster(cassandra)
     try:
         rows = cluster.connect().execute(f"SELECT shard, fencing_token FROM {keyspace}.checkpoints", timeout=30)
         return {row.shard: row.fencing_token for row in rows}
@@ -60,10 +58,7 @@ def checkpoint_tokens(cassandra: str, keyspace: str) -> dict[int, int]:
 
 
 def drop_keyspace(cassandra: str, keyspace: str) -> None:
-    from cassandra.cluster import Cluster
-
-    host, _, port = cassandra.rpartition(":")
-    cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=20)
+    cluster = cql_cluster(cassandra)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
     except Exception:  # noqa: BLE001 - a leftover keyspace only costs disk

@@ -37,7 +37,8 @@ NUM_SHARDS = 16
 # The cluster's settings (the defaults): targets are derived from them.
 LEADER_TTL_S = 3.0
 WORKER_TIMEOUT_S = 3.0
-OWN_REDIS_PORT = 6390
+# The scenarios' own Redis: another port per checkout that runs them at the same time.
+OWN_REDIS_PORT = int(os.environ.get("HOURGLASS_CHAOS_REDIS_PORT", "6390"))
 # The short (CI) Cassandra outage freezes the node rather than restarting it (a restart takes
 # half a minute here), for longer than the driver's 10 s request timeout, so that requests fail
 # with UNAVAILABLE rather than only wait.

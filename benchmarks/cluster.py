@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from benchmarks.cassandra_login import store_url
 from hourglass_core.auth import WORKER_GRANT, mint
 from hourglass_core.dev_certs import write_dev_certificates
 from hourglass_core.tls import channel_credentials, channel_credentials_from_env
@@ -45,7 +46,7 @@ class Cluster:
         "HOURGLASS_CASSANDRA_PORT", "9042"
     )
     redis: str = os.environ.get("HOURGLASS_REDIS_URL", "redis://127.0.0.1:6379/0")
-    # Appended to the store URL: e.g. "?tls_ca_file=..." to reach Cassandra over TLS.
+    # Store URL options ("name=value"): e.g. "tls_ca_file=..." to reach Cassandra over TLS.
     store_options: str = ""
     coordinators: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -82,7 +83,7 @@ class Cluster:
         env = dict(os.environ)
         env.update(
             PYTHONPATH=PYTHONPATH,
-            HOURGLASS_STORE=f"cassandra://{self.cassandra}/{self.keyspace}{self.store_options}",
+            HOURGLASS_STORE=store_url(self.cassandra, self.keyspace, [self.store_options] if self.store_options else []),
             HOURGLASS_COORDINATION=self.redis,
             HOURGLASS_REDIS_PREFIX=f"hg-{self.name}:",
             HOURGLASS_NUM_SHARDS=str(self.num_shards),
@@ -93,7 +94,7 @@ class Cluster:
             env.update(
                 HOURGLASS_TLS_CERT_FILE=str(certs / "coordinator.pem"), HOURGLASS_TLS_KEY_FILE=str(certs / "coordinator.key"),
                 HOURGLASS_TLS_CLIENT_CA_FILE=str(certs / "ca.pem"), HOURGLASS_AUTH_SECRET_FILE=str(self.tmp / "jwt-secret"),
-                HOURGLASS_TOKEN=self.token(WORKER_GRANT, subject="worker"), **self._tls("worker"),
+                **self._tls("worker"),
             )  # fmt: skip
         env.update(extra)
         return env
@@ -130,8 +131,14 @@ class Cluster:
         self.coordinators[index] = (address, proc)
         wait_for_grpc(address, self.credentials())
 
+    def worker_token(self, worker_id: str) -> str:
+        """A worker token for `worker_id` (coordinators let it register as that worker only)."""
+        return self.token(WORKER_GRANT, subject=worker_id)
+
     def start_worker(self, worker_id: str, **extra: str) -> None:
-        self.workers[worker_id] = self._spawn(["worker"], f"{worker_id}.log", HOURGLASS_WORKER_ID=worker_id, **extra)
+        token = {"HOURGLASS_TOKEN": self.worker_token(worker_id)} if self.secure else {}
+        self.workers[worker_id] = self._spawn(["worker"], f"{worker_id}.log", HOURGLASS_WORKER_ID=worker_id,
+                                              **{**token, **extra})  # fmt: skip
 
     def kill_worker(self, worker_id: str, sig: int = signal.SIGKILL) -> None:
         proc = self.workers[worker_id]
@@ -199,9 +206,3 @@ def new_cluster(tmp: Path, prefix: str, *, secure: bool = False, redis: str = ""
     if redis:
         cluster.redis = redis
     return cluster
-
-
-def cassandra_ca() -> Path:
-    """The CA of the local Cassandra's TLS certificate (scripts/services.sh writes it)."""
-    services = Path(os.environ.get("HOURGLASS_SERVICES_DIR", ROOT / ".services"))
-    return services / "cassandra" / "tls" / "ca.pem"

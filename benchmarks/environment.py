@@ -20,6 +20,8 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+from benchmarks.cassandra_login import cql_cluster
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("grpcio", "protobuf", "cassandra-driver", "redis", "hdrhistogram", "psutil", "matplotlib")
 
@@ -52,9 +54,7 @@ def _git(*args: str) -> str:
 
 def cassandra_version(host: str, port: int) -> str | None:
     try:
-        from cassandra.cluster import Cluster
-
-        cluster = Cluster([host], port=port, protocol_version=5, connect_timeout=5)
+        cluster = cql_cluster(f"{host}:{port}", connect_timeout=5)
         try:
             row = cluster.connect().execute("SELECT release_version FROM system.local").one()
             return str(row[0])
@@ -113,11 +113,9 @@ def describe(cassandra: str, redis_url: str) -> dict[str, Any]:
 def recorded_runs(cassandra: str, keyspace: str, job_ids: set[str] | None = None) -> list[dict[str, Any]]:
     """Every run row of `keyspace.runs_by_job` (of the jobs in `job_ids`, if given): job_id,
     due (µs), attempt, status, worker_id, started_at (µs). Reads the whole table in pages."""
-    from cassandra.cluster import Cluster
     from cassandra.query import SimpleStatement
 
-    host, _, port = cassandra.rpartition(":")
-    cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=20)
+    cluster = cql_cluster(cassandra)
     try:
         session = cluster.connect()
         statement = SimpleStatement(
@@ -132,11 +130,8 @@ def recorded_runs(cassandra: str, keyspace: str, job_ids: set[str] | None = None
 
 def drop_keyspace(cassandra: str, keyspace: str) -> None:
     """Drops a benchmark run's keyspace (best effort: a leftover keyspace costs only disk)."""
-    from cassandra.cluster import Cluster
-
-    host, _, port = cassandra.rpartition(":")
     try:
-        cluster = Cluster([host], port=int(port), protocol_version=5, connect_timeout=10)
+        cluster = cql_cluster(cassandra, connect_timeout=10)
         try:
             cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
         finally:

@@ -31,7 +31,8 @@ from typing import Any
 import grpc
 
 from benchmarks import celery_peer, environment, ghz, history, monitor, probe, report, scenarios
-from benchmarks.cluster import ROOT, Cluster, cassandra_ca, client_credentials_from_env
+from benchmarks.cassandra_login import cassandra_ca
+from benchmarks.cluster import ROOT, Cluster, client_credentials_from_env
 from benchmarks.loadgen import run_load
 from benchmarks.secured_redis import start_secured_redis
 from benchmarks.workload import spec_template
@@ -82,7 +83,7 @@ def start_cluster(args: argparse.Namespace, tmp: Path) -> Cluster:
         redis = start_secured_redis(tmp / "redis")
         atexit.register(redis.stop)
         cluster.redis = redis.url
-        cluster.store_options = f"?tls_ca_file={cassandra_ca()}"
+        cluster.store_options = f"tls_ca_file={cassandra_ca()}"
     cluster.migrate()
     for _ in range(args.coordinators):
         cluster.start_coordinator()

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export PYTHONPATH=client:core:coordinator:worker:proto
-export HOURGLASS_STORE=${HOURGLASS_STORE:-cassandra://127.0.0.1:9042/hourglass}
+# The local Cassandra authenticates: log in as the role scripts/services.sh made.
+export HOURGLASS_STORE=${HOURGLASS_STORE:-cassandra://hourglass@127.0.0.1:9042/hourglass?password_file=$PWD/.services/cassandra/hourglass.password}
 export HOURGLASS_COORDINATION=${HOURGLASS_COORDINATION:-redis://127.0.0.1:6379/0}
 export HOURGLASS_COORDINATOR=127.0.0.1:7070,127.0.0.1:7071
 logs=.hourglass/cluster

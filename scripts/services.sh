@@ -17,6 +17,11 @@
 #   HOURGLASS_CASSANDRA_HEAP          -Xms/-Xmx                         (default 1G)
 #   HOURGLASS_CASSANDRA_VERSION       cassandra-all version to fetch    (default: the pom's)
 #   HOURGLASS_CASSANDRA_START_TIMEOUT seconds to wait for CQL           (default 180)
+#   HOURGLASS_CASSANDRA_PASSWORD_FILE the role hourglass's password     (default .services/cassandra/hourglass.password)
+#
+# Cassandra authenticates: clients log in as `hourglass`, whose password scripts/cassandra_roles.py
+# writes to .services/cassandra/hourglass.password (store URL
+# cassandra://hourglass@127.0.0.1:9042/KEYSPACE?password_file=$PWD/.services/cassandra/hourglass.password).
 #   HOURGLASS_SERVICES_DIR            state folder: pid files, data, logs (default .services; a
 #                                     second instance, e.g. the chaos harness's, needs its own)
 #   PYTHON                            python with cassandra-driver      (default .venv/bin/python,
@@ -53,6 +58,9 @@ CASS_DIR="$SERVICES_DIR/cassandra"
 CASS_LIB="$CASS_DIR/lib"
 CASS_LOGDIR="$CASS_DIR/logs"
 CASS_PIDFILE="$CASS_DIR/cassandra.pid"
+# Clients log in as `hourglass` with this password (store URL: cassandra://hourglass@host/ks?password_file=..).
+# A second instance (the chaos harness's) may share the first one's, so clients log in to both alike.
+CASS_PASSWORD_FILE="${HOURGLASS_CASSANDRA_PASSWORD_FILE:-$CASS_DIR/hourglass.password}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -176,9 +184,24 @@ redis_status() {
 # Cassandra
 # --------------------------------------------------------------------------------------------
 
-# One CQL round trip (no retries); prints the release version on success.
+# One CQL round trip (no retries); prints the release version on success ("?" when the node
+# answered but refused the login: it is up, its roles are made by cassandra_roles below).
 cql_ping() {
-    "$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout 0 2>/dev/null
+    "$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout 0 --password-file "$CASS_PASSWORD_FILE" 2>/dev/null
+}
+
+# The node authenticates (PasswordAuthenticator): make the role `hourglass` its clients log in
+# as, with the password in $CASS_PASSWORD_FILE, and give the default superuser a private
+# password (idempotent; see scripts/cassandra_roles.py).
+cassandra_roles() {
+    local rc=0
+    "$PY" scripts/cassandra_roles.py --dir "$CASS_DIR" --password-file "$CASS_PASSWORD_FILE" --port "$CASS_PORT" \
+        --timeout 90 || rc=$?
+    case $rc in
+        0) ;;
+        3) log "cassandra: WARNING: the node on 127.0.0.1:$CASS_PORT does not authenticate; clients send credentials it ignores" ;;
+        *) die "cassandra: could not make the role hourglass (see above)" ;;
+    esac
 }
 
 cassandra_fetch() {
@@ -273,6 +296,13 @@ cassandra_launch() {
         "-Dcassandra.storagedir=$CASS_DIR"
         "-Dcassandra.triggers_dir=$CASS_DIR/triggers"
         "-Dcassandra-foreground=yes"
+        # The default superuser exists at once on a fresh node, not 10 s after start-up.
+        "-Dcassandra.superuser_setup_delay_ms=0"
+        # Passwords set on this node are hashed with bcrypt at 2^4 rounds, not 2^10: every new
+        # connection checks one, and at 2^10 that costs ~0.1 s of CPU (~0.5 s a session on
+        # this box) for each of the hundreds of processes a test run starts. A loopback test node;
+        # a production node keeps the default.
+        "-Dcassandra.auth_bcrypt_gensalt_log2_rounds=4"
     )
 
     # Cassandra always mlockall()s its memory. As root (CAP_IPC_LOCK) that succeeds and faults in
@@ -309,6 +339,7 @@ cassandra_start() {
     local version pid started=$SECONDS
     if version=$(cql_ping); then
         log "cassandra: reusing the node already answering CQL on 127.0.0.1:$CASS_PORT (Cassandra $version)"
+        cassandra_roles
         return 0
     fi
     if pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
@@ -320,9 +351,13 @@ cassandra_start() {
         log "cassandra: started pid $pid (logs in ${CASS_LOGDIR#"$ROOT"/}); waiting for CQL on 127.0.0.1:$CASS_PORT"
     fi
     local rc=0
-    version=$("$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout "$CASS_TIMEOUT" --pid "$pid") || rc=$?
+    version=$("$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout "$CASS_TIMEOUT" --pid "$pid" \
+        --password-file "$CASS_PASSWORD_FILE") || rc=$?
     if ((rc == 0)); then
-        log "cassandra: Cassandra $version answering CQL on 127.0.0.1:$CASS_PORT after $((SECONDS - started))s"
+        log "cassandra: answering CQL on 127.0.0.1:$CASS_PORT after $((SECONDS - started))s"
+        cassandra_roles
+        version=$(cql_ping) || version="?"
+        log "cassandra: Cassandra $version, role hourglass logs in (password in ${CASS_PASSWORD_FILE#"$ROOT"/}) after $((SECONDS - started))s"
         return 0
     fi
     cassandra_show_logs

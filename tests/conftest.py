@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.cluster import cassandra_ca
+from benchmarks.cassandra_login import cassandra_ca, password_file
 from benchmarks.secured_redis import SecuredRedis, start_secured_redis
 
 
@@ -33,17 +33,20 @@ def _require(name: str, host: str, port: int) -> None:
 def cassandra_up() -> None:
     host = os.environ.get("HOURGLASS_CASSANDRA_HOSTS", "127.0.0.1").split(",")[0]
     _require("Cassandra", host, int(os.environ.get("HOURGLASS_CASSANDRA_PORT", "9042")))
+    if not password_file().exists():  # clients log in as `hourglass` (see benchmarks.cassandra_login)
+        pytest.fail(f"{password_file()} is missing: this Cassandra was started before it authenticated; "
+                    "restart it with `make services-stop services`", pytrace=False)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def cassandra_tls(cassandra_up: None) -> str:
-    """Store URL options that reach the local Cassandra over TLS (it offers TLS on its one
-    port, verified against the CA scripts/services.sh made)."""
+    """The store URL option that reaches the local Cassandra over TLS (it offers TLS on its
+    one port, verified against the CA scripts/services.sh made)."""
     ca = cassandra_ca()
     if not ca.exists():
         pytest.fail(f"{ca} is missing: this Cassandra was started before it offered TLS; "
                     "restart it with `make services-stop services`", pytrace=False)  # fmt: skip
-    return f"?tls_ca_file={ca}"
+    return f"tls_ca_file={ca}"
 
 
 @pytest.fixture(scope="session")

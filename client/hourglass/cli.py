@@ -432,19 +432,23 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         raise ValueError("set HOURGLASS_AUTH_SECRET_FILE or HOURGLASS_AUTH_PRIVATE_KEY_FILE to sign tokens")
     permissions = [grant(ns, Role[args.role.upper()]) for ns in args.namespace or []]
     if args.worker:
+        if not args.subject:  # coordinators let a worker register only as what its subject names
+            raise ValueError("--worker needs --subject: the worker id the token is for, or a prefix ending in * "
+                             "for a fleet of workers sharing it (e.g. --subject 'etl-*')")  # fmt: skip
         permissions.append(WORKER_GRANT)
     if not permissions:
         raise ValueError("--namespace or --worker: a token must grant something")
     key_file = settings.auth_private_key_file or settings.auth_secret_file
     ttl = parse_duration(args.ttl)
-    print(mint(key_file, args.subject, permissions, ttl, datetime.now(UTC), secret=not settings.auth_private_key_file))
+    subject = args.subject or "hourglass-cli"
+    print(mint(key_file, subject, permissions, ttl, datetime.now(UTC), secret=not settings.auth_private_key_file))
     return 0
 
 
 def cmd_certs_dev(args: argparse.Namespace) -> int:
     from hourglass_core.dev_certs import write_dev_certificates
 
-    for path in write_dev_certificates(Path(args.directory), args.host or None):
+    for path in write_dev_certificates(Path(args.directory), args.host or None, args.worker_name):
         print(path)
     return 0
 
@@ -664,8 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = tokens.add_parser("create", help="print a token signed with $HOURGLASS_AUTH_SECRET_FILE or _PRIVATE_KEY_FILE")
     p.add_argument("--namespace", action="append", help="a namespace it grants the role in (repeatable; * for all)")
     p.add_argument("--role", choices=["read", "write", "admin"], default="read", help="default read")
-    p.add_argument("--worker", action="store_true", help="also grant cluster:worker (the workers' stream)")
-    p.add_argument("--subject", default="hourglass-cli", help="who the token names (sub)")
+    p.add_argument("--worker", action="store_true", help="also grant cluster:worker (the workers' stream; needs --subject)")
+    p.add_argument("--subject", help="who the token names (sub; default hourglass-cli); for a worker, the worker id "
+                   "it may register as, or a prefix ending in * for a fleet (etl-*)")
     p.add_argument("--ttl", default="24h", help="how long it is valid (default 24h)")
     p.set_defaults(handler=cmd_token_create)
     certs_parser = sub.add_parser("certs", help="certificates for TLS")
@@ -674,6 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = certs.add_parser("dev", help="write a local CA and coordinator, worker and client certificates (not for production)")
     p.add_argument("directory")
     p.add_argument("--host", action="append", help="a name or address the coordinator certificate covers (repeatable)")
+    p.add_argument("--worker-name", help="the worker id the worker certificate is for, or a prefix ending in * "
+                   "(default hourglass-worker-*)")
     p.set_defaults(handler=cmd_certs_dev)
     sub.add_parser("dev", add_help=False, help="everything in one process on SQLite (see: hourglass dev --help)")
     return parser

@@ -28,6 +28,7 @@ from hourglass_coordinator.leader import Leader
 from hourglass_coordinator.metrics import RpcMetrics
 from hourglass_coordinator.presence import announce
 from hourglass_coordinator.read_cache import ReadCache
+from hourglass_coordinator.worker_identity import identify_by
 from hourglass_coordinator.worker_streams import WorkerStreams
 from hourglass_core import gc_tuning
 from hourglass_core.auth import TrustedKeys, Verifier
@@ -70,6 +71,7 @@ async def serve(
     started = datetime.now(UTC)
     owned = backends is None
     store, leases, membership = backends or await open_backends(settings)
+    verifier = Verifier(trusted) if trusted is not None else None  # one cache of verified tokens
     cache = ReadCache(settings.read_cache_ttl.total_seconds())
     streams = WorkerStreams(
         rid,
@@ -79,6 +81,7 @@ async def serve(
         heartbeat_interval=settings.heartbeat_interval,
         worker_timeout=settings.worker_timeout,
         cache=cache,
+        identify=identify_by(verifier, mutual_tls=bool(tls is not None and settings.tls_client_ca_file)),
     )
     api = JobsApi(
         store,
@@ -98,7 +101,6 @@ async def serve(
         num_shards=settings.num_shards, ttl=settings.leader_ttl, settle=settings.worker_timeout,
         known_map=lambda: streams.shard_map, on_publish=streams.adopt,
     )  # fmt: skip
-    verifier = Verifier(trusted) if trusted is not None else None
     server = _grpc_server(settings, verifier)
     health = Health()
     await health.start()

@@ -4,6 +4,10 @@ Each replica keeps the streams of the workers connected to it, records their hea
 membership backend, writes their run events to the store (acknowledging each once durable), and
 pushes to them their part of the shard map, fire hints and halts.
 
+A stream is the worker its credentials name (worker_identity), and writes only the runs of
+fires given to it (run_ownership); anything else ends the stream, with nothing of the refused
+message written.
+
 A backend outage does not end a stream: a run event whose write fails is written again, with
 backoff, for as long as the stream is open (its worker re-sends it to whichever replica it
 reaches next otherwise), and a heartbeat that cannot be recorded is dropped (the next one
@@ -24,7 +28,9 @@ import grpc
 from hourglass_coordinator.metrics import HEARTBEATS, count_recorded, runs_recorded
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.run_counts import MinuteCount
+from hourglass_coordinator.run_ownership import flaw, foreign, strays
 from hourglass_coordinator.run_watch import RunWatch
+from hourglass_coordinator.worker_identity import Identify, refusal
 from hourglass_core import rich_status, wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
@@ -76,6 +82,7 @@ class _Connection:
         self.beat: asyncio.Task[None] | None = None  # the heartbeat being recorded
         self.runs_in_progress = 0  # as its last heartbeat said
         self.ran = MinuteCount()  # runs it finished
+        self.refused: Any = None  # a grpc.Status that ends the stream: it sent what it may not
 
     def record(self) -> WorkerInfo:
         """What a heartbeat records: who it is, and its latest figures."""
@@ -84,6 +91,11 @@ class _Connection:
 
 # Runs that did not run (and the start records of long runs) do not count as runs finished.
 _NOT_RAN = frozenset({RunStatus.RUNNING, RunStatus.SKIPPED, RunStatus.LOST})
+
+
+def _where(kind: str, index: int) -> str:
+    """The field of the stream message that carries the run event `index`."""
+    return "run_finished" if kind == "run_finished" else f"run_events.finished[{index}]"
 
 
 def _peer_host(peer: str) -> str:
@@ -102,8 +114,10 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         heartbeat_interval: timedelta,
         worker_timeout: timedelta,
         cache: ReadCache | None = None,
+        identify: Identify = lambda _context: None,
     ) -> None:
         self._replica_id = replica_id
+        self._identify = identify
         self.watch = RunWatch(lambda fire: membership.publish_hint("", fire), lambda run_id: store.get_run(run_id))
         self._cache = cache or ReadCache(0)
         self._store = store
@@ -142,6 +156,11 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         except InvalidArgument as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
+        if (denied := refusal(reg.worker_id, self._identify(context))) is not None:
+            log.warning("refused a worker stream: %s", denied)
+            await context.abort_with_status(rich_status.status(grpc.StatusCode.PERMISSION_DENIED, denied,
+                                                               field="register.worker_id"))  # fmt: skip
+            return
         info = WorkerInfo(reg.worker_id, frozenset(reg.executors), reg.capacity, self._replica_id,
                           host=reg.host or _peer_host(context.peer() or ""), started_at=started)  # fmt: skip
         self._in_background(self._register_executors(info.executors), f"executors-{info.worker_id}")
@@ -159,6 +178,8 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         try:
             async for message in self._outgoing(conn, reader):
                 yield message
+            if conn.refused is not None:
+                await context.abort_with_status(conn.refused)
         finally:
             reader.cancel()
             if self._connections.get(info.worker_id) is conn:
@@ -170,8 +191,9 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
 
     @staticmethod
     async def _outgoing(conn: _Connection, reader: asyncio.Task[None]) -> AsyncIterator[wpb.CoordinatorMessage]:
-        """What to send the worker, until its side of the stream ends: its assignment first."""
-        while not reader.done():
+        """What to send the worker, until its side of the stream ends or it is refused: its
+        assignment first."""
+        while not reader.done() and conn.refused is None:
             if conn.assignment is not None:
                 message, conn.assignment = conn.assignment, None
                 yield message
@@ -240,9 +262,12 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                     self._beat(conn)
                 elif kind in ("run_finished", "run_events"):
                     events = list(message.run_events.finished) if kind == "run_events" else [getattr(message, kind)]
+                    runs = self._vetted(conn, kind, events)
+                    if runs is None:
+                        return
                     for event in events:
                         acks.start(event.seq)
-                    task = asyncio.create_task(self._record(conn, events, acks))
+                    task = asyncio.create_task(self._record(conn, kind, [event.seq for event in events], runs, acks))
                     writes.add(task)
                     task.add_done_callback(writes.discard)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
@@ -252,12 +277,53 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             for task in writes:
                 task.cancel()
 
+    def _refuse(self, conn: _Connection, code: grpc.StatusCode, why: str, field: str) -> None:
+        log.warning("refused a message of worker %s: %s: %s", conn.info.worker_id, field, why)
+        conn.refused = rich_status.status(code, f"{field}: {why}", field=field)
+        conn.outbox.put_nowait(None)  # wakes the stream, which ends with the refusal
+
+    def _vetted(self, conn: _Connection, kind: str, events: Sequence[wpb.RunFinished]) -> list[Run] | None:
+        """The runs the events report; None (the stream refused) if one is malformed."""
+        sender = conn.info.worker_id
+        runs = []
+        for i, event in enumerate(events):
+            where = _where(kind, i)
+            try:
+                run = wire.run_from_event(event, sender, field=f"{where}.")
+            except InvalidArgument as error:
+                self._refuse(conn, grpc.StatusCode.INVALID_ARGUMENT, str(error).removeprefix(f"{error.field}: "),
+                             error.field)  # fmt: skip
+                return None
+            if (bad := flaw(run, sender)) is not None:
+                code = grpc.StatusCode.PERMISSION_DENIED if bad[0] == "worker_id" else grpc.StatusCode.INVALID_ARGUMENT
+                self._refuse(conn, code, bad[1], f"{where}.{bad[0]}")
+                return None
+            runs.append(run)
+        return runs
+
+    async def _owned(self, conn: _Connection, kind: str, runs: Sequence[Run]) -> bool:
+        """Whether every run is the sender's to write (see run_ownership); refuses the stream
+        if not. Reads the store only for runs of shards not the sender's in the map."""
+        sender, shards = conn.info.worker_id, self._num_shards
+        stray = strays(runs, sender, self.shard_map.owners, shards)
+        if not stray:
+            return True
+        whys = await until_done(lambda: asyncio.gather(*(foreign(self._store, runs[i], sender, shards) for i in stray)),
+                                warn, "ownership", "checking which worker runs were given to")  # fmt: skip
+        for i, why in zip(stray, whys, strict=True):
+            if why is not None:
+                self._refuse(conn, grpc.StatusCode.PERMISSION_DENIED, why, f"{_where(kind, i)}.run_id")
+                return False
+        return True
+
     async def _record(
-        self, conn: _Connection, events: Sequence[wpb.RunFinished], acks: AckTracker
+        self, conn: _Connection, kind: str, seqs: Sequence[int], runs: list[Run], acks: AckTracker
     ) -> None:
-        """Writes the events until they are durable (or the stream closes: this task is then
-        cancelled), then acknowledges them, in one ack."""
-        runs = [wire.run_from_event(event, conn.info.worker_id) for event in events]
+        """Writes the runs until they are durable (or the stream closes: this task is then
+        cancelled), then acknowledges their events, in one ack; writes nothing if one of them
+        is not the sender's to write."""
+        if not await self._owned(conn, kind, runs):
+            return
         await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
         self._count(conn, runs)
         count_recorded(self._recorded, runs)
@@ -265,7 +331,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
             self.on_recorded(runs)
         if self.watch.watched:
             self._in_background(self.watch.recorded(runs), "watched-runs")
-        acked = [watermark for event in events if (watermark := acks.finish(event.seq)) is not None]
+        acked = [watermark for seq in seqs if (watermark := acks.finish(seq)) is not None]
         if acked:
             conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=max(acked))))
 

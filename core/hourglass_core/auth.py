@@ -2,7 +2,8 @@
 
 A token's `permissions` claim lists grants, as Temporal's default claim mapper reads them:
 "<namespace>:read", "<namespace>:write", "<namespace>:admin" (each role includes the ones
-before it; "*" stands for every namespace) and "cluster:worker" for the workers' stream.
+before it; "*" stands for every namespace) and "cluster:worker" for the workers' stream. A
+worker token's subject names the worker it is (see `names_worker`).
 Tokens are signed with a shared secret (HS256) or a private key (RS256, ES256) and verified
 with the secret, the public key or a JWKS file. A token must carry `sub` and `exp`.
 """
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 
 WORKER_GRANT = "cluster:worker"
 ALL_NAMESPACES = "*"
+FLEET = "*"  # ends a worker name that stands for every worker id it prefixes
 LEEWAY_S = 30  # clock skew between the minting machine and the coordinators
 
 
@@ -58,6 +60,15 @@ class Caller:
     @property
     def is_worker(self) -> bool:
         return WORKER_GRANT in self.grants
+
+
+def names_worker(name: str, worker_id: str) -> bool:
+    """Whether a credential that names `name` (a token's subject, a certificate's name) may
+    register as worker `worker_id`: `name` is that id, or a prefix ending in "*" shared by a
+    fleet of workers ("etl-*": every id that starts "etl-"; "*" alone: any id)."""
+    if name.endswith(FLEET):
+        return worker_id.startswith(name[: -len(FLEET)])
+    return worker_id == name
 
 
 def grant(namespace: str, role: Role) -> str:

@@ -32,11 +32,18 @@ def _write(directory: Path, name: str, key: ec.EllipticCurvePrivateKey, cert: x5
     (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def write_dev_certificates(directory: Path, hosts: list[str] | None = None) -> list[Path]:
+# The workers the dev worker certificate is for (its common name): a fleet prefix, so workers
+# that present it register as hourglass-worker-<host>-<pid>-<random> (see hourglass_worker.identity).
+DEV_WORKER_NAME = "hourglass-worker-*"
+
+
+def write_dev_certificates(directory: Path, hosts: list[str] | None = None, worker_name: str | None = None) -> list[Path]:
     """Writes ca.pem/ca.key and coordinator, worker and client .pem/.key under `directory`;
-    the coordinator's names `hosts` (default: localhost, 127.0.0.1, ::1 and this host's name).
-    Returns the certificate files."""
+    the coordinator's names `hosts` (default: localhost, 127.0.0.1, ::1 and this host's name),
+    the worker's is `worker_name` (a coordinator with client certificates and no tokens lets
+    it register only as a worker that names). Returns the certificate files."""
     directory.mkdir(parents=True, exist_ok=True)
+    worker_name = worker_name or DEV_WORKER_NAME
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -61,7 +68,8 @@ def write_dev_certificates(directory: Path, hosts: list[str] | None = None) -> l
     for name, usage in CERTIFICATES.items():
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
-            x509.CertificateBuilder().subject_name(_name(f"hourglass-{name}")).issuer_name(ca.subject)
+            x509.CertificateBuilder().subject_name(_name(worker_name if name == "worker" else f"hourglass-{name}"))
+            .issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + VALID)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -503,30 +503,36 @@ def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
     return out
 
 
-def run_from_event(event: wpb.RunFinished, worker_id: str) -> Run:
+def run_from_event(event: wpb.RunFinished, worker_id: str, field: str = "") -> Run:
+    """The run a worker reported; raises InvalidArgument naming the field (prefixed `field`)."""
+    try:
+        status = run_status_from_pb(event.status)
+        reason = run_reason_from_pb(event.reason)
+    except errors.InvalidArgument as error:
+        raise errors.InvalidArgument(f"{field}{error.field}", str(error).removeprefix(f"{error.field}: ")) from None
     return Run(
         namespace=event.namespace,
         job_id=event.job_id,
         run_id=event.run_id,
-        due=from_ts(event.due) or datetime.now(UTC),
+        due=from_ts(event.due, True, f"{field}due") or datetime.now(UTC),
         attempt=event.attempt,
-        status=run_status_from_pb(event.status),
+        status=status,
         worker_id=event.worker_id or worker_id,
-        started_at=_opt_ts(event, "started_at"),
-        ended_at=_opt_ts(event, "ended_at"),
+        started_at=_opt_ts(event, "started_at", f"{field}started_at"),
+        ended_at=_opt_ts(event, "ended_at", f"{field}ended_at"),
         result=payload_from_pb(event.result),
         error=event.error,
-        reason=run_reason_from_pb(event.reason),
+        reason=reason,
         manual=event.manual,
-        completes=_completion(event),
+        completes=_completion(event, field),
     )
 
 
-def _completion(event: wpb.RunFinished) -> JobCompletion | None:
+def _completion(event: wpb.RunFinished, field: str) -> JobCompletion | None:
     if not event.HasField("completes_job"):
         return None
     done = event.completes_job
-    return JobCompletion(from_ts(done.decided_at) or datetime.now(UTC), done.fired)
+    return JobCompletion(from_ts(done.decided_at, True, f"{field}completes_job.decided_at") or datetime.now(UTC), done.fired)
 
 
 # -- errors -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from benchmarks.cassandra_login import cql_cluster, login, store_url
 from hourglass_core.errors import Unavailable
 from hourglass_core.store.base import Store
 
@@ -31,7 +32,7 @@ async def _open_cassandra(keyspace: str) -> Store:
     from hourglass_core.store.cassandra import CassandraStore
 
     try:
-        store = await CassandraStore.connect(CASSANDRA_HOSTS, CASSANDRA_PORT, keyspace)
+        store = await CassandraStore.connect(CASSANDRA_HOSTS, CASSANDRA_PORT, keyspace, login=login())
     except Unavailable as exc:
         pytest.fail(
             f"Cassandra is not reachable at {','.join(CASSANDRA_HOSTS)}:{CASSANDRA_PORT} "
@@ -48,9 +49,7 @@ async def _open_cassandra(keyspace: str) -> Store:
 
 
 def _drop_keyspace(keyspace: str) -> None:
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(CASSANDRA_HOSTS, port=CASSANDRA_PORT)
+    cluster = cql_cluster(f"{CASSANDRA_HOSTS[0]}:{CASSANDRA_PORT}")
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
@@ -88,8 +87,7 @@ def cassandra_keyspace() -> str:
 @pytest.fixture(scope="session")
 def cassandra_url(cassandra_keyspace: str) -> str:
     """A store URL of the session's Cassandra keyspace (for tests that open a second client)."""
-    hosts = ",".join(CASSANDRA_HOSTS)
-    return f"cassandra://{hosts}:{CASSANDRA_PORT}/{cassandra_keyspace}?rf=1"
+    return store_url(f"{','.join(CASSANDRA_HOSTS)}:{CASSANDRA_PORT}", cassandra_keyspace, ["rf=1"])
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from hourglass_coordinator.jobs import JobsApi
+from hourglass_core import claims
 from hourglass_core.firing import run_id_for
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.models import Fire, FireKind, JobSpec, JobState, OnceTrigger, Run, RunReason, RunStatus
 from hourglass_core.store.base import Store
-from hourglass_worker import claims
 from hourglass_worker.claiming import Claimer, Later, Prepared
 from hourglass_worker.shards import ShardKeeper
 

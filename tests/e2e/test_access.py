@@ -60,7 +60,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
     settings = Settings(
         store=f"sqlite:///{tmp_path / 'hg.db'}", coordination="memory://", num_shards=4, listen=address,
         coordinator=address, executors=f"record={HERE}:record", auth_secret_file=str(secret),
-        token=cluster.token(WORKER_GRANT, subject="worker"),
+        token=cluster.token(WORKER_GRANT, subject="dev-worker-1"),  # the embedded mode's worker
     )  # fmt: skip
     async with embedded(settings, workers=1):
         yield cluster
@@ -151,7 +151,7 @@ async def test_only_a_worker_token_opens_the_worker_stream(secured: Secured) -> 
 
     assert await connect(None) is grpc.StatusCode.UNAUTHENTICATED
     assert await connect(secured.token("*:admin")) is grpc.StatusCode.PERMISSION_DENIED
-    assert await connect(secured.token(WORKER_GRANT, subject="w2")) is grpc.StatusCode.OK
+    assert await connect(secured.token(WORKER_GRANT, subject="intruder")) is grpc.StatusCode.OK
 
 
 async def test_the_cluster_itself_is_read_with_read_in_every_namespace_only(secured: Secured) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import hourglass
+from benchmarks.cassandra_login import USER as CASSANDRA_USER
+from benchmarks.cassandra_login import password_file, store_url
 from benchmarks.chaos_judge import drop_keyspace
 from benchmarks.cluster import ROOT, Cluster
 from benchmarks.secured_redis import USER, SecuredRedis
@@ -75,9 +77,8 @@ def test_a_password_in_the_store_url_is_redacted_in_errors_and_the_startup_line(
 
 async def test_cassandra_over_tls_verifies_the_node_and_serves_the_same_data(cassandra_tls: str, tmp_path: Path) -> None:
     keyspace = f"hg_tls_{secrets.token_hex(4)}"
-    address = f"cassandra://{Cluster.cassandra}"
-    encrypted = await open_store(f"{address}/{keyspace}{cassandra_tls}", migrate=True)
-    plain = await open_store(f"{address}/{keyspace}")
+    encrypted = await open_store(store_url(Cluster.cassandra, keyspace, [cassandra_tls]), migrate=True)
+    plain = await open_store(store_url(Cluster.cassandra, keyspace))
     try:
         assert encrypted._cluster.ssl_context is not None  # type: ignore[attr-defined]
         job, _ = make_job("tls", 0, name="over-tls", next_fire_time=None)
@@ -86,8 +87,42 @@ async def test_cassandra_over_tls_verifies_the_node_and_serves_the_same_data(cas
     finally:
         await plain.close()
         await encrypted.close()
-        drop_keyspace(address.removeprefix("cassandra://"), keyspace)
+        drop_keyspace(Cluster.cassandra, keyspace)
     other_ca = tmp_path / "other"
     write_dev_certificates(other_ca)
     with pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
-        await open_store(f"{address}/{keyspace}?tls_ca_file={other_ca / 'ca.pem'}")
+        await open_store(store_url(Cluster.cassandra, keyspace, [f"tls_ca_file={other_ca / 'ca.pem'}"]))
+
+
+async def test_cassandra_lets_in_its_role_with_the_right_password_only_and_says_so_naming_no_password(
+    cassandra_up: None, tmp_path: Path,
+) -> None:
+    """The test suite's node authenticates (PasswordAuthenticator, scripts/services.sh): no
+    login, a wrong password or an unknown user is refused as Unavailable with the node's
+    reason, naming neither password; the role hourglass with its password gets in."""
+    keyspace = f"hg_login_{secrets.token_hex(4)}"
+    right = password_file().read_text().strip()
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password-" + secrets.token_hex(8))
+    refused = {
+        "no login": (f"cassandra://{Cluster.cassandra}/{keyspace}", "requires authentication"),
+        "a wrong password": (f"cassandra://{CASSANDRA_USER}@{Cluster.cassandra}/{keyspace}?password_file={wrong}", "incorrect"),
+        "an unknown user": (f"cassandra://nobody:{right}@{Cluster.cassandra}/{keyspace}", "incorrect"),
+    }
+    for what, (url, reason) in refused.items():
+        try:
+            await (await open_store(url)).close()
+        except Unavailable as error:
+            message = str(error)
+        else:
+            raise AssertionError(f"{what}: let in; a node started before it authenticated? `make services-stop services`")
+        assert reason in message, f"{what}: {message}"
+        assert right not in message and wrong.read_text() not in message, what
+    store = await open_store(store_url(Cluster.cassandra, keyspace), migrate=True)
+    try:
+        job, _ = make_job("login", 0, name="logged-in", next_fire_time=None)
+        await store.create_jobs([(job, None)])
+        assert (await store.get_job("login", job.id)).name == "logged-in"
+    finally:
+        await store.close()
+        drop_keyspace(Cluster.cassandra, keyspace)

@@ -17,6 +17,8 @@ from benchmarks.cluster import free_port
 from hourglass import cli
 from hourglass_core.config import Settings
 from hourglass_dev.main import embedded
+from hourglass_pb.v1 import worker_pb2 as wpb
+from hourglass_pb.v1 import worker_pb2_grpc
 
 HERE = __name__
 
@@ -28,7 +30,7 @@ async def record(ctx: object) -> str:
 @pytest.fixture
 async def mtls(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     certs = tmp_path / "certs"
-    assert cli.main(["certs", "dev", str(certs)]) == 0
+    assert cli.main(["certs", "dev", str(certs), "--worker-name", "dev-worker-*"]) == 0  # the embedded workers
     address = f"127.0.0.1:{free_port()}"
     settings = Settings(
         store=f"sqlite:///{tmp_path / 'hg.db'}", coordination="memory://", num_shards=4, listen=address,
@@ -89,3 +91,29 @@ async def test_plaintext_a_missing_client_certificate_or_another_ca_is_turned_aw
             with pytest.raises(hourglass.Unavailable):
                 await client.list()
                 raise AssertionError(f"{what}: let in")
+
+
+async def test_without_tokens_a_worker_registers_only_as_what_its_client_certificate_names(
+    mtls: tuple[str, Path],
+) -> None:
+    address, certs = mtls
+    worker = grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes(), (certs / "worker.key").read_bytes(),
+                                          (certs / "worker.pem").read_bytes())  # fmt: skip
+
+    async def register(worker_id: str) -> grpc.StatusCode | str:
+        hello = wpb.WorkerMessage(register=wpb.Register(worker_id=worker_id, executors=["record"], capacity=1))
+        async with grpc.aio.secure_channel(address, worker) as channel:
+            call = worker_pb2_grpc.WorkerServiceStub(channel).Connect(iter([hello]))
+            try:
+                async for message in call:
+                    return message.WhichOneof("kind")
+            except grpc.aio.AioRpcError as error:
+                assert "register.worker_id" in (error.details() or "")
+                return error.code()
+        return grpc.StatusCode.OK
+
+    assert await register("intruder") is grpc.StatusCode.PERMISSION_DENIED  # the certificate says dev-worker-*
+    assert await register("dev-worker-9") == "registered"
+    async with _client(address, hourglass.tls_credentials(str(certs / "ca.pem"), str(certs / "client.pem"),
+                                                         str(certs / "client.key"))) as client:  # fmt: skip
+        assert "intruder" not in {w.id for w in await client.workers()}

@@ -150,11 +150,16 @@ def test_token_create_prints_a_token_the_coordinator_accepts(
     secret_file: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("HOURGLASS_AUTH_SECRET_FILE", secret_file)
-    argv = ["token", "create", "--namespace", "billing", "--namespace", "ops", "--role", "write", "--worker", "--ttl", "2h"]
+    argv = ["token", "create", "--namespace", "billing", "--namespace", "ops", "--role", "write", "--worker",
+            "--subject", "etl-*", "--ttl", "2h"]  # fmt: skip
     assert cli.main(argv) == 0
     token = capsys.readouterr().out.strip()
     caller = Verifier(TrustedKeys.load(secret_file=secret_file) or TrustedKeys()).caller(f"Bearer {token}")
     assert caller.grants == {"billing:write", "ops:write", "cluster:worker"}
+    assert caller.subject == "etl-*"
+    # A worker token names the workers it is for: no default subject for one.
+    assert cli.main(["token", "create", "--worker"]) == cli.EXIT_INVALID
+    assert "--subject" in capsys.readouterr().err
     monkeypatch.delenv("HOURGLASS_AUTH_SECRET_FILE")
     assert cli.main(["token", "create", "--namespace", "billing"]) == cli.EXIT_INVALID
     assert "HOURGLASS_AUTH_SECRET_FILE" in capsys.readouterr().err

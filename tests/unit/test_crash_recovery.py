@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hourglass_core import errors, wire
+from hourglass_core import claims, errors, wire
 from hourglass_core.firing import WORKER_LOST_EXTRA_ATTEMPTS, after_worker_lost
 from hourglass_core.models import (
     CronTrigger,
@@ -31,7 +31,7 @@ from hourglass_core.models import (
     WorkerLostPolicy,
 )
 from hourglass_pb.v1 import jobs_pb2 as pb
-from hourglass_worker import begun, claims
+from hourglass_worker import begun
 from hourglass_worker.begun import BegunMark
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hourglass_core import claims
 from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.leases.base import Lease
 from hourglass_core.leases.memory import MemoryLeases
 from hourglass_core.models import Fire
-from hourglass_worker import claims
 from hourglass_worker.book import ShardBook
 from hourglass_worker.claiming import Later
 from hourglass_worker.fencing import Fence

@@ -7,13 +7,15 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from hourglass_coordinator.run_counts import MinuteCount
 from hourglass_coordinator.worker_streams import AckTracker, WorkerStreams, _Connection, _peer_host
 from hourglass_core import wire
-from hourglass_core.leases.base import WorkerInfo
+from hourglass_core.firing import run_id_for
+from hourglass_core.leases.base import ShardMap, WorkerInfo
 from hourglass_core.leases.memory import MemoryMembership
 from hourglass_core.models import Fire, Payload, Run, RunReason, RunStatus
 from hourglass_pb.v1 import worker_pb2 as wpb
@@ -176,6 +178,20 @@ async def test_an_assignment_goes_to_the_worker_ahead_of_queued_acks_and_hints()
         await asyncio.wait_for(anext(outgoing), 1)
 
 
+def _run(n: int, status: RunStatus, worker_id: str = "w1", **more: Any) -> Run:
+    """Run `n` of job d/j (a fire of its own), reported by w1."""
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(microseconds=n)
+    return Run("d", "j", run_id_for("d", "j", due, 1), due, 1, status, worker_id, **more)
+
+
+def _streams(store: Any, membership: MemoryMembership | None = None) -> WorkerStreams:
+    """A servicer whose shard map gives every shard to w1 (it may write runs of job j)."""
+    streams = WorkerStreams("replica", store, membership or MemoryMembership(), num_shards=4,
+                            heartbeat_interval=timedelta(seconds=1), worker_timeout=timedelta(seconds=3))  # fmt: skip
+    streams.adopt(ShardMap(1, dict.fromkeys(range(4), "w1")))
+    return streams
+
+
 class _RecordingStore:
     def __init__(self) -> None:
         self.writes: list[list[str]] = []
@@ -186,12 +202,11 @@ class _RecordingStore:
 
 async def test_a_message_of_many_run_events_is_written_together_and_acknowledged_once() -> None:
     store = _RecordingStore()
-    streams = WorkerStreams("replica", store, MemoryMembership(), num_shards=4,  # type: ignore[arg-type]
-                            heartbeat_interval=timedelta(seconds=1), worker_timeout=timedelta(seconds=3))
+    streams = _streams(store)
     conn = _Connection(WorkerInfo("w1", frozenset({"echo"}), 8, "replica"))
     now = datetime.now(UTC)
-    events = [wire.run_finished_to_pb(Run("d", "j", f"r{n}", now, 1, RunStatus.SUCCEEDED, "w1", now, now), n + 1)
-              for n in range(3)]
+    runs = [_run(n, RunStatus.SUCCEEDED, started_at=now, ended_at=now) for n in range(3)]
+    events = [wire.run_finished_to_pb(run, n + 1) for n, run in enumerate(runs)]
 
     async def messages() -> AsyncIterator[wpb.WorkerMessage]:
         yield wpb.WorkerMessage(run_events=wpb.RunEvents(finished=events))
@@ -200,7 +215,7 @@ async def test_a_message_of_many_run_events_is_written_together_and_acknowledged
     reader = asyncio.create_task(streams._read(conn, messages()))
     ack = await asyncio.wait_for(conn.outbox.get(), 5)
     reader.cancel()
-    assert store.writes == [["r0", "r1", "r2"]]
+    assert store.writes == [[run.run_id for run in runs]]
     assert ack is not None and ack.WhichOneof("kind") == "ack" and ack.ack.seq == 3
     assert conn.outbox.empty()
 
@@ -223,15 +238,14 @@ def test_a_minute_count_forgets_what_is_a_minute_old() -> None:
 async def test_a_stream_counts_the_runs_its_worker_finished_and_notes_runs_lost_against_their_worker() -> None:
     membership = MemoryMembership()
     await membership.heartbeat(WorkerInfo("dead-w"), timedelta(seconds=30))
-    streams = WorkerStreams("replica", _RecordingStore(), membership, num_shards=4,  # type: ignore[arg-type]
-                            heartbeat_interval=timedelta(seconds=1), worker_timeout=timedelta(seconds=3))
+    streams = _streams(_RecordingStore(), membership)
     conn = _Connection(WorkerInfo("w1", frozenset({"echo"}), 8, "replica"))
     now = datetime.now(UTC)
-    runs = [Run("d", "j", "ok", now, 1, RunStatus.SUCCEEDED, "w1", now, now),
-            Run("d", "j", "failed", now, 1, RunStatus.FAILED, "w1", now, now),
-            Run("d", "j", "skipped", now, 1, RunStatus.SKIPPED, "w1", ended_at=now, reason=RunReason.OVERLAP),
-            Run("d", "j", "started", now, 1, RunStatus.RUNNING, "w1", now),
-            Run("d", "j", "cut-off", now, 1, RunStatus.LOST, "dead-w", ended_at=now, reason=RunReason.WORKER_LOST)]
+    runs = [_run(0, RunStatus.SUCCEEDED, started_at=now, ended_at=now),
+            _run(1, RunStatus.FAILED, started_at=now, ended_at=now),
+            _run(2, RunStatus.SKIPPED, ended_at=now, reason=RunReason.OVERLAP),
+            _run(3, RunStatus.RUNNING, started_at=now),
+            _run(4, RunStatus.LOST, "dead-w", ended_at=now, reason=RunReason.WORKER_LOST)]
     events = [wire.run_finished_to_pb(run, n + 1) for n, run in enumerate(runs)]
 
     async def messages() -> AsyncIterator[wpb.WorkerMessage]:

@@ -26,6 +26,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from hourglass_core import claims
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import JobNotFound, RunNotFound
@@ -42,7 +43,6 @@ from hourglass_core.firing import (
 from hourglass_core.leases.base import Membership
 from hourglass_core.models import Fire, FireKind, Job, JobCompletion, JobState, Run, RunReason, RunStatus
 from hourglass_core.store.base import Store
-from hourglass_worker import claims
 from hourglass_worker.link import CoordinatorLink
 from hourglass_worker.metrics import RUNS_LOST, RUNS_RECOVERED, RUNS_RETRIED
 from hourglass_worker.shards import SAFE_FRACTION, ShardKeeper

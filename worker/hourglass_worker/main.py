@@ -6,8 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
-import uuid
 
 from hourglass_core import gc_tuning
 from hourglass_core.backends import Backends, open_backends
@@ -16,6 +14,7 @@ from hourglass_core.ops_http import OpsServer
 from hourglass_core.probe import BackendProbe
 from hourglass_worker.executors import load_executors
 from hourglass_worker.http_executor import HttpExecutor, HttpPolicy
+from hourglass_worker.identity import credential_name, unique_suffix, worker_id_for
 from hourglass_worker.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -27,8 +26,9 @@ def _health(worker: Worker, probe: BackendProbe) -> tuple[bool, str]:
     return not why, "; ".join(why)
 
 
-def new_worker_id() -> str:
-    return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+def new_worker_id(settings: Settings) -> str:
+    """An id its credentials allow (see identity), unique to this process where they name a fleet."""
+    return worker_id_for(credential_name(settings.token, settings.tls_client_cert_file), unique_suffix())
 
 
 async def run_worker(
@@ -50,7 +50,7 @@ async def run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    worker = Worker(settings.worker_id or new_worker_id(), settings, store, leases, membership, executors)
+    worker = Worker(settings.worker_id or new_worker_id(settings), settings, store, leases, membership, executors)
     probe, ops = BackendProbe({"store": store.ping}), None
     if settings.metrics_listen:
         ops = OpsServer(settings.metrics_listen, lambda: _health(worker, probe))
