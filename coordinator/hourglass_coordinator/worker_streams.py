@@ -25,17 +25,19 @@ from hourglass_coordinator.metrics import HEARTBEATS, count_recorded, runs_recor
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.run_counts import MinuteCount
 from hourglass_coordinator.run_watch import RunWatch
-from hourglass_core import rich_status, wire
+from hourglass_core import logs, rich_status, wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import InvalidArgument
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
 from hourglass_core.models import Fire, FireKind, Run, RunStatus
+from hourglass_core.sharding import shard_of
 from hourglass_core.store.base import Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("hourglass_coordinator.trace")  # a line per run recorded, when on
 warn = RateLimitedLog(log)
 SHARD_MAP_POLL_S = 0.1
 
@@ -256,6 +258,11 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         cancelled), then acknowledges them, in one ack."""
         runs = [wire.run_from_event(event, conn.info.worker_id) for event in events]
         await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
+        if trace.isEnabledFor(logging.DEBUG):  # its fields only when it is on
+            for run, event in zip(runs, events, strict=True):
+                trace.debug("run %s of job %s recorded: %s", run.run_id, run.job_id, run.status.value,
+                          extra=logs.fire_fields(run.job_id, run.run_id, shard_of(run.job_id, self._num_shards),
+                                                 run.worker_id, event.fencing_token, run.due))  # fmt: skip
         self._count(conn, runs)
         count_recorded(self._recorded, runs)
         if self.watch.watched:
