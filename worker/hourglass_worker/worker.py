@@ -28,7 +28,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hourglass_core import logs, wire
+from hourglass_core import logs, tracing, wire
 from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
@@ -156,6 +156,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._fire_metrics = fire_metrics()
+        self._spans = tracing.run_spans("hourglass-worker", worker_id)  # None unless OTEL_* turn tracing on
         self._past_due = 0  # this worker's part of the gauge (a process may run several)
         self.link = CoordinatorLink(
             settings.coordinator.split(","),
@@ -576,8 +577,10 @@ class Worker:
         if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
         counts.outcomes[status].inc()
-        return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error),
-                                      prepared.token)  # fmt: skip
+        finished = replace(run, status=status, ended_at=ended, result=result, error=error)
+        if self._spans is not None:
+            self._spans.record(job, finished, fire.shard, prepared.token)
+        return self.link.run_finished(finished, prepared.token)
 
     def _refused(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
         """A fire whose executor its namespace's policy does not allow (narrowed after the job

@@ -58,7 +58,7 @@ JOB_COLUMNS: tuple[str, ...] = (
     "timeout_us", "retry_max_attempts", "retry_initial_backoff_us", "retry_max_backoff_us",
     "retry_multiplier", "misfire_policy", "misfire_grace_us", "overlap_policy",
     "labels", "idempotency_key", "state", "created_at", "shard", "next_fire_time", "on_worker_lost",
-    "trigger_dst_gap", "trigger_dst_repeat", "catchup_window_us", "jitter_us", "max_fires", "note",
+    "trigger_dst_gap", "trigger_dst_repeat", "catchup_window_us", "jitter_us", "max_fires", "note", "traceparent",
 )  # fmt: skip
 
 RUN_COLUMNS: tuple[str, ...] = (
@@ -173,6 +173,7 @@ def job_columns(job: Job) -> dict[str, Any]:
         "jitter_us": td_us(opts.jitter) or None,
         "max_fires": opts.max_fires or None,
         "note": job.note or None,
+        "traceparent": job.traceparent or None,
         "labels": dict(job.labels),
         "idempotency_key": job.idempotency_key,
         "state": job.state.value,
@@ -242,6 +243,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         version=row.get("version") or 1,  # no cell: never updated
         fired=row.get("fired") or 0,
         note=row.get("note") or "",
+        traceparent=row.get("traceparent") or "",
     )
 
 
@@ -252,7 +254,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
 # third less per submit and per job read. Rows written before (no spec cell) read as before.
 NARROW_COLUMNS: tuple[str, ...] = (
     "namespace", "id", "params_data", "params_content_type", "idempotency_key", "state", "created_at", "shard",
-    "next_fire_time", "note",
+    "next_fire_time", "note", "traceparent",
 )  # fmt: skip
 SPEC_COLUMNS: tuple[str, ...] = tuple(c for c in JOB_COLUMNS if c not in NARROW_COLUMNS)
 # What UpdateJob writes of a narrow row (the version cell too).
@@ -277,7 +279,8 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
 
 # Set by UpdateJob (the job's id, namespace, executor, key, creation and shard never change).
 UPDATE_COLUMNS: tuple[str, ...] = tuple(
-    c for c in JOB_COLUMNS if c not in ("namespace", "id", "executor", "idempotency_key", "created_at", "shard")
+    c for c in JOB_COLUMNS
+    if c not in ("namespace", "id", "executor", "idempotency_key", "created_at", "shard", "traceparent")
 ) + ("version",)
 
 
