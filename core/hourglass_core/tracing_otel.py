@@ -95,9 +95,9 @@ class RunSpans:
     measured, so nothing is added between the due time and the executor's call), as a child of
     the span that submitted the job when the job carries one."""
 
-    def __init__(self, worker_id: str) -> None:
+    def __init__(self, worker_id: str, provider: trace.TracerProvider | None = None) -> None:
         self._worker_id = worker_id
-        self._tracer = trace.get_tracer("hourglass_worker")
+        self._tracer = trace.get_tracer("hourglass_worker", tracer_provider=provider)  # default: the global one
 
     def record(self, job: Job, run: Run, shard: int, token: int) -> None:
         parent = _PROPAGATOR.extract({"traceparent": job.traceparent}) if job.traceparent else None

@@ -16,7 +16,6 @@ import pytest
 
 import hourglass
 from benchmarks.cluster import PYTHONPATH, ROOT, Cluster
-from hourglass_core import tracing
 from tests.e2e.otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
 from tests.e2e.workload import now, wait_for_executor
 
@@ -76,11 +75,3 @@ def test_one_trace_spans_the_sdk_submit_the_coordinator_and_the_run_it_causes(re
     # Nothing but this one trace and the worker's stream: health probes are not traced.
     assert not [s for s in spans if "grpc.health" in s.name]
 
-
-def test_tracing_is_off_without_otel_variables() -> None:
-    assert not tracing.wanted({})
-    assert not tracing.wanted({"OTEL_SERVICE_NAME": "x"})
-    assert not tracing.wanted({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"})
-    assert not tracing.wanted({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"})
-    assert tracing.wanted({"OTEL_TRACES_EXPORTER": "otlp"})
-    assert tracing.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
