@@ -102,3 +102,27 @@ def test_rate_limited_warning_builds_its_fields_only_for_lines_written(restored_
         warn.warning("k", "failed", fields=fields)
     assert len(built) == 1
     assert json.loads(out.getvalue().splitlines()[0])["token"] == 7
+
+
+def test_log_format_flag_of_the_servers_overrides_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hourglass import cli
+
+    monkeypatch.setenv("HOURGLASS_LOG_FORMAT", "json")
+    for command in ("coordinator", "worker"):
+        assert cli._settings(cli.build_parser().parse_args([command]), "log_format").log_format == "json"
+        flagged = cli.build_parser().parse_args([command, "--log-format", "console"])
+        assert cli._settings(flagged, "log_format").log_format == "console"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["worker", "--log-format", "xml"])
+
+
+def test_hourglass_dev_takes_the_log_format_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from hourglass_dev.main import add_arguments, dev_settings
+
+    monkeypatch.delenv("HOURGLASS_LOG_FORMAT", raising=False)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert dev_settings(parser.parse_args([])).log_format == "console"
+    assert dev_settings(parser.parse_args(["--log-format", "json"])).log_format == "json"
