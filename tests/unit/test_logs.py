@@ -126,3 +126,17 @@ def test_hourglass_dev_takes_the_log_format_flag(monkeypatch: pytest.MonkeyPatch
     add_arguments(parser)
     assert dev_settings(parser.parse_args([])).log_format == "console"
     assert dev_settings(parser.parse_args(["--log-format", "json"])).log_format == "json"
+
+
+def test_the_chaos_judge_reads_a_lease_line_as_the_console_format_writes_it(restored_logging: None) -> None:
+    from benchmarks.chaos_scenarios import lease_taken
+
+    out = io.StringIO()
+    logs.configure("info", "console", out)
+    before = datetime.now(UTC).timestamp()
+    logging.getLogger("hourglass_worker.worker").info("worker %s owns shard %d (token %d)", "w-2", 17, 40,
+                                                     extra={"shard": 17, "worker": "w-2", "token": 40})  # fmt: skip
+    parsed = lease_taken(out.getvalue().splitlines()[0])
+    assert parsed is not None and parsed[:3] == ("w-2", 17, 40)
+    assert abs(parsed[3] / 1e6 - before) < 5
+    assert lease_taken("2026-12-06T10:00:00Z [info] worker w-2 released shard 17 [hourglass_worker.worker]") is None
