@@ -244,16 +244,25 @@ def _leases_taken_again(run: Run, worker: str, after_us: int) -> list[tuple[int,
     seen = {(shard, token) for snap in run.watch.history if snap.at_us >= after_us
             for shard, (owner, token) in snap.shards.items() if owner == worker}
     taken = []
-    line = re.compile(r"^(\S+ \S+) INFO hourglass_worker\.worker: worker (\S+) owns shard (\d+) \(token (\d+)\)")
     for text in (run.cluster.tmp / f"{worker}.log").read_text(errors="replace").splitlines():
-        m = line.match(text)
-        if m is None or m[2] != worker or (int(m[3]), int(m[4])) not in seen:
+        lease = lease_taken(text)
+        if lease is None or lease[0] != worker or lease[1:3] not in seen:
             continue
-        at = datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").astimezone()  # the log's local time
-        at_us = round(at.timestamp() * US)
-        if at_us >= after_us:
-            taken.append((int(m[3]), at_us))
+        if lease[3] >= after_us:
+            taken.append((lease[1], lease[3]))
     return taken
+
+
+_LEASE_TAKEN = re.compile(r"^(\S+) \[info\] worker (\S+) owns shard (\d+) \(token (\d+)\)")
+
+
+def lease_taken(line: str) -> tuple[str, int, int, int] | None:
+    """(worker, shard, token, when in µs) of a worker's "owns shard N (token T)" log line, as
+    the default (console) log format writes it; None for any other line."""
+    m = _LEASE_TAKEN.match(line)
+    if m is None:
+        return None
+    return m[2], int(m[3]), int(m[4]), round(datetime.fromisoformat(m[1]).timestamp() * US)
 
 
 def sigstop_checks(run: Run, fault: int, facts: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, bool]:

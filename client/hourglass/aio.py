@@ -29,6 +29,7 @@ from hourglass_core.models import (
     Trigger,
 )
 from hourglass_core.tls import channel_credentials_from_env
+from hourglass_core.tracing import aio_client_interceptors
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -63,10 +64,11 @@ class AsyncClient:
         self.target = target
         self._timeout = timeout
         self._retry = retry or CallRetry()
+        traced = aio_client_interceptors() or None  # a client span per call when OTEL_* turn tracing on
         self._channel = (
-            grpc.aio.secure_channel(target, credentials, options=channel_options)
+            grpc.aio.secure_channel(target, credentials, options=channel_options, interceptors=traced)
             if credentials is not None
-            else grpc.aio.insecure_channel(target, options=channel_options)
+            else grpc.aio.insecure_channel(target, options=channel_options, interceptors=traced)
         )
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
 

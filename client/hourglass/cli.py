@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import importlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -385,17 +384,18 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
     return with_overrides(from_env(), **{n: getattr(args, n, None) for n in names})
 
 
-def _logging(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if os.environ.get("HOURGLASS_TRACE"):
-        # Every fire's way through a worker (take, prepare outcome, start, finish), without
-        # the driver's debug output that --log-level debug would add.
-        logging.getLogger("hourglass_worker.trace").setLevel(logging.DEBUG)
+def _logging(args: argparse.Namespace, settings: Settings) -> None:
+    from hourglass_core import logs  # structlog: a server dependency
+
+    logs.configure(args.log_level, settings.log_format)
+    if os.environ.get("HOURGLASS_TRACE_FIRES") or os.environ.get("HOURGLASS_TRACE"):  # the older name too
+        logs.trace_fires()
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
-    settings = _settings(args, "listen", "store", "coordination", "num_shards", "insecure", "metrics_listen", "http_listen")
-    _logging(args)
+    settings = _settings(args, "listen", "store", "coordination", "num_shards", "insecure", "metrics_listen", "http_listen",
+                         "log_format")
+    _logging(args, settings)
     from hourglass_coordinator.server import serve  # server dependencies only here
 
     asyncio.run(serve(settings))
@@ -404,8 +404,8 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args, "coordinator", "store", "coordination", "capacity", "executors", "worker_id",
-                         "metrics_listen")  # fmt: skip
-    _logging(args)
+                         "metrics_listen", "log_format")  # fmt: skip
+    _logging(args, settings)
     from hourglass_worker.main import run_worker  # server dependencies only here
 
     asyncio.run(run_worker(settings))
@@ -506,6 +506,8 @@ def _server_flags(p: argparse.ArgumentParser, *flags: str) -> None:
                        help=helps[flag] + f" (default $HOURGLASS_{flag[2:].upper().replace('-', '_')})")
     p.add_argument("--log-level", default=os.environ.get("HOURGLASS_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["console", "json"], default=None,
+                   help="log lines as text or one JSON object per line (default $HOURGLASS_LOG_FORMAT or console)")
 
 
 def _trigger_flags(p: argparse.ArgumentParser, *, required: bool) -> None:

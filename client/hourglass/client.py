@@ -28,6 +28,7 @@ from hourglass_core.models import (
     Trigger,
 )
 from hourglass_core.tls import channel_credentials_from_env
+from hourglass_core.tracing import traced_channel
 from hourglass_pb.v1 import jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -72,7 +73,7 @@ class Client:
         self.target = target
         self._timeout = timeout
         self._retry = retry or CallRetry()
-        self._channel = (
+        self._channel = traced_channel(  # a client span per call when the OTEL_* variables turn tracing on
             grpc.secure_channel(target, credentials, options=channel_options)
             if credentials is not None
             else grpc.insecure_channel(target, options=channel_options)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hourglass_coordinator.server import serve
+from hourglass_core import logs
 from hourglass_core.config import Settings, from_env
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.store.factory import open_store
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-listen", default=None,
                         help=f"HTTP address of /metrics and /healthz (default {DEV_METRICS}; '' for none)")
     parser.add_argument("--http", default=None, help=f"address of the web dashboard (default {DEV_HTTP}; '' for none)")
+    parser.add_argument("--log-format", choices=["console", "json"], default=None,
+                        help="log lines as text or one JSON object per line (default $HOURGLASS_LOG_FORMAT or console)")
     parser.add_argument("--demo", action="store_true", help="schedule sample jobs and show a live view")
     parser.add_argument("--demo-seconds", type=float, default=0, help="stop the demo after this long (0: run until Ctrl-C)")
 
@@ -49,6 +52,7 @@ def dev_settings(args: argparse.Namespace) -> Settings:
         coordinator=listen,
         metrics_listen=base.metrics_listen if args.metrics_listen is None else args.metrics_listen,
         http_listen=base.http_listen if args.http is None else args.http,
+        log_format=args.log_format or base.log_format,
         # One process: nothing can pause independently, so leases can be short.
         read_margin=base.read_margin,
     )
@@ -123,11 +127,8 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO if not args.demo else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        logs.configure("warning" if args.demo else "info", dev_settings(args).log_format)
         return asyncio.run(run(args))
     except (ValueError, OSError) as error:  # a setting it cannot start with, a port it cannot have
         print(f"error: {error}", file=sys.stderr)

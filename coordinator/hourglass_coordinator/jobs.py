@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hourglass_coordinator.read_cache import ReadCache
+from hourglass_core import tracing
 from hourglass_core.backfill import backfill_fires, occurrences
 from hourglass_core.coalesce import Coalescer
 from hourglass_core.errors import ExecutorNotAllowed, FailedPrecondition, HourglassError, InvalidArgument
@@ -229,6 +230,7 @@ class JobsApi:
             created_at=now,
             shard=shard,
             next_fire_time=due,
+            traceparent=tracing.traceparent(),  # its runs join the submit's trace
         )
         return job, first_fire(job, now)
 

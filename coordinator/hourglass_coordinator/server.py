@@ -30,7 +30,7 @@ from hourglass_coordinator.presence import announce
 from hourglass_coordinator.read_cache import ReadCache
 from hourglass_coordinator.worker_identity import identify_by
 from hourglass_coordinator.worker_streams import WorkerStreams
-from hourglass_core import gc_tuning
+from hourglass_core import gc_tuning, tracing
 from hourglass_core.auth import TrustedKeys, Verifier
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
@@ -172,9 +172,11 @@ SERVICES = [jobs_pb2.DESCRIPTOR.services_by_name["JobService"], worker_pb2.DESCR
 
 def _grpc_server(settings: Settings, verifier: Verifier | None) -> grpc.aio.Server:
     return grpc.aio.server(
-        # Outermost first: every call is timed; calls beyond the limit are refused before
-        # anything else is done; the caller is identified before its request is looked at.
+        # Outermost first: a call is traced (OTEL_* variables) as a whole; every call is timed;
+        # calls beyond the limit are refused before anything else is done; the caller is
+        # identified before its request is looked at.
         interceptors=[
+            *tracing.server_interceptors("hourglass-coordinator"),
             RpcMetrics(),
             Admission(settings.max_concurrent_rpcs, method_kinds(SERVICES)),
             *([AccessInterceptor(verifier)] if verifier is not None else []),

@@ -31,17 +31,19 @@ from hourglass_coordinator.run_counts import MinuteCount
 from hourglass_coordinator.run_ownership import flaw, foreign, strays
 from hourglass_coordinator.run_watch import RunWatch
 from hourglass_coordinator.worker_identity import Identify, refusal
-from hourglass_core import rich_status, wire
+from hourglass_core import logs, rich_status, wire
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import InvalidArgument
 from hourglass_core.leases.base import Membership, ShardMap, WorkerInfo
 from hourglass_core.models import Fire, FireKind, Run, RunStatus
+from hourglass_core.sharding import shard_of
 from hourglass_core.store.base import Store
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_pb.v1 import worker_pb2_grpc
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("hourglass_coordinator.trace")  # a line per run recorded, when on
 warn = RateLimitedLog(log)
 SHARD_MAP_POLL_S = 0.1
 
@@ -267,7 +269,7 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
                         return
                     for event in events:
                         acks.start(event.seq)
-                    task = asyncio.create_task(self._record(conn, kind, [event.seq for event in events], runs, acks))
+                    task = asyncio.create_task(self._record(conn, kind, events, runs, acks))
                     writes.add(task)
                     task.add_done_callback(writes.discard)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
@@ -317,21 +319,26 @@ class WorkerStreams(worker_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc
         return True
 
     async def _record(
-        self, conn: _Connection, kind: str, seqs: Sequence[int], runs: list[Run], acks: AckTracker
+        self, conn: _Connection, kind: str, events: Sequence[wpb.RunFinished], runs: list[Run], acks: AckTracker
     ) -> None:
-        """Writes the runs until they are durable (or the stream closes: this task is then
-        cancelled), then acknowledges their events, in one ack; writes nothing if one of them
-        is not the sender's to write."""
+        """Writes the runs (those the events report) until they are durable (or the stream
+        closes: this task is then cancelled), then acknowledges the events, in one ack; writes
+        nothing if one of them is not the sender's to write."""
         if not await self._owned(conn, kind, runs):
             return
         await until_done(lambda: self._runs.call(None, runs), warn, "record", f"recording {len(runs)} runs")
+        if trace.isEnabledFor(logging.DEBUG):  # its fields only when it is on
+            for run, event in zip(runs, events, strict=True):
+                trace.debug("run %s of job %s recorded: %s", run.run_id, run.job_id, run.status.value,
+                          extra=logs.fire_fields(run.job_id, run.run_id, shard_of(run.job_id, self._num_shards),
+                                                 run.worker_id, event.fencing_token, run.due))  # fmt: skip
         self._count(conn, runs)
         count_recorded(self._recorded, runs)
         if self.on_recorded is not None:
             self.on_recorded(runs)
         if self.watch.watched:
             self._in_background(self.watch.recorded(runs), "watched-runs")
-        acked = [watermark for seq in seqs if (watermark := acks.finish(seq)) is not None]
+        acked = [watermark for event in events if (watermark := acks.finish(event.seq)) is not None]
         if acked:
             conn.outbox.put_nowait(wpb.CoordinatorMessage(ack=wpb.Ack(seq=max(acked))))
 

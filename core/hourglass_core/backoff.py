@@ -7,7 +7,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -40,7 +40,10 @@ class RateLimitedLog:
         self._every = every
         self._last: dict[str, tuple[float, int]] = {}
 
-    def warning(self, key: str, message: str, *args: object) -> None:
+    def warning(
+        self, key: str, message: str, *args: object, fields: Callable[[], Mapping[str, object]] | None = None
+    ) -> None:
+        """`fields()`, the line's structured fields, is called only for a line logged."""
         now = time.monotonic()
         last, suppressed = self._last.get(key, (float("-inf"), 0))
         if now - last < self._every:
@@ -49,7 +52,7 @@ class RateLimitedLog:
         if suppressed:
             message += f" ({suppressed} similar suppressed)"
         self._last[key] = (now, 0)
-        self._log.warning(message, *args)
+        self._log.warning(message, *args, extra=None if fields is None else fields())
 
 
 async def until_done(

@@ -95,6 +95,9 @@ class Settings:
     tls_ca_file: str = ""
     tls_client_cert_file: str = ""
     tls_client_key_file: str = ""
+    # Coordinator, worker and `hourglass dev`: log lines as readable text ("console") or one
+    # JSON object per line ("json": timestamp, level, logger, event and the line's fields).
+    log_format: str = "console"
 
 
 def _parse(value: str, like: Any) -> Any:

@@ -203,6 +203,9 @@ class Job:
     version: int = 1  # counts the updates of the job's spec (UpdateJob): its conflict token
     fired: int = 0  # scheduled fires claimed so far (max_fires counts them)
     note: str = ""  # why it was paused (PauseJob's note); cleared on resume
+    # The W3C traceparent of the span that submitted it, when tracing was on: its runs' spans
+    # are children of it. Never changed after the submit.
+    traceparent: str = ""
     # How the latest runs kept the lateness SLO: filled by GetJob for a job that has one,
     # never stored.
     slo_report: LatenessReport | None = None

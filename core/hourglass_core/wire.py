@@ -478,9 +478,10 @@ def fire_from_hint(hint: wpb.FireHint) -> Fire:
     )
 
 
-def run_finished_to_pb(run: Run, seq: int) -> wpb.RunFinished:
+def run_finished_to_pb(run: Run, seq: int, token: int = 0) -> wpb.RunFinished:
     out = wpb.RunFinished(
         seq=seq,
+        fencing_token=token,
         namespace=run.namespace,
         job_id=run.job_id,
         run_id=run.run_id,

@@ -26,7 +26,7 @@ class _Link:
     def __init__(self) -> None:
         self.reported: list[Run] = []
 
-    def run_finished(self, run: Run) -> asyncio.Future[None]:
+    def run_finished(self, run: Run, token: int = 0) -> asyncio.Future[None]:
         self.reported.append(run)
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(None)

@@ -338,7 +338,7 @@ def test_db_migrate_creates_schema_and_every_shard_checkpoint_idempotently(
     monkeypatch.delenv("HOURGLASS_STORE", raising=False)
     url = f"sqlite:///{tmp_path / 'hg.db'}"
     assert cli.main(["db", "migrate", "--store", url, "--num-shards", "4"]) == 0
-    assert "schema version 10" in capsys.readouterr().out
+    assert "schema version 11" in capsys.readouterr().out
 
     async def checkpoints() -> list[object]:
         from hourglass_core.store.factory import open_store

@@ -26,7 +26,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from hourglass_core import claims
+from hourglass_core import claims, logs
 from hourglass_core.backoff import Backoff, RateLimitedLog, until_done
 from hourglass_core.coalesce import Coalescer, coalesced_writes
 from hourglass_core.errors import JobNotFound, RunNotFound
@@ -107,7 +107,7 @@ class Claimer:
         link: CoordinatorLink,
         *,
         take: Callable[[Fire], None],
-        skipped: Callable[[Fire, str, str, RunReason, str], object],  # fire, executor, run id, reason, why
+        skipped: Callable[[Fire, str, str, RunReason, str, None, int], object],  # fire, executor, run id, reason, why, -, token
         lookahead: timedelta,
         gained_at: Callable[[int], datetime | None],
         lease_ttl: timedelta,
@@ -215,7 +215,7 @@ class Claimer:
         if not claimed:
             return await self.settle_claimed(job, fire, may_run=True, known=known)
         if plan.action in _SKIPS:
-            self._skipped(fire, job.executor, run_id, _SKIPS[plan.action], plan.reason)
+            self._skipped(fire, job.executor, run_id, _SKIPS[plan.action], plan.reason, None, lease.token)
             return None
         return Prepared(job, fire, run_id, holder, lease.token, read_at, completes)
 
@@ -280,7 +280,8 @@ class Claimer:
         if claimer.abandoned or (run is None and not await self._may_have_begun(claimer.worker_id, fire.due)):
             if not may_run:
                 return None
-            log.info("fire of job %s at %s claimed by %s never began: it runs here", job.id, fire.due, holder)
+            log.info("fire of job %s at %s claimed by %s never began: it runs here", job.id, fire.due, holder,
+                     extra=logs.of_fire(fire, self._worker_id, lease.token, run_id))  # fmt: skip
             RUNS_RECOVERED.labels(fire.namespace).inc()
             return Prepared(job, fire, run_id, mine, lease.token, utcnow())
         # Its result may have landed since the read above (a leaving worker finishes what it
@@ -288,11 +289,12 @@ class Claimer:
         latest = await self._find_run(run_id)
         if latest is not None and latest.status.finished:
             return None
-        log.warning("run %s of job %s was cut off (claimed by %s)", run_id, job.id, holder)
+        log.warning("run %s of job %s was cut off (claimed by %s)", run_id, job.id, holder,
+                    extra={**logs.of_fire(fire, self._worker_id, lease.token, run_id), "cut_off_worker": claimer.worker_id})
         if run is None:  # it may have begun just before its holder died: no start record yet
             run = Run(job.namespace, job.id, run_id, fire.at, fire.attempt, RunStatus.RUNNING, claimer.worker_id,
                       manual=fire.manual)  # fmt: skip
-        await self._close_cut_off(job, fire, run, claimer.worker_id)
+        await self._close_cut_off(job, fire, run, claimer.worker_id, lease.token)
         return None
 
     async def _wanted_again(self, fire: Fire, holder: str, run_id: str, may_run: bool) -> Outcome:
@@ -323,7 +325,8 @@ class Claimer:
             nxt = plan.next_fire
             if nxt is not None and nxt.due <= utcnow() + self._lookahead:
                 self._take(nxt)
-        log.info("fire of job %s at %s, dropped by %s, is wanted again: it runs here", job.id, fire.at, holder)
+        log.info("fire of job %s at %s, dropped by %s, is wanted again: it runs here", job.id, fire.at, holder,
+                 extra=logs.of_fire(fire, self._worker_id, lease.token, run_id))  # fmt: skip
         return Prepared(job, fire, run_id, mine, lease.token, read_at)
 
     def _held_for_a_ttl(self, shard: int) -> bool:
@@ -341,7 +344,7 @@ class Claimer:
         through = await self._begun.call(worker_id, None)
         return through is not None and due <= through
 
-    async def _close_cut_off(self, job: Job, fire: Fire, run: Run, worker_id: str) -> None:
+    async def _close_cut_off(self, job: Job, fire: Fire, run: Run, worker_id: str, token: int) -> None:
         """Retry first, then LOST: dying in between leaves the run RUNNING, and whoever
         recovers it next writes the very same retry (its due time is derived from the fire
         and the run id, not from the clock), so the retry exists once."""
@@ -354,7 +357,7 @@ class Claimer:
         why = f"{worker_id} died or lost the shard after the executor may have begun; {then}"
         lost = replace(run, status=RunStatus.LOST, ended_at=utcnow(), error=why, reason=RunReason.WORKER_LOST)
         RUNS_LOST.labels(fire.namespace).inc()
-        durable = self._link.run_finished(lost)
+        durable = self._link.run_finished(lost, token)
         # The fire counts as handled (and the checkpoint may pass it) once LOST is recorded;
         # if no replica acknowledges it for long, the retry goes on regardless.
         with suppress(TimeoutError):
@@ -398,7 +401,8 @@ class Claimer:
                     await self._store.steal_claim(prepared.fire, prepared.holder, marked, prepared.token)
                     return
                 except Exception as error:  # noqa: BLE001
-                    warn.warning("mark", "marking the claim of run %s %s failed: %s", prepared.run_id, marked, error)
+                    warn.warning("mark", "marking the claim of run %s %s failed: %s", prepared.run_id, marked, error,
+                                 fields=lambda: logs.of_fire(prepared.fire, self._worker_id, prepared.token, prepared.run_id))
                     await asyncio.sleep(backoff.next_delay())
         finally:
             if self.abandoning.get(key) == prepared.holder:

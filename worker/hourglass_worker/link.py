@@ -60,10 +60,11 @@ class CoordinatorLink:
         self._seq += 1
         return self._seq
 
-    def run_finished(self, run: Run) -> asyncio.Future[None]:
-        """Queues the event; the future is done once a replica acknowledged it (it is durable)."""
+    def run_finished(self, run: Run, token: int = 0) -> asyncio.Future[None]:
+        """Queues the event (`token`: the fencing token its fire was claimed under, for the
+        coordinator's log lines); the future is done once a replica acknowledged it (it is durable)."""
         seq = self._next_seq()
-        event = wire.run_finished_to_pb(run, seq)
+        event = wire.run_finished_to_pb(run, seq, token)
         self._unacked[seq] = event
         self._all_acked.clear()
         self._outbox.put_nowait(event)

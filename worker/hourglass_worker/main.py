@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 
-from hourglass_core import gc_tuning
+from hourglass_core import gc_tuning, logs
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_core.ops_http import OpsServer
@@ -38,8 +38,8 @@ async def run_worker(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Runs one worker until SIGINT/SIGTERM or `stop`; then shuts down gracefully."""
-    if os.environ.get("HOURGLASS_TRACE_FIRES"):  # every fire's path through the worker, for debugging
-        logging.getLogger("hourglass_worker.trace").setLevel(logging.DEBUG)
+    if os.environ.get("HOURGLASS_TRACE") or os.environ.get("HOURGLASS_TRACE_FIRES"):  # every fire's path, for debugging
+        logs.trace_fires()
     http = HttpExecutor(HttpPolicy.parse(settings.http_allow_hosts, settings.http_allow_private,
                                          settings.http_max_response_bytes))  # fmt: skip
     executors = load_executors(settings.executors, http)

@@ -26,8 +26,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from hourglass_core import wire
+from hourglass_core import logs, tracing, wire
 from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.config import Settings
 from hourglass_core.errors import StaleOwner
@@ -52,7 +53,10 @@ from hourglass_worker.shards import ShardKeeper
 from hourglass_worker.timer import FireKey, FireTimer, fire_key
 
 log = logging.getLogger(__name__)
+# Every fire's way through the worker, at DEBUG; off unless turned on (HOURGLASS_TRACE=1).
+# Each line is guarded by isEnabledFor: its fields (logs.of_fire) are a dict per fire.
 trace = logging.getLogger("hourglass_worker.trace")
+DEBUG = logging.DEBUG
 warn = RateLimitedLog(log)
 READ_LIMIT = 10_000
 READS_AT_ONCE = 4
@@ -133,7 +137,7 @@ class Worker:
         self._read_slots = asyncio.Semaphore(READS_AT_ONCE)
         self._timer = FireTimer()
         # Runs going, by run id, in the order they started, until their start is recorded.
-        self._unrecorded: dict[str, Run] = {}
+        self._unrecorded: dict[str, tuple[Run, int]] = {}  # (run, fencing token)
         # Ids of the runs among them whose executor call began (added from the call's thread).
         self._began: set[str] = set()
         self._begun = BegunMark(lambda through: store.save_begun(worker_id, through))
@@ -153,6 +157,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._fire_metrics = fire_metrics()
+        self._spans = tracing.run_spans("hourglass-worker", worker_id)  # None unless OTEL_* turn tracing on
         self._past_due = 0  # this worker's part of the gauge (a process may run several)
         self.link = CoordinatorLink(
             settings.coordinator.split(","),
@@ -170,6 +175,10 @@ class Worker:
             take=self._take, skipped=self._report_skipped, lookahead=settings.lookahead,
             gained_at=self._fence.since.get, lease_ttl=settings.shard_lease_ttl,
         )
+
+    def _fields(self, prepared: Prepared) -> dict[str, Any]:
+        """The fields of a log line about a prepared fire (see `trace`)."""
+        return logs.of_fire(prepared.fire, self.worker_id, prepared.token, prepared.run_id)
 
     def _spawn(self, coro: object) -> None:
         """A task per fire on the hot paths: unnamed, since naming one costs as much as a
@@ -224,7 +233,7 @@ class Worker:
         if queued is not None and self._prepared.pop(fire_key(queued.fire), None) is not None:
             skipped = self._report_skipped(queued.fire, queued.job.executor, queued.run_id, RunReason.HALTED,
                                            "the job was halted while this fire waited for its previous run",
-                                           queued.completes)  # fmt: skip
+                                           queued.completes, queued.token)  # fmt: skip
             self._spawn(self._finish(queued, skipped))
         if self._running.get(ref) or beside:
             self._spawn(self._cancel_if_cancelled(namespace, job_id))
@@ -239,7 +248,8 @@ class Worker:
     def _drop(self, prepared: Prepared) -> None:
         """Forgotten, not just handled: a resume or an update may want this very fire again
         (it is then offered again, by a hint or the next read; see Claimer._wanted_again)."""
-        trace.debug("drop %s at %s: job halted", prepared.fire.job_id, prepared.fire.due)
+        if trace.isEnabledFor(DEBUG):
+            trace.debug("drop %s at %s: job halted", prepared.fire.job_id, prepared.fire.due, extra=self._fields(prepared))
         self._claimer.drop(prepared)
         self._book.retry_later(prepared.fire, prepared.token)
 
@@ -257,7 +267,8 @@ class Worker:
 
     # -- shards ---------------------------------------------------------------------------
     def _shard_gained(self, shard: int, lease: Lease) -> None:
-        log.info("worker %s owns shard %d (token %d)", self.worker_id, shard, lease.token)
+        log.info("worker %s owns shard %d (token %d)", self.worker_id, shard, lease.token,
+                 extra={"shard": shard, "worker": self.worker_id, "token": lease.token})  # fmt: skip
         SHARDS_OWNED.inc()
         self._fence.gained(shard, lease.token)
         self._claimer.forget_live_workers()
@@ -265,7 +276,8 @@ class Worker:
         self._readers[shard] = asyncio.create_task(self._read_shard(shard, lease.token), name=f"read-shard-{shard}")
 
     def _shard_lost(self, shard: int, graceful: bool) -> None:
-        log.info("worker %s %s shard %d", self.worker_id, "released" if graceful else "lost", shard)
+        log.info("worker %s %s shard %d", self.worker_id, "released" if graceful else "lost", shard,
+                 extra={"shard": shard, "worker": self.worker_id})  # fmt: skip
         SHARDS_OWNED.dec()
         if not graceful:
             SHARD_LEASES_LOST.inc()
@@ -285,7 +297,9 @@ class Worker:
     def _take(self, fire: Fire) -> None:
         life = self._fence.lives.get(fire.shard)
         if self._accepting and life is not None and self._book.take(fire, life):
-            trace.debug("take %s at %s (attempt %d, life %d)", fire.job_id, fire.due, fire.attempt, life)
+            if trace.isEnabledFor(DEBUG):
+                trace.debug("take %s at %s (attempt %d, life %d)", fire.job_id, fire.due, fire.attempt, life,
+                            extra=logs.of_fire(fire, self.worker_id, life))  # fmt: skip
             self._spawn(self._prepare(fire, life))
 
     async def _read_shard(self, shard: int, life: int) -> None:
@@ -302,7 +316,8 @@ class Worker:
                 if cursor is None:
                     checkpoint = await self._store.load_checkpoint(shard)
                     cursor = checkpoint.at if checkpoint else utcnow() - self._settings.read_margin
-                    trace.debug("shard %d life %d starts at %s", shard, life, cursor)
+                    trace.debug("shard %d life %d starts at %s", shard, life, cursor,
+                                extra={"shard": shard, "worker": self.worker_id, "token": life})  # fmt: skip
                 lease = self._keeper.lease(shard)
                 if lease is not None and lease.token == life:
                     now = utcnow()
@@ -321,7 +336,8 @@ class Worker:
                 backoff.reset()
                 delay = self._settings.poll_interval.total_seconds()
             except StaleOwner as error:
-                log.warning("shard %d: %s; giving it up to take it again with a newer token", shard, error)
+                log.warning("shard %d: %s; giving it up to take it again with a newer token", shard, error,
+                            extra={"shard": shard, "worker": self.worker_id, "token": life})  # fmt: skip
                 self._keeper.forfeit(shard)
                 return
             except Exception as error:  # noqa: BLE001 - the store may be away for a while
@@ -361,7 +377,9 @@ class Worker:
     # -- preparing ------------------------------------------------------------------------
     async def _prepare(self, fire: Fire, life: int) -> None:
         if self._fence.lives.get(fire.shard) != life or not self._accepting:
-            trace.debug("fire %s at %s: shard %d life %d over", fire.job_id, fire.due, fire.shard, life)
+            if trace.isEnabledFor(DEBUG):
+                trace.debug("fire %s at %s: shard %d life %d over", fire.job_id, fire.due, fire.shard, life,
+                            extra=logs.of_fire(fire, self.worker_id, life))  # fmt: skip
             self._book.handled(fire, life)  # the shard's next owner reads it from our checkpoint
             self._later.forget(fire)
             return
@@ -371,11 +389,14 @@ class Worker:
                 outcome = await self._claimer.claim(fire, backlog=backlog)
                 self._later.store_answered()
             except Exception as error:  # noqa: BLE001 - looked at again after a backoff
-                warn.warning("prepare", "preparing fire of job %s at %s failed: %s", fire.job_id, fire.due, error)
+                warn.warning("prepare", "preparing fire of job %s at %s failed: %s", fire.job_id, fire.due, error,
+                             fields=lambda: logs.of_fire(fire, self.worker_id, life))  # fmt: skip
                 self._later.store_failed()
                 outcome = Later.RETRY
-        trace.debug("fire %s at %s (attempt %d, life %d): %s", fire.job_id, fire.due, fire.attempt, life,
-                    outcome.holder if isinstance(outcome, Prepared) else outcome)  # fmt: skip
+        if trace.isEnabledFor(DEBUG):
+            trace.debug("fire %s at %s (attempt %d, life %d): %s", fire.job_id, fire.due, fire.attempt, life,
+                        outcome.holder if isinstance(outcome, Prepared) else outcome,
+                        extra=logs.of_fire(fire, self.worker_id, life))  # fmt: skip
         if isinstance(outcome, Later):
             if not self._later.schedule(fire, life, outcome):
                 # Not a fire the schedule moves to after all: a stale row. Forgotten rather
@@ -420,7 +441,9 @@ class Worker:
                     continue
                 if not verdict:
                     del self._prepared[key]
-                    trace.debug("give up %s at %s: %s", fire.job_id, fire.due, prepared.holder)
+                    if trace.isEnabledFor(DEBUG):
+                        trace.debug("give up %s at %s: %s", fire.job_id, fire.due, prepared.holder,
+                                    extra=self._fields(prepared))  # fmt: skip
                     self._claimer.give_up(prepared)
                     continue
                 pause = self._catchup.delay(fire.shard, utcnow() - fire.due, time.monotonic())
@@ -437,7 +460,7 @@ class Worker:
             if fire_key(prepared.fire) in self._prepared:  # else a halt or the shard's loss took it
                 outcome = await self._run_with_overlap(prepared)
         except Exception:
-            log.exception("run %s failed unexpectedly", prepared.run_id)
+            log.exception("run %s failed unexpectedly", prepared.run_id, extra=self._fields(prepared))
         finally:
             self._run_slots.release()
         if not isinstance(outcome, _Queued):
@@ -461,7 +484,9 @@ class Worker:
         key = fire_key(prepared.fire)
         if self._claimer.mine.get(key) == prepared.holder:
             del self._claimer.mine[key]
-        trace.debug("finished %s at %s (%s)", prepared.fire.job_id, prepared.fire.due, prepared.holder)
+        if trace.isEnabledFor(DEBUG):
+            trace.debug("finished %s at %s (%s)", prepared.fire.job_id, prepared.fire.due, prepared.holder,
+                        extra=self._fields(prepared))  # fmt: skip
         self._book.handled(prepared.fire, prepared.token)
 
     async def _run_with_overlap(self, prepared: Prepared) -> asyncio.Future[None] | _Queued | None:
@@ -485,7 +510,7 @@ class Worker:
     def _claimed_and_skipped(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
         self._prepared.pop(fire_key(prepared.fire), None)
         return self._report_skipped(prepared.fire, prepared.job.executor, prepared.run_id, RunReason.OVERLAP, why,
-                                    prepared.completes)  # fmt: skip
+                                    prepared.completes, prepared.token)  # fmt: skip
 
     async def _ready(self, prepared: Prepared) -> bool:
         """Whether to call the executor now (nothing may be awaited between this and the
@@ -522,7 +547,8 @@ class Worker:
         started = utcnow()
         run = Run(job.namespace, job.id, prepared.run_id, fire.at, fire.attempt, RunStatus.RUNNING, self.worker_id, started,
                   manual=fire.manual, completes=prepared.completes)  # fmt: skip
-        trace.debug("start %s at %s", fire.job_id, fire.due)
+        if trace.isEnabledFor(DEBUG):
+            trace.debug("start %s at %s", fire.job_id, fire.due, extra=self._fields(prepared))
         try:
             executor = self._executors.get(job.executor)
             if executor is None:
@@ -532,7 +558,7 @@ class Worker:
                 # Never a write between the due time and the call: a successor knows from the
                 # begun watermark, not from a start record, whether the executor began. A start
                 # record (see _record_long_runs) is for a call that began: marked from its thread.
-                self._unrecorded[run.run_id] = run
+                self._unrecorded[run.run_id] = (run, prepared.token)
                 try:
                     called = await self._call(prepared, executor, ctx, functools.partial(self._began.add, run.run_id))
                 finally:
@@ -554,17 +580,21 @@ class Worker:
         if status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             await self._claimer.schedule_retry(job, fire, prepared.run_id, ended)
         counts.outcomes[status].inc()
-        return self.link.run_finished(replace(run, status=status, ended_at=ended, result=result, error=error))
+        finished = replace(run, status=status, ended_at=ended, result=result, error=error)
+        if self._spans is not None:
+            self._spans.record(job, finished, fire.shard, prepared.token)
+        return self.link.run_finished(finished, prepared.token)
 
     def _refused(self, prepared: Prepared, why: str) -> asyncio.Future[None]:
         """A fire whose executor its namespace's policy does not allow (narrowed after the job
         was accepted): FAILED without a call, and not retried (a retry would be refused too)."""
         fire = prepared.fire
-        trace.debug("refuse %s at %s: %s", fire.job_id, fire.due, why)
+        if trace.isEnabledFor(DEBUG):
+            trace.debug("refuse %s at %s: %s", fire.job_id, fire.due, why, extra=self._fields(prepared))
         self._fire_metrics[(fire.namespace, prepared.job.executor)].outcomes[RunStatus.FAILED].inc()
         run = Run(fire.namespace, fire.job_id, prepared.run_id, fire.at, fire.attempt, RunStatus.FAILED, self.worker_id,
                   ended_at=max(utcnow(), fire.due), error=why, manual=fire.manual, completes=prepared.completes)  # fmt: skip
-        return self.link.run_finished(run)
+        return self.link.run_finished(run, prepared.token)
 
     async def _call(
         self, prepared: Prepared, executor: Executor, ctx: RunContext, on_start: Callable[[], object]
@@ -595,7 +625,8 @@ class Worker:
     def _die_if(self, stage: str, prepared: Prepared) -> None:
         name = self._die_at[1]
         if self._die_at[0] == stage and name and prepared.job.name.startswith(name):
-            log.warning("worker %s dies at %s of %s (%s)", self.worker_id, stage, prepared.run_id, DIE_ENV)
+            log.warning("worker %s dies at %s of %s (%s)", self.worker_id, stage, prepared.run_id, DIE_ENV,
+                        extra=self._fields(prepared))  # fmt: skip
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def _record_long_runs(self) -> None:
@@ -606,15 +637,15 @@ class Worker:
         while True:
             await asyncio.sleep(START_RECORD_AFTER_S / 2)
             older = utcnow() - timedelta(seconds=START_RECORD_AFTER_S)
-            long: list[Run] = []
-            for run in self._unrecorded.values():  # oldest first
+            long: list[tuple[Run, int]] = []
+            for run, token in self._unrecorded.values():  # oldest first
                 if run.started_at is None or run.started_at > older:
                     break
                 if run.run_id in self._began:  # else a stale lease check stopped its call so far
-                    long.append(run)
-            for run in long:
+                    long.append((run, token))
+            for run, token in long:
                 del self._unrecorded[run.run_id]
-                self.link.run_finished(run)  # a RUNNING event: acknowledged like any other
+                self.link.run_finished(run, token)  # a RUNNING event: acknowledged like any other
 
     async def _sample_past_due(self) -> None:
         """Forever, every second: how many prepared fires are past due and not yet called (a
@@ -627,13 +658,14 @@ class Worker:
             await asyncio.sleep(1.0)
 
     def _report_skipped(
-        self, fire: Fire, executor: str, run_id: str, reason: RunReason, why: str, completes: JobCompletion | None = None
+        self, fire: Fire, executor: str, run_id: str, reason: RunReason, why: str, completes: JobCompletion | None,
+        token: int,
     ) -> asyncio.Future[None]:
         self._fire_metrics[(fire.namespace, executor)].outcomes[RunStatus.SKIPPED].inc()
         ended = max(utcnow(), fire.due)
         run = Run(fire.namespace, fire.job_id, run_id, fire.at, fire.attempt, RunStatus.SKIPPED, self.worker_id,
                   ended_at=ended, error=why, reason=reason, manual=fire.manual, completes=completes)
-        return self.link.run_finished(run)
+        return self.link.run_finished(run, token)
 
     # -- life cycle -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

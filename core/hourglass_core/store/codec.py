@@ -58,7 +58,7 @@ JOB_COLUMNS: tuple[str, ...] = (
     "timeout_us", "retry_max_attempts", "retry_initial_backoff_us", "retry_max_backoff_us",
     "retry_multiplier", "misfire_policy", "misfire_grace_us", "overlap_policy",
     "labels", "idempotency_key", "state", "created_at", "shard", "next_fire_time", "on_worker_lost",
-    "trigger_dst_gap", "trigger_dst_repeat", "catchup_window_us", "jitter_us", "max_fires", "note",
+    "trigger_dst_gap", "trigger_dst_repeat", "catchup_window_us", "jitter_us", "max_fires", "note", "traceparent",
     "lateness_slo_us",
 )  # fmt: skip
 
@@ -178,6 +178,7 @@ def job_columns(job: Job) -> dict[str, Any]:
         "max_fires": opts.max_fires or None,
         "lateness_slo_us": None if opts.lateness_slo is None else td_us(opts.lateness_slo),
         "note": job.note or None,
+        "traceparent": job.traceparent or None,
         "labels": dict(job.labels),
         "idempotency_key": job.idempotency_key,
         "state": job.state.value,
@@ -248,6 +249,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         version=row.get("version") or 1,  # no cell: never updated
         fired=row.get("fired") or 0,
         note=row.get("note") or "",
+        traceparent=row.get("traceparent") or "",
     )
 
 
@@ -258,7 +260,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
 # third less per submit and per job read. Rows written before (no spec cell) read as before.
 NARROW_COLUMNS: tuple[str, ...] = (
     "namespace", "id", "params_data", "params_content_type", "idempotency_key", "state", "created_at", "shard",
-    "next_fire_time", "note",
+    "next_fire_time", "note", "traceparent",
 )  # fmt: skip
 SPEC_COLUMNS: tuple[str, ...] = tuple(c for c in JOB_COLUMNS if c not in NARROW_COLUMNS)
 # What UpdateJob writes of a narrow row (the version cell too).
@@ -283,7 +285,8 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
 
 # Set by UpdateJob (the job's id, namespace, executor, key, creation and shard never change).
 UPDATE_COLUMNS: tuple[str, ...] = tuple(
-    c for c in JOB_COLUMNS if c not in ("namespace", "id", "executor", "idempotency_key", "created_at", "shard")
+    c for c in JOB_COLUMNS
+    if c not in ("namespace", "id", "executor", "idempotency_key", "created_at", "shard", "traceparent")
 ) + ("version",)
 
 

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hourglass_pb.v1 import jobs_pb2 as hourglass_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hourglass/v1/worker.proto\x12\x0chourglass.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hourglass/v1/jobs.proto\"\xe6\x01\n\rWorkerMessage\x12*\n\x08register\x18\x01 \x01(\x0b\x32\x16.hourglass.v1.RegisterH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.hourglass.v1.HeartbeatH\x00\x12\x31\n\x0crun_finished\x18\x04 \x01(\x0b\x32\x19.hourglass.v1.RunFinishedH\x00\x12-\n\nrun_events\x18\x05 \x01(\x0b\x32\x17.hourglass.v1.RunEventsH\x00\x42\x06\n\x04kindJ\x04\x08\x03\x10\x04R\x0brun_started\"8\n\tRunEvents\x12+\n\x08\x66inished\x18\x01 \x03(\x0b\x32\x19.hourglass.v1.RunFinished\"\x80\x01\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\texecutors\x18\x02 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0c\n\x04host\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\tHeartbeat\x12\x13\n\x0bshards_held\x18\x01 \x03(\r\x12\x18\n\x10runs_in_progress\x18\x02 \x01(\r\x12\x0f\n\x07leaving\x18\x03 \x01(\x08\"\xc4\x03\n\x0bRunFinished\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\'\n\x03\x64ue\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\'\n\x06status\x18\x07 \x01(\x0e\x32\x17.hourglass.v1.RunStatus\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x06result\x18\n \x01(\x0b\x32\x15.hourglass.v1.Payload\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\'\n\x06reason\x18\x0c \x01(\x0e\x32\x17.hourglass.v1.RunReason\x12\x11\n\tworker_id\x18\r \x01(\t\x12\x0e\n\x06manual\x18\x0e \x01(\x08\x12\x32\n\rcompletes_job\x18\x0f \x01(\x0b\x32\x1b.hourglass.v1.JobCompletion\"N\n\rJobCompletion\x12.\n\ndecided_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x66ired\x18\x02 \x01(\r\"\xfa\x01\n\x12\x43oordinatorMessage\x12.\n\nregistered\x18\x01 \x01(\x0b\x32\x18.hourglass.v1.RegisteredH\x00\x12.\n\nassignment\x18\x02 \x01(\x0b\x32\x18.hourglass.v1.AssignmentH\x00\x12 \n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x11.hourglass.v1.AckH\x00\x12+\n\tfire_hint\x18\x04 \x01(\x0b\x32\x16.hourglass.v1.FireHintH\x00\x12-\n\njob_halted\x18\x05 \x01(\x0b\x32\x17.hourglass.v1.JobHaltedH\x00\x42\x06\n\x04kind\"W\n\nRegistered\x12\x12\n\nnum_shards\x18\x01 \x01(\r\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"-\n\nAssignment\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0e\n\x06shards\x18\x02 \x03(\r\"\x12\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\xf3\x01\n\x08\x46ireHint\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\'\n\x03\x64ue\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\x0e\n\x06manual\x18\x07 \x01(\x08\x12+\n\x07nominal\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07overlap\x18\t \x01(\x0e\x32\x1b.hourglass.v1.OverlapPolicy\"V\n\tJobHalted\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2]\n\rWorkerService\x12L\n\x07\x43onnect\x12\x1b.hourglass.v1.WorkerMessage\x1a .hourglass.v1.CoordinatorMessage(\x01\x30\x01\x42T\n\x10\x64\x65v.hourglass.v1P\x01Z>github.com/hourglass/hourglass/gen/go/hourglass/v1;hourglassv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hourglass/v1/worker.proto\x12\x0chourglass.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hourglass/v1/jobs.proto\"\xe6\x01\n\rWorkerMessage\x12*\n\x08register\x18\x01 \x01(\x0b\x32\x16.hourglass.v1.RegisterH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.hourglass.v1.HeartbeatH\x00\x12\x31\n\x0crun_finished\x18\x04 \x01(\x0b\x32\x19.hourglass.v1.RunFinishedH\x00\x12-\n\nrun_events\x18\x05 \x01(\x0b\x32\x17.hourglass.v1.RunEventsH\x00\x42\x06\n\x04kindJ\x04\x08\x03\x10\x04R\x0brun_started\"8\n\tRunEvents\x12+\n\x08\x66inished\x18\x01 \x03(\x0b\x32\x19.hourglass.v1.RunFinished\"\x80\x01\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\texecutors\x18\x02 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0c\n\x04host\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\tHeartbeat\x12\x13\n\x0bshards_held\x18\x01 \x03(\r\x12\x18\n\x10runs_in_progress\x18\x02 \x01(\r\x12\x0f\n\x07leaving\x18\x03 \x01(\x08\"\xdb\x03\n\x0bRunFinished\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\'\n\x03\x64ue\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\'\n\x06status\x18\x07 \x01(\x0e\x32\x17.hourglass.v1.RunStatus\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x06result\x18\n \x01(\x0b\x32\x15.hourglass.v1.Payload\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\'\n\x06reason\x18\x0c \x01(\x0e\x32\x17.hourglass.v1.RunReason\x12\x11\n\tworker_id\x18\r \x01(\t\x12\x0e\n\x06manual\x18\x0e \x01(\x08\x12\x32\n\rcompletes_job\x18\x0f \x01(\x0b\x32\x1b.hourglass.v1.JobCompletion\x12\x15\n\rfencing_token\x18\x10 \x01(\x04\"N\n\rJobCompletion\x12.\n\ndecided_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x66ired\x18\x02 \x01(\r\"\xfa\x01\n\x12\x43oordinatorMessage\x12.\n\nregistered\x18\x01 \x01(\x0b\x32\x18.hourglass.v1.RegisteredH\x00\x12.\n\nassignment\x18\x02 \x01(\x0b\x32\x18.hourglass.v1.AssignmentH\x00\x12 \n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x11.hourglass.v1.AckH\x00\x12+\n\tfire_hint\x18\x04 \x01(\x0b\x32\x16.hourglass.v1.FireHintH\x00\x12-\n\njob_halted\x18\x05 \x01(\x0b\x32\x17.hourglass.v1.JobHaltedH\x00\x42\x06\n\x04kind\"W\n\nRegistered\x12\x12\n\nnum_shards\x18\x01 \x01(\r\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"-\n\nAssignment\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0e\n\x06shards\x18\x02 \x03(\r\"\x12\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\xf3\x01\n\x08\x46ireHint\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\'\n\x03\x64ue\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\x0e\n\x06manual\x18\x07 \x01(\x08\x12+\n\x07nominal\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07overlap\x18\t \x01(\x0e\x32\x1b.hourglass.v1.OverlapPolicy\"V\n\tJobHalted\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2]\n\rWorkerService\x12L\n\x07\x43onnect\x12\x1b.hourglass.v1.WorkerMessage\x1a .hourglass.v1.CoordinatorMessage(\x01\x30\x01\x42T\n\x10\x64\x65v.hourglass.v1P\x01Z>github.com/hourglass/hourglass/gen/go/hourglass/v1;hourglassv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,21 +44,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEAT']._serialized_start=555
   _globals['_HEARTBEAT']._serialized_end=630
   _globals['_RUNFINISHED']._serialized_start=633
-  _globals['_RUNFINISHED']._serialized_end=1085
-  _globals['_JOBCOMPLETION']._serialized_start=1087
-  _globals['_JOBCOMPLETION']._serialized_end=1165
-  _globals['_COORDINATORMESSAGE']._serialized_start=1168
-  _globals['_COORDINATORMESSAGE']._serialized_end=1418
-  _globals['_REGISTERED']._serialized_start=1420
-  _globals['_REGISTERED']._serialized_end=1507
-  _globals['_ASSIGNMENT']._serialized_start=1509
-  _globals['_ASSIGNMENT']._serialized_end=1554
-  _globals['_ACK']._serialized_start=1556
-  _globals['_ACK']._serialized_end=1574
-  _globals['_FIREHINT']._serialized_start=1577
-  _globals['_FIREHINT']._serialized_end=1820
-  _globals['_JOBHALTED']._serialized_start=1822
-  _globals['_JOBHALTED']._serialized_end=1908
-  _globals['_WORKERSERVICE']._serialized_start=1910
-  _globals['_WORKERSERVICE']._serialized_end=2003
+  _globals['_RUNFINISHED']._serialized_end=1108
+  _globals['_JOBCOMPLETION']._serialized_start=1110
+  _globals['_JOBCOMPLETION']._serialized_end=1188
+  _globals['_COORDINATORMESSAGE']._serialized_start=1191
+  _globals['_COORDINATORMESSAGE']._serialized_end=1441
+  _globals['_REGISTERED']._serialized_start=1443
+  _globals['_REGISTERED']._serialized_end=1530
+  _globals['_ASSIGNMENT']._serialized_start=1532
+  _globals['_ASSIGNMENT']._serialized_end=1577
+  _globals['_ACK']._serialized_start=1579
+  _globals['_ACK']._serialized_end=1597
+  _globals['_FIREHINT']._serialized_start=1600
+  _globals['_FIREHINT']._serialized_end=1843
+  _globals['_JOBHALTED']._serialized_start=1845
+  _globals['_JOBHALTED']._serialized_end=1931
+  _globals['_WORKERSERVICE']._serialized_start=1933
+  _globals['_WORKERSERVICE']._serialized_end=2026
 # @@protoc_insertion_point(module_scope)

@@ -171,6 +171,7 @@ class RunFinished(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     MANUAL_FIELD_NUMBER: _builtins.int
     COMPLETES_JOB_FIELD_NUMBER: _builtins.int
+    FENCING_TOKEN_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     namespace: _builtins.str
     job_id: _builtins.str
@@ -184,6 +185,8 @@ class RunFinished(_message.Message):
     recorded by the worker that took its shard over.
     """
     manual: _builtins.bool
+    fencing_token: _builtins.int
+    """The fencing token (shard lease) the sender claimed the fire under, for its log lines."""
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -214,10 +217,11 @@ class RunFinished(_message.Message):
         worker_id: _builtins.str = ...,
         manual: _builtins.bool = ...,
         completes_job: Global___JobCompletion | None = ...,
+        fencing_token: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completes_job", b"completes_job", "due", b"due", "ended_at", b"ended_at", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "completes_job", b"completes_job", "due", b"due", "ended_at", b"ended_at", "error", b"error", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "completes_job", b"completes_job", "due", b"due", "ended_at", b"ended_at", "error", b"error", "fencing_token", b"fencing_token", "job_id", b"job_id", "manual", b"manual", "namespace", b"namespace", "reason", b"reason", "result", b"result", "run_id", b"run_id", "seq", b"seq", "started_at", b"started_at", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
