@@ -12,6 +12,7 @@ help:
 	@echo "make run            start Hourglass on its embedded default (SQLite + in-process leases) with a live demo"
 	@echo "make test           install, start Redis and Cassandra, run every test"
 	@echo "make services       start Redis and Cassandra on loopback   (make services-stop stops them)"
+	@echo "                    KAFKA=1: a single-node Kafka (KRaft) on 127.0.0.1:9092 as well"
 	@echo "make cluster        Redis + Cassandra + 2 coordinators + 2 workers on this box"
 	@echo "make lint           ruff (also run by make test)"
 	@echo "make typecheck      mypy --strict"
@@ -41,8 +42,10 @@ run: $(RUN_STAMP)
 dev: $(RUN_STAMP)
 	$(PY) -m hourglass dev
 
+# Kafka only when asked (KAFKA=1): the embedded default and most work need no broker.
+KAFKA ?= 0
 services: $(STAMP)
-	PYTHON=$(PY) bash scripts/services.sh start
+	PYTHON=$(PY) HOURGLASS_KAFKA=$(KAFKA) bash scripts/services.sh start
 
 services-stop:
 	bash scripts/services.sh stop
@@ -50,6 +53,8 @@ services-stop:
 cluster: services
 	bash scripts/cluster.sh
 
+# The Kafka ingestion tests need the broker: `make test` asks for it (its prerequisites see KAFKA=1).
+test: KAFKA = 1
 test: services lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
