@@ -92,6 +92,19 @@ class Settings:
     tls_ca_file: str = ""
     tls_client_cert_file: str = ""
     tls_client_key_file: str = ""
+    # `hourglass ingest` (see hourglass_coordinator.ingest): the Kafka brokers, the topic of job
+    # specs and the consumer group that shares its partitions, where undecodable or invalid
+    # specs go, and (empty: off) where finished runs of jobs labelled hourglass.results=kafka
+    # go, watched in these namespaces (comma-separated). Messages handled per batch; extra
+    # librdkafka settings ("key=value,...": security.protocol, sasl.*, ssl.*, ...).
+    kafka_brokers: str = "127.0.0.1:9092"
+    kafka_topic: str = "hourglass.jobs"
+    kafka_group: str = "hourglass-ingest"
+    kafka_dead_letter_topic: str = "hourglass.jobs.dead"
+    kafka_results_topic: str = ""
+    kafka_results_namespaces: str = "default"
+    kafka_batch: int = 1000
+    kafka_options: str = ""
 
 
 def _parse(value: str, like: Any) -> Any:
