@@ -8,13 +8,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from confluent_kafka import Message, TopicPartition
 
 from hourglass_coordinator.ingest import metrics
 from hourglass_coordinator.ingest.decode import Position, dead_letter_headers, decode_spec
-from hourglass_coordinator.ingest.kafka import ConsumerThread, Publisher, retriable
+from hourglass_coordinator.ingest.kafka import retriable
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.backoff import Backoff, RateLimitedLog
 from hourglass_core.errors import HourglassError, InvalidArgument
@@ -40,8 +40,24 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in sorted(last.items())]
 
 
+class Source(Protocol):
+    """What the loop needs of a consumer (kafka.ConsumerThread)."""
+
+    async def consume(self, count: int, timeout: float) -> list[Message]: ...
+    async def commit(self, offsets: Sequence[TopicPartition]) -> None: ...
+    async def pause(self, pause: bool) -> None: ...
+    async def lag(self) -> int: ...
+
+
+class Sink(Protocol):
+    """What the loop needs of a producer (kafka.Publisher)."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None: ...
+    async def flush(self, timeout: float = 30.0) -> None: ...
+
+
 class Ingest:
-    def __init__(self, api: JobsApi, consumer: ConsumerThread, publisher: Publisher, *,
+    def __init__(self, api: JobsApi, consumer: Source, publisher: Sink, *,
                  dead_letter_topic: str, batch: int) -> None:  # fmt: skip
         self._api = api
         self._consumer = consumer
