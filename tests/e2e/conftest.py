@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmarks.chaos_judge import drop_keyspace
-from benchmarks.cluster import ROOT, Cluster, new_cluster
+from benchmarks.cluster import Cluster, new_cluster
+from benchmarks.kafka_ingest import ensure_kafka
 from benchmarks.secured_redis import SecuredRedis
 
 
@@ -47,13 +45,10 @@ def cluster(
 def kafka() -> str:
     """The bootstrap address of a real Kafka broker: the one answering on $HOURGLASS_KAFKA_PORT
     (9092), or one scripts/services.sh starts (from Maven Central's jars on first use)."""
-    port = os.environ.get("HOURGLASS_KAFKA_PORT", "9092")
-    started = subprocess.run(["bash", "scripts/services.sh", "kafka"], cwd=ROOT, env={**os.environ, "PYTHON": sys.executable},
-                             capture_output=True, text=True, timeout=900)  # fmt: skip
-    if started.returncode != 0:
-        pytest.fail(f"no Kafka broker on 127.0.0.1:{port} and scripts/services.sh could not start one:\n{started.stderr}",
-                    pytrace=False)  # fmt: skip
-    return f"127.0.0.1:{port}"
+    try:
+        return ensure_kafka()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

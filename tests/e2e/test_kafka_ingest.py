@@ -11,28 +11,23 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka import Consumer, Message, Producer
 
 import hourglass
 from benchmarks.cluster import Cluster, free_port
+from benchmarks.kafka_ingest import committed, create_topics
 from hourglass_coordinator.ingest.decode import ERROR, ERROR_FIELD, RUN_ID, SOURCE, header
 from hourglass_core import wire
 from hourglass_core.firing import job_id_for_key
 from hourglass_pb.v1 import jobs_pb2 as pb
 from tests.e2e.workload import wait_for_executor
 
-PARTITIONS = 4
-
 
 def _topics(cluster: Cluster, kafka: str) -> tuple[str, str, str]:
     """This test's own jobs, dead-letter and results topics (4 partitions each)."""
-    names = tuple(f"{cluster.name}.{kind}" for kind in ("jobs", "dead", "results"))
-    admin = AdminClient({"bootstrap.servers": kafka})
-    for future in admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names]).values():
-        future.result(timeout=30)
-    return names  # type: ignore[return-value]
+    jobs, dead, results = (f"{cluster.name}.{kind}" for kind in ("jobs", "dead", "results"))
+    create_topics(kafka, jobs, dead, results)
+    return jobs, dead, results
 
 
 def _ingest_args(kafka: str, topics: tuple[str, str, str], group: str, *extra: str) -> list[str]:
@@ -76,16 +71,6 @@ def _read(kafka: str, topic: str, until: Callable[[list[Message]], bool], timeou
     finally:
         consumer.close()
     return read
-
-
-def _committed(kafka: str, topic: str, group: str) -> int:
-    """The group's committed offsets of `topic`, summed over its partitions."""
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
-    try:
-        offsets = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-    finally:
-        consumer.close()
-    return sum(max(tp.offset, 0) for tp in offsets)
 
 
 def _metric(port: int, name: str) -> float:
@@ -135,12 +120,12 @@ def test_ten_thousand_specs_are_ten_thousand_jobs_with_the_ingest_process_killed
         time.sleep(0.5)  # into the next batch (about a second's work here): some of it written, none committed
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
-        killed_at = _committed(kafka, topics[0], group)
+        killed_at = committed(kafka, topics[0], group)
         assert killed_at < count
         started = time.monotonic()
         cluster.start_ingest("ingest", *_ingest_args(kafka, topics, group, "--batch", "500"),
                              HOURGLASS_METRICS_LISTEN=f"127.0.0.1:{port}")  # fmt: skip
-        _wait("every offset committed", lambda: _committed(kafka, topics[0], group) == count, 300, cluster)
+        _wait("every offset committed", lambda: committed(kafka, topics[0], group) == count, 300, cluster)
         rate = (count - killed_at) / (time.monotonic() - started)
         # Jobs written but not committed when it died were read again and found existing.
         again = _metric(port, existing)
@@ -180,7 +165,7 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_error_and_do_not_bl
         _produce(kafka, topics[0], messages)
         cluster.start_ingest("ingest", *_ingest_args(kafka, topics, f"{cluster.name}-ingest"))
         dead = {m.key() or b"": m for m in _read(kafka, topics[1], lambda read: len(read) >= 4, timeout=120)}
-        _wait("the good ones' offsets committed", lambda: _committed(kafka, topics[0], f"{cluster.name}-ingest") == 6,
+        _wait("the good ones' offsets committed", lambda: committed(kafka, topics[0], f"{cluster.name}-ingest") == 6,
               60, cluster)  # fmt: skip
         assert sorted(j.name for j in _all_jobs(client)) == ["good-binary", "good-json"]
     assert sorted(dead) == [b"bad-cron", b"garbage", b"no-executor", b"typo"]

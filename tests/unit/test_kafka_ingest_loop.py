@@ -4,6 +4,7 @@ paused while the store is away, and a refused commit is left to the partition's 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -11,6 +12,7 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
+from hourglass_coordinator.ingest import loop
 from hourglass_coordinator.ingest.loop import Ingest
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core import wire
@@ -135,3 +137,25 @@ async def test_a_commit_refused_because_the_partition_moved_is_left_to_its_next_
     await _ingest(store, consumer, Producer()).handle([_message(0, 0, _spec("x"))])
     assert consumer.events == ["commit 0:1"]  # tried once, not retried, not raised
 
+
+
+async def test_a_stop_while_the_store_is_away_leaves_the_batch_uncommitted_after_the_grace(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "STOP_GRACE_S", 0.2)
+
+    class OneBatch(Consumer):
+        async def consume(self, count: int, timeout: float) -> list[Message]:
+            if self.events:
+                await asyncio.sleep(timeout)
+                return []
+            self.events.append("consumed")
+            return [_message(0, 0, _spec("x"))]
+
+    consumer = OneBatch()
+    stop = asyncio.Event()
+    running = asyncio.create_task(_ingest(cast(Store, AwayFor(store, 10**6, [])), consumer, Producer()).run(stop))
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert consumer.events == ["consumed", "pause", "resume"]  # no commit

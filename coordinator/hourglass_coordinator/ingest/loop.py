@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 warn = RateLimitedLog(log)
 T = TypeVar("T")
 POLL_S = 0.5
+# On SIGTERM, how long the batch in hand may take to become durable and committed; past it the
+# batch is left uncommitted, to be read again (into the same jobs) by the partitions' next owner.
+STOP_GRACE_S = 10.0
 
 
 def _position(message: Message) -> Position:
@@ -70,8 +73,23 @@ class Ingest:
         while not stop.is_set():
             messages = [m for m in await self._consumer.consume(self._batch, POLL_S) if self._usable(m)]
             if messages:
-                await self.handle(messages)
+                await self._handle_unless_stopped(messages, stop)
             metrics.LAG.set(await self._consumer.lag())
+
+    async def _handle_unless_stopped(self, messages: Sequence[Message], stop: asyncio.Event) -> None:
+        """handle(messages); if `stop` is set meanwhile (the store away, say), STOP_GRACE_S more."""
+        handling = asyncio.create_task(self.handle(messages), name="ingest-batch")
+        stopping = asyncio.create_task(stop.wait(), name="ingest-stop")
+        try:
+            await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not handling.done():
+                await asyncio.wait({handling}, timeout=STOP_GRACE_S)
+            if not handling.done():
+                log.warning("stopping with a batch of %d messages not durable: left uncommitted", len(messages))
+                handling.cancel()
+            await asyncio.gather(handling, return_exceptions=True)
+        finally:
+            stopping.cancel()
 
     @staticmethod
     def _usable(message: Message) -> bool:
