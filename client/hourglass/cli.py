@@ -421,6 +421,7 @@ KAFKA_FLAGS = {  # flag: (setting, help)
     "--results-namespaces": ("kafka_results_namespaces", "namespaces whose runs are published (comma-separated)"),
     "--batch": ("kafka_batch", "messages per batch (one store write, one commit)"),
     "--kafka-options": ("kafka_options", "extra librdkafka settings: key=value,..."),
+    "--namespaces": ("kafka_namespaces", "the namespaces specs may name, comma-separated ('': any)"),
 }
 
 

@@ -14,6 +14,7 @@ from hourglass_coordinator.ingest.decode import (
     ERROR_FIELD,
     SOURCE,
     Position,
+    check_namespace,
     dead_letter_headers,
     decode_spec,
     header,
@@ -92,3 +93,11 @@ def test_kafka_options_are_key_value_pairs() -> None:
 
 def test_an_error_that_is_not_kafkas_is_worth_retrying() -> None:
     assert retriable(OSError("store away"))
+
+
+def test_a_namespace_outside_the_allowed_ones_is_refused_naming_it() -> None:
+    spec = decode_spec(_binary(), None, AT, NOW)
+    assert check_namespace(spec, frozenset()) is spec and check_namespace(spec, frozenset({"default"})) is spec
+    with pytest.raises(InvalidArgument) as refused:
+        check_namespace(spec, frozenset({"billing", "ops"}))
+    assert refused.value.field == "job.namespace" and "allowed: billing, ops" in str(refused.value)

@@ -101,9 +101,9 @@ async def _nothing(fires: Sequence[Fire]) -> None:
     return None
 
 
-def _ingest(store: Store, consumer: Consumer, producer: Producer) -> Ingest:
+def _ingest(store: Store, consumer: Consumer, producer: Producer, namespaces: frozenset[str] = frozenset()) -> Ingest:
     api = JobsApi(store, num_shards=4, max_params_bytes=1024, hint=_nothing)
-    return Ingest(api, consumer, producer, dead_letter_topic="dead", batch=100)
+    return Ingest(api, consumer, producer, dead_letter_topic="dead", batch=100, namespaces=namespaces)
 
 
 async def test_a_store_away_pauses_consumption_and_nothing_is_committed_before_the_jobs_are_durable(store: Store) -> None:
@@ -130,6 +130,17 @@ async def test_refused_messages_are_dead_lettered_before_the_commit_even_while_t
                                                      _message(0, 2, _spec("fine"))])  # fmt: skip
     assert producer.acked == [b"0/0", b"0/1"]
     assert consumer.events == ["pause", "resume", "commit 0:3"]
+
+
+async def test_a_spec_naming_a_namespace_the_topic_may_not_submit_to_is_dead_lettered(store: Store) -> None:
+    producer = Producer()
+    spec = pb.JobSpec.FromString(_spec("elsewhere"))
+    spec.namespace = "payroll"
+    await _ingest(store, Consumer(), producer, frozenset({"default"})).handle(
+        [_message(0, 0, spec.SerializeToString()), _message(0, 1, _spec("here"))])
+    assert producer.acked == [b"0/0"]
+    jobs = await store.list_jobs("default", JobFilter(), 10, "")
+    assert [j.name for j in jobs.items] == ["here"]
 
 
 async def test_a_commit_refused_because_the_partition_moved_is_left_to_its_next_owner(store: Store) -> None:
@@ -159,3 +170,34 @@ async def test_a_stop_while_the_store_is_away_leaves_the_batch_uncommitted_after
     stop.set()
     await asyncio.wait_for(running, 5)
     assert consumer.events == ["consumed", "pause", "resume"]  # no commit
+
+
+async def test_a_batch_written_before_the_one_read_before_it_commits_after_it(store: Store) -> None:
+    class TwoBatches(Consumer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches = [[_message(0, 0, _spec("slow"))], [_message(0, 1, _spec("fast"))]]
+
+        async def consume(self, count: int, timeout: float) -> list[Message]:
+            if self.batches:
+                return self.batches.pop(0)
+            await asyncio.sleep(0.05)
+            return []
+
+    class SlowFirst(AwayFor):
+        async def create_jobs(self, jobs: Sequence[Any]) -> Any:
+            name = jobs[0][0].name
+            if name == "slow":
+                await asyncio.sleep(0.3)
+            self._events.append(f"stored {name}")
+            return await self._store.create_jobs(jobs)
+
+    consumer = TwoBatches()
+    stop = asyncio.Event()
+    running = asyncio.create_task(_ingest(cast(Store, SlowFirst(store, 0, consumer.events)), consumer, Producer()).run(stop))
+    while len(consumer.events) < 4:
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    # Both written at once; the later batch's offset waits for the earlier one's.
+    assert consumer.events == ["stored fast", "stored slow", "commit 0:1", "commit 0:2"]

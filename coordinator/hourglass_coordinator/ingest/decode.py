@@ -82,6 +82,15 @@ def decode_spec(value: bytes | None, headers: Headers | None, at: Position, now:
     return spec if spec.idempotency_key else replace(spec, idempotency_key=str(at))
 
 
+def check_namespace(spec: JobSpec, allowed: frozenset[str]) -> JobSpec:
+    """`spec` if its namespace is among `allowed` (empty: any namespace); else InvalidArgument
+    naming job.namespace. The topic's producers are not authenticated as API callers are."""
+    if allowed and spec.namespace not in allowed:
+        raise InvalidArgument("job.namespace", f"{spec.namespace!r} is not a namespace this topic may submit to "
+                                               f"(allowed: {', '.join(sorted(allowed))})")  # fmt: skip
+    return spec
+
+
 def dead_letter_headers(headers: Headers | None, at: Position, error: HourglassError) -> list[tuple[str, bytes]]:
     """The message's own headers, then why it was refused: the error, the field it names
     (`value`, `job.trigger.cron.expression`, ...) and where the message was read."""

@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 from confluent_kafka import Message, TopicPartition
 
 from hourglass_coordinator.ingest import metrics
-from hourglass_coordinator.ingest.decode import Position, dead_letter_headers, decode_spec
+from hourglass_coordinator.ingest.decode import Position, check_namespace, dead_letter_headers, decode_spec
 from hourglass_coordinator.ingest.kafka import retriable
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core.backoff import Backoff, RateLimitedLog
@@ -61,33 +61,51 @@ class Sink(Protocol):
 
 class Ingest:
     def __init__(self, api: JobsApi, consumer: Source, publisher: Sink, *,
-                 dead_letter_topic: str, batch: int) -> None:  # fmt: skip
+                 dead_letter_topic: str, batch: int, namespaces: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self._api = api
         self._consumer = consumer
         self._publisher = publisher
         self._dead_letter_topic = dead_letter_topic
         self._batch = batch
+        self._namespaces = namespaces  # empty: any
+        self._pauses = 0  # batches waiting for the store or the broker: paused while any is
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set: consume, submit, dead-letter, commit. Returns between batches."""
-        while not stop.is_set():
-            messages = [m for m in await self._consumer.consume(self._batch, POLL_S) if self._usable(m)]
-            if messages:
-                await self._handle_unless_stopped(messages, stop)
-            metrics.LAG.set(await self._consumer.lag())
+        """Until `stop` is set: consume, submit, dead-letter, commit. Two batches are in hand at
+        most: the next one is read and written while this one's writes are under way (their
+        store round trips overlap), and commits in order, after this one's. An unexpected
+        error in a batch ends the loop (raised) with nothing after it committed."""
+        previous: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                messages = [m for m in await self._consumer.consume(self._batch, POLL_S) if self._usable(m)]
+                if messages:
+                    current = asyncio.create_task(self.handle(messages, after=previous), name="ingest-batch")
+                    if previous is not None:
+                        await self._unless_stopped(previous, stop)
+                    previous = current
+                elif previous is not None and previous.done():
+                    previous.result()
+                    previous = None
+                metrics.LAG.set(await self._consumer.lag())
+        finally:
+            if previous is not None:
+                await self._unless_stopped(previous, stop)
 
-    async def _handle_unless_stopped(self, messages: Sequence[Message], stop: asyncio.Event) -> None:
-        """handle(messages); if `stop` is set meanwhile (the store away, say), STOP_GRACE_S more."""
-        handling = asyncio.create_task(self.handle(messages), name="ingest-batch")
+    async def _unless_stopped(self, handling: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """Awaits a batch; once `stop` is set (the store away, say) it has STOP_GRACE_S more,
+        then is left uncommitted (read again, into the same jobs, by the next owner)."""
         stopping = asyncio.create_task(stop.wait(), name="ingest-stop")
         try:
             await asyncio.wait({handling, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not handling.done():
                 await asyncio.wait({handling}, timeout=STOP_GRACE_S)
             if not handling.done():
-                log.warning("stopping with a batch of %d messages not durable: left uncommitted", len(messages))
+                log.warning("stopping with a batch not durable: left uncommitted")
                 handling.cancel()
             await asyncio.gather(handling, return_exceptions=True)
+            if not handling.cancelled():
+                handling.result()  # an unexpected error: raised, so no later batch commits past it
         finally:
             stopping.cancel()
 
@@ -98,15 +116,17 @@ class Ingest:
             warn.warning(f"consume-{error.code()}", "kafka: %s", error)
         return error is None
 
-    async def handle(self, messages: Sequence[Message]) -> None:
+    async def handle(self, messages: Sequence[Message], after: asyncio.Task[None] | None = None) -> None:
         """One batch: every message is a durable job or a durable dead letter before its
-        offset is committed."""
+        offset is committed, and the batch `after` (read before it) is committed first: an
+        offset never passes a message whose job is not durable. Cancelled if `after` was."""
         now = datetime.now(UTC)
         refused: list[tuple[Message, HourglassError]] = []
         specs: list[tuple[Message, JobSpec]] = []
         for message in messages:
             try:
-                specs.append((message, decode_spec(message.value(), message.headers(), _position(message), now)))
+                spec = decode_spec(message.value(), message.headers(), _position(message), now)
+                specs.append((message, check_namespace(spec, self._namespaces)))
             except InvalidArgument as error:
                 refused.append((message, error))
         outcomes = await self._durably("store", lambda: self._api.submit_each([spec for _, spec in specs]))
@@ -117,6 +137,8 @@ class Ingest:
                 refused.append((message, outcome))
         if refused:
             await self._durably("dead-letter", lambda: self._dead_letter(refused))
+        if after is not None:
+            await after  # raises if it failed or was abandoned: then nothing here is committed either
         await self._commit(messages)
 
     async def _dead_letter(self, refused: Sequence[tuple[Message, HourglassError]]) -> None:
@@ -148,12 +170,18 @@ class Ingest:
                         raise
                     if backoff is None:
                         backoff = Backoff(0.1, 5.0)
-                        await self._consumer.pause(True)
-                        metrics.PAUSED.set(1)
+                        await self._paused(+1)
                     metrics.RETRIES.labels(what).inc()
                     warn.warning(what, "ingest: %s failed, consumption paused (retrying): %s", what, error)
                     await asyncio.sleep(backoff.next_delay())
         finally:
             if backoff is not None:
-                await self._consumer.pause(False)
-                metrics.PAUSED.set(0)
+                await self._paused(-1)
+
+    async def _paused(self, change: int) -> None:
+        """Pauses consumption when the first waiting batch starts waiting, resumes it when the
+        last one is done (the consumer's calls run in order on its thread)."""
+        self._pauses += change
+        if self._pauses == (1 if change > 0 else 0):
+            metrics.PAUSED.set(1 if change > 0 else 0)
+            await self._consumer.pause(change > 0)

@@ -24,6 +24,10 @@ from hourglass_core.probe import BackendProbe
 log = logging.getLogger(__name__)
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def check(settings: Settings) -> None:
     """Raises ValueError naming the setting that cannot work."""
     if not 1 <= settings.kafka_batch <= MAX_BATCH:
@@ -54,14 +58,15 @@ async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> N
                   hint=streams.hint, hint_within=settings.lookahead)  # fmt: skip
     consumer = ConsumerThread(consumer_config(settings.kafka_brokers, settings.kafka_group, extra), settings.kafka_topic)
     ingest = Ingest(api, consumer, Publisher(producer_config(settings.kafka_brokers, extra)),
-                    dead_letter_topic=settings.kafka_dead_letter_topic, batch=settings.kafka_batch)  # fmt: skip
+                    dead_letter_topic=settings.kafka_dead_letter_topic, batch=settings.kafka_batch,
+                    namespaces=frozenset(_names(settings.kafka_namespaces)))  # fmt: skip
     probe = BackendProbe({"store": store.ping, "coordination": leases.ping})
     loops = [asyncio.create_task(streams.follow_shard_map(), name="shard-map"),
              asyncio.create_task(probe.run(), name="health-probe")]  # fmt: skip
     if settings.kafka_results_topic:
         results = ResultsPublisher(streams.watch, store.get_job, Publisher(producer_config(settings.kafka_brokers, extra)),
                                    settings.kafka_results_topic)  # fmt: skip
-        namespaces = [n.strip() for n in settings.kafka_results_namespaces.split(",") if n.strip()]
+        namespaces = _names(settings.kafka_results_namespaces)
         loops += [asyncio.create_task(streams.relay_hints(), name="hint-relay"),
                   asyncio.create_task(results.run(namespaces), name="results")]  # fmt: skip
     if stop is None:
