@@ -43,6 +43,17 @@ def create_topics(bootstrap: str, *names: str) -> None:
         future.result(timeout=30)
 
 
+def delete_topics(bootstrap: str, *names: str) -> None:
+    """Best effort: a topic left behind only takes disk until the broker's retention."""
+    from confluent_kafka.admin import AdminClient
+
+    for future in AdminClient({"bootstrap.servers": bootstrap}).delete_topics(list(names)).values():
+        try:
+            future.result(timeout=30)
+        except Exception:  # noqa: BLE001 - see above
+            pass
+
+
 def produce(bootstrap: str, topic: str, specs: list[bytes]) -> float:
     """Sends every spec (round-robin over partitions); returns the seconds it took."""
     from confluent_kafka import Producer
@@ -127,6 +138,7 @@ def ingest(b: Any, messages: int | None = None, batch: int = 1000, timeout_s: fl
             finished = time.monotonic()
     finally:
         reader.close()
+        delete_topics(bootstrap, topic, f"{topic}.dead")
         proc.terminate()
         try:
             proc.wait(timeout=30)

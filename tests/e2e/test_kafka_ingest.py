@@ -8,29 +8,34 @@ import re
 import signal
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from confluent_kafka import Consumer, Message, Producer
 
 import hourglass
 from benchmarks.cluster import Cluster, free_port
-from benchmarks.kafka_ingest import committed, create_topics
+from benchmarks.kafka_ingest import committed, create_topics, delete_topics
 from hourglass_coordinator.ingest.decode import ERROR, ERROR_FIELD, RUN_ID, SOURCE, header
 from hourglass_core import wire
 from hourglass_core.firing import job_id_for_key
 from hourglass_pb.v1 import jobs_pb2 as pb
 from tests.e2e.workload import wait_for_executor
 
-
-def _topics(cluster: Cluster, kafka: str) -> tuple[str, str, str]:
-    """This test's own jobs, dead-letter and results topics (4 partitions each)."""
-    jobs, dead, results = (f"{cluster.name}.{kind}" for kind in ("jobs", "dead", "results"))
-    create_topics(kafka, jobs, dead, results)
-    return jobs, dead, results
+Topics = tuple[str, str, str]  # jobs, dead letters, results
 
 
-def _ingest_args(kafka: str, topics: tuple[str, str, str], group: str, *extra: str) -> list[str]:
+@pytest.fixture
+def topics(cluster: Cluster, kafka: str) -> Iterator[Topics]:
+    """This test's own jobs, dead-letter and results topics (4 partitions each), deleted after."""
+    names: Topics = (f"{cluster.name}.jobs", f"{cluster.name}.dead", f"{cluster.name}.results")
+    create_topics(kafka, *names)
+    yield names
+    delete_topics(kafka, *names)
+
+
+def _ingest_args(kafka: str, topics: Topics, group: str, *extra: str) -> list[str]:
     jobs, dead, _ = topics
     return ["--brokers", kafka, "--topic", jobs, "--group", group, "--dead-letter-topic", dead, *extra]
 
@@ -101,8 +106,9 @@ def _all_jobs(client: hourglass.Client) -> list[hourglass.Job]:
             return jobs
 
 
-def test_ten_thousand_specs_are_ten_thousand_jobs_with_the_ingest_process_killed_midway(cluster: Cluster, kafka: str) -> None:
-    topics = _topics(cluster, kafka)
+def test_ten_thousand_specs_are_ten_thousand_jobs_with_the_ingest_process_killed_midway(
+    cluster: Cluster, kafka: str, topics: Topics
+) -> None:
     group = f"{cluster.name}-ingest"
     cluster.start_coordinator()
     cluster.start_worker("w1")
@@ -141,9 +147,8 @@ def test_ten_thousand_specs_are_ten_thousand_jobs_with_the_ingest_process_killed
 
 
 def test_bad_messages_go_to_the_dead_letter_topic_with_their_error_and_do_not_block_the_rest(
-    cluster: Cluster, kafka: str
+    cluster: Cluster, kafka: str, topics: Topics
 ) -> None:
-    topics = _topics(cluster, kafka)
     cluster.start_coordinator()
     cluster.start_worker("w1")
     json_header: list[tuple[str, str | bytes | None]] = [("content-type", b"application/json")]
@@ -181,9 +186,8 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_error_and_do_not_bl
 
 
 def test_finished_runs_of_labelled_jobs_are_published_to_the_results_topic_keyed_by_job_id(
-    cluster: Cluster, kafka: str
+    cluster: Cluster, kafka: str, topics: Topics
 ) -> None:
-    topics = _topics(cluster, kafka)
     cluster.start_coordinator()
     cluster.start_worker("w1")
     with hourglass.Client(cluster.address, timeout=60) as client:
