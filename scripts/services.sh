@@ -117,17 +117,18 @@ take_lock() {
     flock -w 600 9 || die "could not lock $SERVICES_DIR/.lock"
 }
 
-# A python that can import the DataStax driver (cassandra-driver), for scripts/wait_cql.py.
+# A python that can import MODULE of PACKAGE (default the DataStax driver, cassandra-driver, for
+# scripts/wait_cql.py): pick_python [MODULE PACKAGE].
 pick_python() {
-    local candidate
+    local module=${1:-cassandra.cluster} package=${2:-cassandra-driver} candidate
     for candidate in "${PYTHON:-.venv/bin/python}" python3; do
         if command -v "$candidate" >/dev/null 2>&1 \
-            && "$candidate" -c 'import cassandra.cluster' >/dev/null 2>&1; then
+            && "$candidate" -c "import $module" >/dev/null 2>&1; then
             echo "$candidate"
             return 0
         fi
     done
-    die "no python with cassandra-driver found (tried ${PYTHON:-.venv/bin/python} and python3); set PYTHON"
+    die "no python with $package found (tried ${PYTHON:-.venv/bin/python} and python3); set PYTHON"
 }
 
 # --------------------------------------------------------------------------------------------
@@ -204,34 +205,42 @@ cql_ping() {
     "$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout 0 2>/dev/null
 }
 
-cassandra_fetch() {
-    local want=$CASS_VERSION have=""
-    [[ -f $CASS_LIB/.complete ]] && have=$(<"$CASS_LIB/.complete")
+# Jars of a server from Maven Central, once: maven_fetch NAME POM ARTIFACT LIB VERSION_PROPERTY
+# [VERSION] copies ARTIFACT (e.g. cassandra-all) and its dependencies, at VERSION (default: the
+# pom's), into the folder LIB; LIB/.complete (written last) holds the version fetched.
+maven_fetch() {
+    local name=$1 pom=$2 artifact=$3 lib=$4 property=$5 want=${6:-} have=""
+    [[ -f $lib/.complete ]] && have=$(<"$lib/.complete")
     if [[ -n $have && ( -z $want || $want == "$have" ) ]]; then
         return 0
     fi
-    command -v mvn >/dev/null 2>&1 || die "maven (mvn) is needed to fetch Cassandra"
-    log "cassandra: fetching cassandra-all ${want:-(pom version)} and dependencies from Maven Central"
-    local tmp="$CASS_DIR/lib.tmp.$$"
+    command -v mvn >/dev/null 2>&1 || die "maven (mvn) is needed to fetch $name"
+    log "$name: fetching $artifact ${want:-(pom version)} and dependencies from Maven Central"
+    local dir tmp
+    dir=$(dirname "$lib")
+    tmp="$lib.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$tmp"
-    local args=(-q -B -Dstyle.color=never -f "$CONF_SRC/pom.xml" dependency:copy-dependencies
-                "-DoutputDirectory=$tmp")
-    [[ -n $want ]] && args+=("-Dcassandra.version=$want")
+    local args=(-q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies "-DoutputDirectory=$tmp")
+    [[ -n $want ]] && args+=("-D$property=$want")
     # mvn -q still prints colour escapes and reports errors on stdout: keep its output in a file.
-    if ! JAVA_HOME="$CASSANDRA_JAVA_HOME" mvn "${args[@]}" >"$CASS_DIR/mvn.log" 2>&1; then
-        tail -n 40 "$CASS_DIR/mvn.log" >&2
+    if ! JAVA_HOME="$CASSANDRA_JAVA_HOME" mvn "${args[@]}" >"$dir/mvn.log" 2>&1; then
+        tail -n 40 "$dir/mvn.log" >&2
         rm -rf "$tmp"
-        die "mvn could not fetch Cassandra (full output in ${CASS_DIR#"$ROOT"/}/mvn.log)"
+        die "mvn could not fetch $name (full output in ${dir#"$ROOT"/}/mvn.log)"
     fi
     local jar
-    jar=$(cd "$tmp" && ls cassandra-all-*.jar 2>/dev/null | head -n1)
-    [[ -n $jar ]] || { rm -rf "$tmp"; die "cassandra-all jar missing after mvn"; }
-    jar=${jar#cassandra-all-}
+    jar=$(cd "$tmp" && ls "$artifact"-*.jar 2>/dev/null | head -n1)
+    [[ -n $jar ]] || { rm -rf "$tmp"; die "$artifact jar missing after mvn"; }
+    jar=${jar#"$artifact"-}
     echo "${jar%.jar}" >"$tmp/.complete"   # written last: marks a complete download
-    rm -rf "$CASS_LIB"
-    mv "$tmp" "$CASS_LIB"
-    log "cassandra: $(ls "$CASS_LIB"/*.jar | wc -l) jars in $CASS_LIB"
+    rm -rf "$lib"
+    mv "$tmp" "$lib"
+    log "$name: $(ls "$lib"/*.jar | wc -l) jars in $lib"
+}
+
+cassandra_fetch() {
+    maven_fetch cassandra "$CONF_SRC/pom.xml" cassandra-all "$CASS_LIB" cassandra.version "$CASS_VERSION"
 }
 
 # Render the committed cassandra.yaml template with this checkout's paths and ports.
@@ -406,51 +415,13 @@ cassandra_nodetool() {
 # Kafka
 # --------------------------------------------------------------------------------------------
 
-# A python with confluent-kafka, for scripts/wait_kafka.py.
-pick_kafka_python() {
-    local candidate
-    for candidate in "${PYTHON:-.venv/bin/python}" python3; do
-        if command -v "$candidate" >/dev/null 2>&1 \
-            && "$candidate" -c 'import confluent_kafka' >/dev/null 2>&1; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    die "no python with confluent-kafka found (tried ${PYTHON:-.venv/bin/python} and python3); set PYTHON"
-}
-
 # One metadata round trip (no retries); prints the cluster id on success.
 kafka_ping() {
     "$KPY" scripts/wait_kafka.py --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout 0 2>/dev/null
 }
 
 kafka_fetch() {
-    local want=$KAFKA_VERSION have=""
-    [[ -f $KAFKA_LIB/.complete ]] && have=$(<"$KAFKA_LIB/.complete")
-    if [[ -n $have && ( -z $want || $want == "$have" ) ]]; then
-        return 0
-    fi
-    command -v mvn >/dev/null 2>&1 || die "maven (mvn) is needed to fetch Kafka"
-    log "kafka: fetching kafka_2.13 ${want:-(pom version)} and dependencies from Maven Central"
-    local tmp="$KAFKA_DIR/lib.tmp.$$"
-    rm -rf "$tmp"
-    mkdir -p "$tmp"
-    local args=(-q -B -Dstyle.color=never -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies
-                "-DoutputDirectory=$tmp")
-    [[ -n $want ]] && args+=("-Dkafka.version=$want")
-    if ! JAVA_HOME="$CASSANDRA_JAVA_HOME" mvn "${args[@]}" >"$KAFKA_DIR/mvn.log" 2>&1; then
-        tail -n 40 "$KAFKA_DIR/mvn.log" >&2
-        rm -rf "$tmp"
-        die "mvn could not fetch Kafka (full output in ${KAFKA_DIR#"$ROOT"/}/mvn.log)"
-    fi
-    local jar
-    jar=$(cd "$tmp" && ls kafka_2.13-*.jar 2>/dev/null | head -n1)
-    [[ -n $jar ]] || { rm -rf "$tmp"; die "kafka_2.13 jar missing after mvn"; }
-    jar=${jar#kafka_2.13-}
-    echo "${jar%.jar}" >"$tmp/.complete"   # written last: marks a complete download
-    rm -rf "$KAFKA_LIB"
-    mv "$tmp" "$KAFKA_LIB"
-    log "kafka: $(ls "$KAFKA_LIB"/*.jar | wc -l) jars in $KAFKA_LIB"
+    maven_fetch kafka "$KAFKA_SRC/pom.xml" kafka_2.13 "$KAFKA_LIB" kafka.version "$KAFKA_VERSION"
 }
 
 # The JVM options of bin/kafka-run-class.sh that matter here: a small heap, G1 with short
@@ -493,7 +464,7 @@ kafka_launch() {
 
 kafka_start() {
     local id pid started=$SECONDS
-    KPY=$(pick_kafka_python)
+    KPY=$(pick_python confluent_kafka confluent-kafka)
     if id=$(kafka_ping); then
         log "kafka: reusing the broker already answering on 127.0.0.1:$KAFKA_PORT (cluster $id)"
         return 0
@@ -534,7 +505,7 @@ kafka_stop() {
 
 kafka_status() {
     local pid id
-    if ! KPY=$(pick_kafka_python 2>/dev/null); then
+    if ! KPY=$(pick_python confluent_kafka confluent-kafka 2>/dev/null); then
         echo "kafka:     unknown (no python with confluent-kafka)"
     elif id=$(kafka_ping); then
         pid=$(live_pid "$KAFKA_PIDFILE" kafka.Kafka) || pid="not started by this script"

@@ -12,17 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from wait_cql import wait_for  # beside this script: python puts its folder first on sys.path
 
 
 def _cluster_id(bootstrap: str) -> str:
@@ -42,23 +33,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--pid", type=int, default=None, help="give up early if this process exits")
     args = parser.parse_args()
-    deadline = time.monotonic() + args.timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            print(_cluster_id(args.bootstrap))
-            return 0
-        except Exception as exc:  # noqa: BLE001 - KafkaException, timeouts: all mean "not yet"
-            last_error = exc
-        if args.pid is not None and not _alive(args.pid):
-            print(f"wait_kafka: process {args.pid} exited before the broker answered", file=sys.stderr)
-            return 2
-        if time.monotonic() >= deadline:
-            if args.timeout > 0:
-                print(f"wait_kafka: no answer from {args.bootstrap} after {args.timeout:.0f}s: {last_error}",
-                      file=sys.stderr)
-            return 1
-        time.sleep(0.5)
+    return wait_for(lambda: _cluster_id(args.bootstrap), args.timeout, args.pid, f"Kafka on {args.bootstrap}")
 
 
 if __name__ == "__main__":
