@@ -201,3 +201,19 @@ async def test_a_batch_written_before_the_one_read_before_it_commits_after_it(st
     await asyncio.wait_for(running, 5)
     # Both written at once; the later batch's offset waits for the earlier one's.
     assert consumer.events == ["stored fast", "stored slow", "commit 0:1", "commit 0:2"]
+
+
+async def test_a_shutdown_step_that_will_not_end_is_given_up_after_its_time() -> None:
+    from hourglass_coordinator.ingest.main import _bounded
+
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:  # as a step that swallows its cancellation would
+            await release.wait()
+
+    assert not await _bounded("stuck", stuck(), timeout=0.1)
+    release.set()
+    assert await _bounded("quick", asyncio.sleep(0), timeout=1)

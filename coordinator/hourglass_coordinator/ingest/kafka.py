@@ -100,13 +100,9 @@ class ConsumerThread:
 
         return await self._call(measure)
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Leaves the group at once (its partitions move without waiting out the session);
-        gives up after `timeout` (the session then ends by itself)."""
-        try:
-            await asyncio.wait_for(self._call(self._consumer.close), timeout)
-        except TimeoutError:
-            pass
+    async def close(self) -> None:
+        """Leaves the group at once (its partitions move without waiting out the session)."""
+        await self._call(self._consumer.close)
         self._pool.shutdown(wait=False)
 
 

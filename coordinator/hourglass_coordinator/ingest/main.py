@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from collections.abc import Awaitable
 
 from hourglass_coordinator.ingest.kafka import ConsumerThread, Publisher, consumer_config, parse_options, producer_config
 from hourglass_coordinator.ingest.loop import Ingest
@@ -22,6 +24,7 @@ from hourglass_core.ops_http import OpsServer
 from hourglass_core.probe import BackendProbe
 
 log = logging.getLogger(__name__)
+SHUTDOWN_STEP_S = 10.0
 
 
 def _names(text: str) -> list[str]:
@@ -69,6 +72,7 @@ async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> N
         namespaces = _names(settings.kafka_results_namespaces)
         loops += [asyncio.create_task(streams.relay_hints(), name="hint-relay"),
                   asyncio.create_task(results.run(namespaces), name="results")]  # fmt: skip
+    own_process = stop is None
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -84,11 +88,25 @@ async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> N
         log.info("ingest stopping")
         for task in loops:
             task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
-        await consumer.close()
+        steps = [("background loops", asyncio.gather(*loops, return_exceptions=True)), ("leaving the group", consumer.close()),
+                 ("membership", membership.close()), ("leases", leases.close()), ("store", store.close())]  # fmt: skip
+        clean = [await _bounded(what, step) for what, step in steps]
         if ops is not None:
             ops.stop()
-        await membership.close()
-        await leases.close()
-        await store.close()
         log.info("ingest stopped")
+        if own_process and not all(clean):
+            # Everything it wrote is durable and every commit made: asyncio.run would wait on
+            # the stuck step for ever, and a supervisor cannot tell a hung shutdown from work.
+            logging.shutdown()
+            os._exit(1)
+
+
+async def _bounded(what: str, step: Awaitable[object], timeout: float = SHUTDOWN_STEP_S) -> bool:
+    """Awaits one shutdown step for `timeout` at most (without waiting for it to take a
+    cancellation, which a stuck step may never do); False, logged, if it did not finish."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        log.warning("ingest: %s did not finish within %g s of the stop", what, timeout)
+    return bool(done)
