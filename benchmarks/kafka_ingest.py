@@ -47,7 +47,8 @@ def delete_topics(bootstrap: str, *names: str) -> None:
     """Best effort: a topic left behind only takes disk until the broker's retention."""
     from confluent_kafka.admin import AdminClient
 
-    for future in AdminClient({"bootstrap.servers": bootstrap}).delete_topics(list(names)).values():
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept: a client collected drops its requests
+    for future in admin.delete_topics(list(names)).values():
         try:
             future.result(timeout=30)
         except Exception:  # noqa: BLE001 - see above
