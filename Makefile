@@ -15,6 +15,7 @@ help:
 	@echo "make run            start Hourglass on its embedded default (SQLite + in-process leases) with a live demo"
 	@echo "make test           install, start Redis and Cassandra, run every test"
 	@echo "make services       start Redis and Cassandra on loopback   (make services-stop stops them)"
+	@echo "                    KAFKA=1: a single-node Kafka (KRaft) on 127.0.0.1:9092 as well"
 	@echo "make cluster        Redis + Cassandra + 2 coordinators + 2 workers on this box"
 	@echo "make lint           ruff (also run by make test)"
 	@echo "make typecheck      mypy --strict"
@@ -45,8 +46,10 @@ run: $(RUN_STAMP)
 dev: $(RUN_STAMP)
 	$(PY) -m hourglass dev
 
+# Kafka only when asked (KAFKA=1): the embedded default and most work need no broker.
+KAFKA ?= 0
 services: $(STAMP)
-	PYTHON=$(PY) bash scripts/services.sh start
+	PYTHON=$(PY) HOURGLASS_KAFKA=$(KAFKA) bash scripts/services.sh start
 
 services-stop:
 	bash scripts/services.sh stop
@@ -58,6 +61,8 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# The Kafka ingestion tests need the broker: `make test` asks for it (its prerequisites see KAFKA=1).
+test: KAFKA = 1
 test: services lint $(CHROMIUM)
 	$(PY) -m pytest -q -p no:cacheprovider
 

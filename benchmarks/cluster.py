@@ -50,6 +50,7 @@ class Cluster:
     store_options: str = ""
     coordinators: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ingests: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)  # `hourglass ingest` processes
     # Mutual TLS between every process and bearer tokens on every call (certificates from
     # `hourglass certs dev`, an HS256 secret): clients take client_env().
     secure: bool = False
@@ -146,6 +147,12 @@ class Cluster:
         if sig in (signal.SIGKILL, signal.SIGTERM):
             proc.wait(timeout=60)
 
+    def start_ingest(self, name: str, *args: str, **extra: str) -> subprocess.Popen[bytes]:
+        """`hourglass ingest ARGS` (a Kafka consumer of this cluster's store); its log goes on
+        in `name`.log across restarts."""
+        self.ingests[name] = self._spawn(["ingest", *args], f"{name}.log", **extra)
+        return self.ingests[name]
+
     def pids(self) -> dict[str, int]:
         """Role-qualified names ("coordinator-0", "worker-w1") of the live processes, with pids."""
         out = {f"coordinator-{i}": proc.pid for i, (_, proc) in enumerate(self.coordinators) if proc.poll() is None}
@@ -160,7 +167,7 @@ class Cluster:
         return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
 
     def stop(self) -> None:
-        procs = [p for _, p in self.coordinators] + list(self.workers.values())
+        procs = [p for _, p in self.coordinators] + list(self.workers.values()) + list(self.ingests.values())
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()

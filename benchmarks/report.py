@@ -69,6 +69,11 @@ TARGETS: list[Row] = [
         f"{_fmt(_f(r.get('batch'), 'max_sustained_jobs_per_s'))} jobs/s sustained "
         f"(peak {_fmt(_f(r.get('batch'), 'peak_achieved_jobs_per_s'))})",
         _ge(_f(r.get("batch"), "max_sustained_jobs_per_s"), 20000))),
+    ("3b. Kafka ingestion (1 ingest process)", "none set (issue 19)", lambda r: (
+        f"{_fmt(_f(r.get('ingest'), 'messages_per_s'))} messages/s to durable jobs "
+        f"({_fmt((r.get('ingest') or {}).get('params', {}).get('messages'))} messages, "
+        f"{_fmt(_f(r.get('ingest'), 'end_to_end_s'), ' s')} with start-up)",
+        None)),
     ("4. firing 1000/s for 5 min", "lateness p50 ≤ 5 ms, p99 ≤ 25 ms, p99.9 ≤ 100 ms; 0 lost, 0 duplicates",
      lambda r: (
         f"p50 {_fmt(_f(r.get('firing'), 'lateness_p50_ms'), ' ms')}, p99 {_fmt(_f(r.get('firing'), 'lateness_p99_ms'), ' ms')}, "

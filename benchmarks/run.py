@@ -1,6 +1,6 @@
 """`python -m benchmarks.run`: start what is needed, run the scenarios, write the results.
 
-    python -m benchmarks.run                         # all six at full length (~35 min)
+    python -m benchmarks.run                         # all seven at full length (~37 min)
     python -m benchmarks.run --scenarios 1,2 --duration 20
     python -m benchmarks.run --scenarios 1,2,3,4,5   # without 6 (1M jobs stored, then 1-5 again)
     python -m benchmarks.run --quick                 # every scenario for ~2-3 s at low rates (CI smoke)
@@ -133,7 +133,7 @@ def run_scale(bench: scenarios.Bench, results: dict[str, Any], chosen: list[int]
         for name, p in out["monitor"]["processes"].items()
     }
     out["scaled"] = {}
-    for number in pass_order(chosen):
+    for number in pass_order([n for n in chosen if n != 7]):  # ingestion has no target to hold at scale
         key, fn = scenarios.SCENARIOS[number]
         settle(bench.pids)
         print(f"[scale] scenario {number} ({key}) with {jobs:,} jobs stored", file=sys.stderr)
@@ -219,7 +219,8 @@ def run_ghz(bench: scenarios.Bench, results: dict[str, Any], chosen: list[int]) 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated numbers (6 = --scale)")
+    ap.add_argument("--scenarios", default="1,2,3,4,5,6,7",
+                    help="comma-separated numbers (6 = --scale; 7 = Kafka ingestion, starts the broker)")
     ap.add_argument("--duration", type=float, help="seconds per scenario (or per step), overriding defaults")
     ap.add_argument("--rate", type=float, help="rate of scenarios 1 and 4 instead of 1000/s")
     ap.add_argument("--rates", help="comma-separated step rates for scenarios 2 and 5 (calls/s)")
@@ -248,7 +249,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.scale = True
         args.chosen.remove(6)
     if any(n not in scenarios.SCENARIOS for n in args.chosen):
-        ap.error(f"scenarios are 1-6, not {args.scenarios}")
+        ap.error(f"scenarios are 1-7, not {args.scenarios}")
     if args.quick:
         args.scale_jobs = min(args.scale_jobs, 2000)
     return args
@@ -273,7 +274,7 @@ def open_bench(args: argparse.Namespace, tmp: Path, stamp: str) -> tuple[Cluster
         targets=tuple(a for a, _ in cluster.coordinators), cassandra=cluster.cassandra, keyspace=cluster.keyspace,
         probe_dir=tmp / "probe", pids=pids, quick=args.quick, duration=args.duration,
         progress=not args.no_progress and sys.stderr.isatty(), per_process_rate=args.per_process_rate,
-        profile_dir=(args.out / f"{stamp}-profiles") if args.profile else None,
+        profile_dir=(args.out / f"{stamp}-profiles") if args.profile else None, env=cluster.env(),
     )
     if not args.quick:
         warm_up(bench)

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from benchmarks import environment, firing, probe
+from benchmarks import environment, firing, kafka_ingest, probe
 from benchmarks.cluster import aio_channel
 from benchmarks.loadgen import Load, LoadResult, processes_for, run_load
 from benchmarks.monitor import Monitor, busiest, cpu_cost
@@ -48,6 +48,7 @@ class Bench:
     idle: dict[str, float] = field(default_factory=dict)  # each process's CPU % with no load
     profile_dir: Path | None = None  # set: py-spy records a coordinator and a worker per scenario
     profile_s: float = 20.0
+    env: dict[str, str] = field(default_factory=dict)  # what the cluster's server processes run with
 
     def cost(self, out: dict[str, Any], calls: int, unit: str) -> None:
         """Adds the CPU ms per call (per `unit`) of each process above its idle rate."""
@@ -345,4 +346,5 @@ SCENARIOS: dict[int, tuple[str, Callable[..., dict[str, Any]]]] = {
     3: ("batch", batch_submit),
     4: ("firing", fire),
     5: ("reads", reads),
+    7: ("ingest", kafka_ingest.ingest),
 }

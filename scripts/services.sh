@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Start, stop or inspect the local Redis and single-node Apache Cassandra 5.0 that Hourglass's
-# tests and local runs use. Both listen on 127.0.0.1 only; all state lives under the git-ignored
+# tests and local runs use, and on request a single-node Apache Kafka 4 (KRaft) for the Kafka
+# ingestion path. All listen on 127.0.0.1 only; all state lives under the git-ignored
 # .services/ folder at the repository root.
 #
-#   scripts/services.sh [start]   start both (idempotent: reuses anything already answering)
+#   scripts/services.sh [start]   start Redis and Cassandra (idempotent: reuses anything already
+#                                 answering); Kafka too with HOURGLASS_KAFKA=1
+#   scripts/services.sh kafka     start Kafka alone (idempotent)
 #   scripts/services.sh stop      stop the ones this script started (pid files in .services/)
 #   scripts/services.sh status    show what is running
 #   scripts/services.sh nodetool ARGS...   run Cassandra's nodetool against the local node
@@ -18,19 +21,28 @@
 #   HOURGLASS_CASSANDRA_VERSION       cassandra-all version to fetch    (default: the pom's)
 #   HOURGLASS_CASSANDRA_START_TIMEOUT seconds to wait for CQL           (default 180)
 #   HOURGLASS_CASSANDRA_PASSWORD_FILE the role hourglass's password     (default .services/cassandra/hourglass.password)
-#
-# Cassandra authenticates: clients log in as `hourglass`, whose password scripts/cassandra_roles.py
-# writes to .services/cassandra/hourglass.password (store URL
-# cassandra://hourglass@127.0.0.1:9042/KEYSPACE?password_file=$PWD/.services/cassandra/hourglass.password).
+#   HOURGLASS_KAFKA                   1: `start` starts Kafka as well       (default 0)
+#   HOURGLASS_KAFKA_PORT              Kafka client (PLAINTEXT) port      (default 9092)
+#   HOURGLASS_KAFKA_CONTROLLER_PORT   KRaft controller port              (default 9093)
+#   HOURGLASS_KAFKA_HEAP              -Xmx of the broker                 (default 512m)
+#   HOURGLASS_KAFKA_VERSION           kafka_2.13 version to fetch        (default: the pom's)
+#   HOURGLASS_KAFKA_START_TIMEOUT     seconds to wait for the broker     (default 120)
 #   HOURGLASS_SERVICES_DIR            state folder: pid files, data, logs (default .services; a
 #                                     second instance, e.g. the chaos harness's, needs its own)
 #   PYTHON                            python with cassandra-driver      (default .venv/bin/python,
 #                                     then python3); relative paths are from the repo root
 #
+# Cassandra authenticates: clients log in as `hourglass`, whose password scripts/cassandra_roles.py
+# writes to .services/cassandra/hourglass.password (store URL
+# cassandra://hourglass@127.0.0.1:9042/KEYSPACE?password_file=$PWD/.services/cassandra/hourglass.password).
+#
 # Cassandra does not come as a Debian package or tarball here: its jars are fetched from Maven
 # Central (scripts/cassandra/pom.xml) into .services/cassandra/lib on first use, and the daemon is
 # launched the way Cassandra's own bin/cassandra + conf/cassandra-env.sh would, with the options in
-# scripts/cassandra/jvm-server.options.
+# scripts/cassandra/jvm-server.options. Kafka likewise: no Apache mirror is reachable, so its jars
+# come from Maven Central (scripts/kafka/pom.xml) into .services/kafka/lib, its storage is
+# formatted once (what `kafka-storage.sh format --standalone` does) and kafka.Kafka is launched
+# as bin/kafka-server-start.sh would, with scripts/kafka/server.properties.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,6 +73,17 @@ CASS_PIDFILE="$CASS_DIR/cassandra.pid"
 # Clients log in as `hourglass` with this password (store URL: cassandra://hourglass@host/ks?password_file=..).
 # A second instance (the chaos harness's) may share the first one's, so clients log in to both alike.
 CASS_PASSWORD_FILE="${HOURGLASS_CASSANDRA_PASSWORD_FILE:-$CASS_DIR/hourglass.password}"
+
+KAFKA_PORT="${HOURGLASS_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${HOURGLASS_KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_HEAP="${HOURGLASS_KAFKA_HEAP:-512m}"
+KAFKA_VERSION="${HOURGLASS_KAFKA_VERSION:-}"
+KAFKA_TIMEOUT="${HOURGLASS_KAFKA_START_TIMEOUT:-120}"
+KAFKA_SRC="$ROOT/scripts/kafka"
+KAFKA_DIR="$SERVICES_DIR/kafka"
+KAFKA_LIB="$KAFKA_DIR/lib"
+KAFKA_LOGDIR="$KAFKA_DIR/logs"
+KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -102,17 +125,18 @@ take_lock() {
     flock -w 600 9 || die "could not lock $SERVICES_DIR/.lock"
 }
 
-# A python that can import the DataStax driver (cassandra-driver), for scripts/wait_cql.py.
+# A python that can import MODULE of PACKAGE (default the DataStax driver, cassandra-driver, for
+# scripts/wait_cql.py): pick_python [MODULE PACKAGE].
 pick_python() {
-    local candidate
+    local module=${1:-cassandra.cluster} package=${2:-cassandra-driver} candidate
     for candidate in "${PYTHON:-.venv/bin/python}" python3; do
         if command -v "$candidate" >/dev/null 2>&1 \
-            && "$candidate" -c 'import cassandra.cluster' >/dev/null 2>&1; then
+            && "$candidate" -c "import $module" >/dev/null 2>&1; then
             echo "$candidate"
             return 0
         fi
     done
-    die "no python with cassandra-driver found (tried ${PYTHON:-.venv/bin/python} and python3); set PYTHON"
+    die "no python with $package found (tried ${PYTHON:-.venv/bin/python} and python3); set PYTHON"
 }
 
 # --------------------------------------------------------------------------------------------
@@ -204,34 +228,42 @@ cassandra_roles() {
     esac
 }
 
-cassandra_fetch() {
-    local want=$CASS_VERSION have=""
-    [[ -f $CASS_LIB/.complete ]] && have=$(<"$CASS_LIB/.complete")
+# Jars of a server from Maven Central, once: maven_fetch NAME POM ARTIFACT LIB VERSION_PROPERTY
+# [VERSION] copies ARTIFACT (e.g. cassandra-all) and its dependencies, at VERSION (default: the
+# pom's), into the folder LIB; LIB/.complete (written last) holds the version fetched.
+maven_fetch() {
+    local name=$1 pom=$2 artifact=$3 lib=$4 property=$5 want=${6:-} have=""
+    [[ -f $lib/.complete ]] && have=$(<"$lib/.complete")
     if [[ -n $have && ( -z $want || $want == "$have" ) ]]; then
         return 0
     fi
-    command -v mvn >/dev/null 2>&1 || die "maven (mvn) is needed to fetch Cassandra"
-    log "cassandra: fetching cassandra-all ${want:-(pom version)} and dependencies from Maven Central"
-    local tmp="$CASS_DIR/lib.tmp.$$"
+    command -v mvn >/dev/null 2>&1 || die "maven (mvn) is needed to fetch $name"
+    log "$name: fetching $artifact ${want:-(pom version)} and dependencies from Maven Central"
+    local dir tmp
+    dir=$(dirname "$lib")
+    tmp="$lib.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$tmp"
-    local args=(-q -B -Dstyle.color=never -f "$CONF_SRC/pom.xml" dependency:copy-dependencies
-                "-DoutputDirectory=$tmp")
-    [[ -n $want ]] && args+=("-Dcassandra.version=$want")
+    local args=(-q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies "-DoutputDirectory=$tmp")
+    [[ -n $want ]] && args+=("-D$property=$want")
     # mvn -q still prints colour escapes and reports errors on stdout: keep its output in a file.
-    if ! JAVA_HOME="$CASSANDRA_JAVA_HOME" mvn "${args[@]}" >"$CASS_DIR/mvn.log" 2>&1; then
-        tail -n 40 "$CASS_DIR/mvn.log" >&2
+    if ! JAVA_HOME="$CASSANDRA_JAVA_HOME" mvn "${args[@]}" >"$dir/mvn.log" 2>&1; then
+        tail -n 40 "$dir/mvn.log" >&2
         rm -rf "$tmp"
-        die "mvn could not fetch Cassandra (full output in ${CASS_DIR#"$ROOT"/}/mvn.log)"
+        die "mvn could not fetch $name (full output in ${dir#"$ROOT"/}/mvn.log)"
     fi
     local jar
-    jar=$(cd "$tmp" && ls cassandra-all-*.jar 2>/dev/null | head -n1)
-    [[ -n $jar ]] || { rm -rf "$tmp"; die "cassandra-all jar missing after mvn"; }
-    jar=${jar#cassandra-all-}
+    jar=$(cd "$tmp" && ls "$artifact"-*.jar 2>/dev/null | head -n1)
+    [[ -n $jar ]] || { rm -rf "$tmp"; die "$artifact jar missing after mvn"; }
+    jar=${jar#"$artifact"-}
     echo "${jar%.jar}" >"$tmp/.complete"   # written last: marks a complete download
-    rm -rf "$CASS_LIB"
-    mv "$tmp" "$CASS_LIB"
-    log "cassandra: $(ls "$CASS_LIB"/*.jar | wc -l) jars in $CASS_LIB"
+    rm -rf "$lib"
+    mv "$tmp" "$lib"
+    log "$name: $(ls "$lib"/*.jar | wc -l) jars in $lib"
+}
+
+cassandra_fetch() {
+    maven_fetch cassandra "$CONF_SRC/pom.xml" cassandra-all "$CASS_LIB" cassandra.version "$CASS_VERSION"
 }
 
 # Render the committed cassandra.yaml template with this checkout's paths and ports.
@@ -415,6 +447,112 @@ cassandra_nodetool() {
 }
 
 # --------------------------------------------------------------------------------------------
+# Kafka
+# --------------------------------------------------------------------------------------------
+
+# One metadata round trip (no retries); prints the cluster id on success.
+kafka_ping() {
+    "$KPY" scripts/wait_kafka.py --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout 0 2>/dev/null
+}
+
+kafka_fetch() {
+    maven_fetch kafka "$KAFKA_SRC/pom.xml" kafka_2.13 "$KAFKA_LIB" kafka.version "$KAFKA_VERSION"
+}
+
+# The JVM options of bin/kafka-run-class.sh that matter here: a small heap, G1 with short
+# pauses, headless; the log4j2 configuration and its folder.
+kafka_jvm_opts() {
+    printf '%s\n' "-Xms128m" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+        "-Dlog4j2.configurationFile=file://$KAFKA_SRC/log4j2.yaml" "-Dkafka.logs.dir=$KAFKA_LOGDIR"
+}
+
+# Renders server.properties; formats the storage once, as a standalone KRaft controller (the
+# data folder's meta.properties says it is done: formatting twice would be refused).
+kafka_prepare() {
+    mkdir -p "$KAFKA_DIR/conf" "$KAFKA_DIR/data" "$KAFKA_LOGDIR"
+    sed -e "s|@PORT@|$KAFKA_PORT|g" \
+        -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "s|@DATA_DIR@|$KAFKA_DIR/data|g" \
+        "$KAFKA_SRC/server.properties" >"$KAFKA_DIR/conf/server.properties"
+    [[ -f $KAFKA_DIR/data/meta.properties ]] && return 0
+    local opts cluster_id
+    mapfile -t opts < <(kafka_jvm_opts)
+    cluster_id=$("$JAVA" "${opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool random-uuid) \
+        || die "kafka: could not make a cluster id"
+    log "kafka: formatting storage in ${KAFKA_DIR#"$ROOT"/}/data (cluster $cluster_id)"
+    "$JAVA" "${opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --standalone \
+        -t "$cluster_id" -c "$KAFKA_DIR/conf/server.properties" >"$KAFKA_LOGDIR/format.log" 2>&1 \
+        || { cat "$KAFKA_LOGDIR/format.log" >&2; die "kafka: formatting the storage failed"; }
+}
+
+kafka_launch() {
+    [[ -x $JAVA ]] || die "$JAVA not found: Kafka 4 needs Java 17 or newer (apt-get install openjdk-17-jdk-headless)"
+    kafka_prepare
+    local opts
+    mapfile -t opts < <(kafka_jvm_opts)
+    # setsid: own session, as for Cassandra (a Ctrl-C in make does not stop the broker).
+    setsid nohup "$JAVA" "${opts[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_DIR/conf/server.properties" \
+        </dev/null >"$KAFKA_LOGDIR/output.log" 2>&1 9>&- &
+    echo $! >"$KAFKA_PIDFILE"
+}
+
+kafka_start() {
+    local id pid started=$SECONDS
+    KPY=$(pick_python confluent_kafka confluent-kafka)
+    if id=$(kafka_ping); then
+        log "kafka: reusing the broker already answering on 127.0.0.1:$KAFKA_PORT (cluster $id)"
+        return 0
+    fi
+    if pid=$(live_pid "$KAFKA_PIDFILE" kafka.Kafka); then
+        log "kafka: pid $pid is already starting; waiting for it"
+    else
+        kafka_fetch
+        kafka_launch
+        pid=$(<"$KAFKA_PIDFILE")
+        log "kafka: started pid $pid (logs in ${KAFKA_LOGDIR#"$ROOT"/}); waiting for 127.0.0.1:$KAFKA_PORT"
+    fi
+    local rc=0
+    id=$("$KPY" scripts/wait_kafka.py --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout "$KAFKA_TIMEOUT" --pid "$pid") || rc=$?
+    if ((rc == 0)); then
+        log "kafka: Kafka $(<"$KAFKA_LIB/.complete") answering on 127.0.0.1:$KAFKA_PORT after $((SECONDS - started))s"
+        return 0
+    fi
+    tail -n 30 "$KAFKA_LOGDIR/output.log" >&2 2>/dev/null || true
+    tail -n 40 "$KAFKA_LOGDIR/server.log" >&2 2>/dev/null || true
+    if ((rc == 2)); then
+        rm -f "$KAFKA_PIDFILE"
+        die "kafka exited during start-up (see above and $KAFKA_LOGDIR)"
+    fi
+    die "kafka (pid $pid) did not answer within ${KAFKA_TIMEOUT}s; it is left running - 'scripts/services.sh stop' kills it"
+}
+
+kafka_stop() {
+    local pid
+    if pid=$(live_pid "$KAFKA_PIDFILE" kafka.Kafka); then
+        log "kafka: stopping pid $pid"
+        terminate "$pid" 30   # SIGTERM: a controlled shutdown, logs flushed
+    else
+        log "kafka: not running (no live pid in ${KAFKA_PIDFILE#"$ROOT"/})"
+    fi
+    rm -f "$KAFKA_PIDFILE"
+}
+
+kafka_status() {
+    local pid id
+    if ! KPY=$(pick_python confluent_kafka confluent-kafka 2>/dev/null); then
+        echo "kafka:     unknown (no python with confluent-kafka)"
+    elif id=$(kafka_ping); then
+        pid=$(live_pid "$KAFKA_PIDFILE" kafka.Kafka) || pid="not started by this script"
+        echo "kafka:     running ($pid), cluster $id, 127.0.0.1:$KAFKA_PORT"
+    elif pid=$(live_pid "$KAFKA_PIDFILE" kafka.Kafka); then
+        echo "kafka:     pid $pid alive but not (yet) answering on 127.0.0.1:$KAFKA_PORT"
+    else
+        echo "kafka:     not running"
+    fi
+}
+
+# --------------------------------------------------------------------------------------------
 
 cmd=${1:-start}
 case $cmd in
@@ -423,9 +561,17 @@ case $cmd in
         PY=$(pick_python)
         redis_start
         cassandra_start
+        if [[ ${HOURGLASS_KAFKA:-0} == 1 ]]; then
+            kafka_start
+        fi
+        ;;
+    kafka)
+        take_lock
+        kafka_start
         ;;
     stop)
         take_lock
+        kafka_stop
         cassandra_stop
         redis_stop
         ;;
@@ -433,13 +579,14 @@ case $cmd in
         PY=$(pick_python)
         redis_status
         cassandra_status
+        kafka_status
         ;;
     nodetool)
         shift
         cassandra_nodetool "$@"
         ;;
     *)
-        echo "usage: $0 [start|stop|status|nodetool ARGS...]" >&2
+        echo "usage: $0 [start|kafka|stop|status|nodetool ARGS...]" >&2
         exit 2
         ;;
 esac

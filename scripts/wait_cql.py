@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -69,6 +70,28 @@ def _query_once(host: str, port: int, password_file: str) -> str:
         cluster.shutdown()
 
 
+def wait_for(attempt: Callable[[], str], timeout: float, pid: int | None, what: str) -> int:
+    """Calls `attempt` until it returns (printing what it returned: exit status 0), `timeout`
+    seconds pass (1) or process `pid` dies (2); once only with timeout 0. Shared with
+    scripts/wait_kafka.py."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            print(attempt())
+            return 0
+        except Exception as exc:  # noqa: BLE001 - NoHostAvailable, OperationTimedOut, ...: all mean "not yet"
+            last_error = exc
+        if pid is not None and not _alive(pid):
+            print(f"{Path(sys.argv[0]).stem}: process {pid} exited before {what} answered", file=sys.stderr)
+            return 2
+        if time.monotonic() >= deadline:
+            if timeout > 0:
+                print(f"{Path(sys.argv[0]).stem}: no answer from {what} after {timeout:.0f}s: {last_error}", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -80,24 +103,8 @@ def main() -> int:
 
     # The driver logs every failed connection attempt at WARNING/ERROR; while waiting that is noise.
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-
-    deadline = time.monotonic() + args.timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            print(_query_once(args.host, args.port, args.password_file))
-            return 0
-        except Exception as exc:  # noqa: BLE001 - NoHostAvailable, OperationTimedOut, ...: all mean "not yet"
-            last_error = exc
-        if args.pid is not None and not _alive(args.pid):
-            print(f"wait_cql: process {args.pid} exited before CQL came up", file=sys.stderr)
-            return 2
-        if time.monotonic() >= deadline:
-            if args.timeout > 0:
-                print(f"wait_cql: no CQL answer on {args.host}:{args.port} after {args.timeout:.0f}s: "
-                      f"{last_error}", file=sys.stderr)
-            return 1
-        time.sleep(1.0)
+    return wait_for(lambda: _query_once(args.host, args.port, args.password_file), args.timeout, args.pid,
+                    f"CQL on {args.host}:{args.port}")
 
 
 if __name__ == "__main__":

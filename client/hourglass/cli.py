@@ -1,6 +1,6 @@
 """The `hourglass` command: run the servers, migrate the store, and drive jobs from a shell.
 
-    hourglass coordinator | worker | db migrate | dev [--demo]
+    hourglass coordinator | worker | ingest | db migrate | dev [--demo]
     hourglass submit --name N --executor E (--at T | --every D | --cron EXPR [--tz Z]) [...]
     hourglass get ID | list [...] | cancel ID | pause ID | resume ID | trigger ID | delete ID | runs ID | run RUN_ID
     hourglass update ID [--version V] [--name N] [--every D | ...] [--params P] [...]
@@ -412,6 +412,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+KAFKA_FLAGS = {  # flag: (setting, help)
+    "--brokers": ("kafka_brokers", "Kafka bootstrap servers"),
+    "--topic": ("kafka_topic", "topic of job specs"),
+    "--group": ("kafka_group", "consumer group (every ingest process of the group shares the topic)"),
+    "--dead-letter-topic": ("kafka_dead_letter_topic", "where undecodable or invalid specs go, with the error in headers"),
+    "--results-topic": ("kafka_results_topic", "where finished runs of jobs labelled hourglass.results=kafka go ('': off)"),
+    "--results-namespaces": ("kafka_results_namespaces", "namespaces whose runs are published (comma-separated)"),
+    "--batch": ("kafka_batch", "messages per batch (one store write, one commit)"),
+    "--kafka-options": ("kafka_options", "extra librdkafka settings: key=value,..."),
+    "--namespaces": ("kafka_namespaces", "the namespaces specs may name, comma-separated ('': any)"),
+}
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = _settings(args, "store", "coordination", "num_shards", "metrics_listen", "log_format",
+                         *(name for name, _ in KAFKA_FLAGS.values()))  # fmt: skip
+    _logging(args, settings)
+    from hourglass_coordinator.ingest.main import run_ingest  # server and Kafka dependencies only here
+
+    asyncio.run(run_ingest(settings))
+    return 0
+
+
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args, "store", "num_shards")
     from hourglass_core.store.migrate import migrate
@@ -657,6 +680,12 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(p, "--coordinator", "--store", "--coordination", "--capacity", "--executors", "--worker-id",
                   "--metrics-listen")  # fmt: skip
     p.set_defaults(handler=cmd_worker)
+    p = sub.add_parser("ingest", help="submit a job for each message of a Kafka topic (see README, Kafka)")
+    _server_flags(p, "--store", "--coordination", "--num-shards", "--metrics-listen")
+    for flag, (name, what) in KAFKA_FLAGS.items():
+        p.add_argument(flag, dest=name, type=int if flag == "--batch" else str, metavar=flag[2:].upper().replace("-", "_"),
+                       help=f"{what} (default $HOURGLASS_{name.upper()})")
+    p.set_defaults(handler=cmd_ingest)
     db_parser = sub.add_parser("db", help="store administration")
     db_parser.set_defaults(handler=lambda _: _usage(db_parser))
     db = db_parser.add_subparsers(dest="db_command", metavar="ACTION")

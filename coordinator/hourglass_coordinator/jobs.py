@@ -139,40 +139,65 @@ class JobsApi:
         """Validates every spec first (one bad spec writes nothing), then stores them all."""
         if len(specs) > MAX_BATCH:
             raise InvalidArgument(field, f"at most {MAX_BATCH} jobs per batch")
-        executors = await self._known_executors()
-        if any(spec.executor not in executors for spec in specs):
-            executors = await self._known_executors(force=True)
         names = [field if len(specs) == 1 and field == "job" else f"{field}[{i}]" for i in range(len(specs))]
-        for spec, name in zip(specs, names, strict=True):
-            validate_spec(
-                spec,
-                known_executors=executors,
-                max_params_bytes=self._max_params_bytes,
-                field=name,
-            )
-        await self._check_policies(specs, names)
-        now = self._clock()
+        refusals = [error for error in await self._refusals(specs, names) if error is not None]
+        if refusals:  # an invalid spec before a refused executor, as the checks run
+            raise min(refusals, key=lambda error: isinstance(error, ExecutorNotAllowed))
         if len(specs) == 1:
+            now = self._clock()
             created = [await self._creates.call(None, self._new_job(specs[0], now))]
-        else:
-            created = await self._store.create_jobs([self._new_job(spec, now) for spec in specs])
+            await self._hint_created(created, now)
+            return created
+        return await self._store_new(specs)
+
+    async def submit_each(self, specs: Sequence[JobSpec], field: str = "job") -> list[Created | HourglassError]:
+        """Judges each spec alone (errors name `field`): the valid ones are stored together,
+        the refused ones answer their error, in the order given. What SubmitJob would do to
+        each, for callers that cannot refuse a whole batch for one bad spec (Kafka ingest).
+        Raises what the store raises (Unavailable: nothing or some of the valid ones written)."""
+        if len(specs) > MAX_BATCH:
+            raise InvalidArgument(field, f"at most {MAX_BATCH} jobs per batch")
+        refused = await self._refusals(specs, [field] * len(specs))
+        valid = [spec for spec, error in zip(specs, refused, strict=True) if error is None]
+        created = iter(await self._store_new(valid) if valid else [])
+        return [next(created) if error is None else error for error in refused]
+
+    async def _store_new(self, specs: Sequence[JobSpec]) -> list[Created]:
+        now = self._clock()
+        created = await self._store.create_jobs([self._new_job(spec, now) for spec in specs])
+        await self._hint_created(created, now)
+        return created
+
+    async def _hint_created(self, created: Sequence[Created], now: datetime) -> None:
         fires = [
             scheduled_fire(c.job, c.job.next_fire_time)
             for c in created
             if c.created and c.job.next_fire_time is not None
         ]
         await self._hint_soon(fires, now)
-        return created
 
-    async def _check_policies(self, specs: Sequence[JobSpec], names: Sequence[str]) -> None:
-        """Raises ExecutorNotAllowed naming the first spec (`names`: their fields) whose
-        executor its namespace's policy does not allow: one refused job refuses the batch."""
-        namespaces = sorted({spec.namespace for spec in specs})
-        policies = dict(zip(namespaces, await asyncio.gather(*map(self._policy, namespaces)), strict=True))
+    async def _refusals(self, specs: Sequence[JobSpec], names: Sequence[str]) -> list[HourglassError | None]:
+        """Why each spec (`names`: their fields) would be refused: invalid, or an executor its
+        namespace's policy does not allow; None where it would not. Policies are read only for
+        the namespaces of valid specs."""
+        executors = await self._known_executors()
+        if any(spec.executor not in executors for spec in specs):
+            executors = await self._known_executors(force=True)
+        refused: list[HourglassError | None] = []
         for spec, name in zip(specs, names, strict=True):
-            why = policies[spec.namespace].refusal(spec.executor)
+            try:
+                validate_spec(spec, known_executors=executors, max_params_bytes=self._max_params_bytes, field=name)
+            except InvalidArgument as error:
+                refused.append(error)
+            else:
+                refused.append(None)
+        namespaces = sorted({spec.namespace for spec, error in zip(specs, refused, strict=True) if error is None})
+        policies = dict(zip(namespaces, await asyncio.gather(*map(self._policy, namespaces)), strict=True))
+        for i, (spec, name) in enumerate(zip(specs, names, strict=True)):
+            why = policies[spec.namespace].refusal(spec.executor) if refused[i] is None else None
             if why is not None:
-                raise ExecutorNotAllowed(f"{name}.executor", why)
+                refused[i] = ExecutorNotAllowed(f"{name}.executor", why)
+        return refused
 
     async def _policy(self, namespace: str) -> NamespacePolicy:
         """The namespace's policy, as read at most POLICY_CACHE_S ago."""

@@ -98,6 +98,22 @@ class Settings:
     # Coordinator, worker and `hourglass dev`: log lines as readable text ("console") or one
     # JSON object per line ("json": timestamp, level, logger, event and the line's fields).
     log_format: str = "console"
+    # `hourglass ingest` (see hourglass_coordinator.ingest): the Kafka brokers, the topic of job
+    # specs and the consumer group that shares its partitions, where undecodable or invalid
+    # specs go, and (empty: off) where finished runs of jobs labelled hourglass.results=kafka
+    # go, watched in these namespaces (comma-separated). Messages handled per batch; extra
+    # librdkafka settings ("key=value,...": security.protocol, sasl.*, ssl.*, ...). Whoever
+    # may produce to the topic may submit jobs: kafka_namespaces (comma-separated; empty: any)
+    # limits the namespaces its specs may name.
+    kafka_brokers: str = "127.0.0.1:9092"
+    kafka_topic: str = "hourglass.jobs"
+    kafka_group: str = "hourglass-ingest"
+    kafka_dead_letter_topic: str = "hourglass.jobs.dead"
+    kafka_results_topic: str = ""
+    kafka_results_namespaces: str = "default"
+    kafka_batch: int = 1000
+    kafka_options: str = ""
+    kafka_namespaces: str = ""
 
 
 def _parse(value: str, like: Any) -> Any:

@@ -369,3 +369,24 @@ async def test_a_policy_names_executors_of_the_name_format_and_a_valid_namespace
         await api.get_policy("a/b")
     assert caught.value.field == "namespace"
     assert await store.get_namespace_policy(ns) == NamespacePolicy(ns)  # nothing was stored
+
+
+async def test_submit_each_stores_the_valid_specs_and_answers_each_refused_one_with_its_error(store: Store, ns: str) -> None:
+    api = _api(store, datetime.now(UTC))
+    await store.register_executors(frozenset({"echo"}))
+    await api.set_policy(f"{ns}-locked", ["nothing-else"])
+    at = datetime.now(UTC) + timedelta(hours=1)
+    specs = [
+        JobSpec(name="ok", executor="echo", trigger=OnceTrigger(at=at), namespace=ns, idempotency_key="t/0/1"),
+        JobSpec(name="bad", executor="echo", trigger=CronTrigger(expression="99 * * * *"), namespace=ns),
+        JobSpec(name="refused", executor="echo", trigger=OnceTrigger(at=at), namespace=f"{ns}-locked"),
+        JobSpec(name="again", executor="echo", trigger=OnceTrigger(at=at), namespace=ns, idempotency_key="t/0/1"),
+    ]
+    ok, bad, refused, again = await api.submit_each(specs)
+    assert not isinstance(ok, Exception) and ok.created and ok.job.name == "ok"
+    assert isinstance(bad, InvalidArgument) and bad.field == "job.trigger.cron.expression"
+    assert isinstance(refused, ExecutorNotAllowed) and refused.field == "job.executor"
+    # The same key is the same job, in one batch as across batches.
+    assert not isinstance(again, Exception) and again.job.id == ok.job.id and again.job.name == "ok"
+    [redone] = await api.submit_each(specs[:1])
+    assert not isinstance(redone, Exception) and not redone.created and redone.job.id == ok.job.id

@@ -7,6 +7,7 @@ import pytest
 
 from benchmarks.chaos_judge import drop_keyspace
 from benchmarks.cluster import Cluster, new_cluster
+from benchmarks.kafka_ingest import ensure_kafka
 from benchmarks.secured_redis import SecuredRedis
 
 
@@ -38,6 +39,16 @@ def cluster(
             print(c.logs())
         # Dozens of leftover keyspaces slow every later schema change and flush of the node.
         drop_keyspace(c.cassandra, c.keyspace)
+
+
+@pytest.fixture(scope="session")
+def kafka() -> str:
+    """The bootstrap address of a real Kafka broker: the one answering on $HOURGLASS_KAFKA_PORT
+    (9092), or one scripts/services.sh starts (from Maven Central's jars on first use)."""
+    try:
+        return ensure_kafka()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
