@@ -78,6 +78,7 @@ typecheck: $(STAMP)
 screenshots: $(STAMP) $(CHROMIUM)
 	$(PY) -m scripts.dashboard_screenshots docs/screenshots
 
+bench: KAFKA = 1
 bench: services
 	$(PY) -m benchmarks.run
 
