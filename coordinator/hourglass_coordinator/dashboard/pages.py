@@ -200,8 +200,8 @@ async def shards(d: Dashboard, request: web.Request) -> web.StreamResponse:
 async def lateness(d: Dashboard, request: web.Request) -> web.StreamResponse:
     namespace = _namespace(d, request)
     d.allow(request, "ListRuns", pb.ListRunsRequest(namespace=namespace))  # a namespace's run lateness: its runs
-    minutes = int(request.query.get("minutes", "15")) if request.query.get("minutes", "15").isdigit() else 15
-    minutes = minutes if minutes in CHART_MINUTES else 15
+    asked = request.query.get("minutes", "")
+    minutes = int(asked) if asked.isdigit() and int(asked) in CHART_MINUTES else 15
     series = d.services.lateness.series(namespace, minutes)
     return d.render(request, "lateness.html", chart=lateness_svg(series), minutes=minutes, choices=CHART_MINUTES,
                     total=sum(p.count for p in series), worst=max((p.max for p in series), default=0.0))  # fmt: skip
