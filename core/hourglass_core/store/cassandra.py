@@ -43,6 +43,7 @@ _JOB_ROW_BYTES = 700  # a new job's row without its params and labels, about
 # Rows of several partitions share an unlogged batch up to Cassandra's
 # unlogged_batch_across_partitions_warn_threshold (10), past which it warns on every batch.
 _PARTITIONS_PER_BATCH = 10
+_SHADOWED_UPDATE_ATTEMPTS = 5  # see update_job: the second attempt is a millisecond later
 _POINTERS_PER_BATCH = 32  # listing and fire rows (~150 bytes each): under the 5 KiB warning
 # Beyond this many bytes of params or result a job or run is not written as a batch (batches
 # are refused over batch_size_fail_threshold, 50 KiB by default, and warned about over 5 KiB).
@@ -279,7 +280,8 @@ class CassandraStore:
 
     def _job_row(self, job: Job) -> tuple[Any, Sequence[Any]]:
         cols = codec.narrow_job_columns(job)
-        return self._st.job_insert, unset_none([cols[c] for c in (*codec.NARROW_COLUMNS, "spec")])
+        values = unset_none([cols[c] for c in (*codec.NARROW_COLUMNS, "spec")])
+        return self._st.job_insert, (*values, codec.under_later_transactions_us())
 
     async def _find_job(self, namespace: str, job_id: str) -> Job | None:
         rows = await self._cql.execute(self._st.job_get, (namespace, job_id))
@@ -370,16 +372,27 @@ class CassandraStore:
     async def update_job(self, job: Job, expected: Job, next_fire: Fire | None) -> Job:
         """The next fire's row first (a stale row if the update then fails: dropped as such),
         then the job's columns, in a lightweight transaction over `expected`'s version and
-        state."""
+        state.
+
+        The transaction's cells get the server's timestamp, to the millisecond: the job's
+        insert is stamped under it (codec.under_later_transactions_us), but with clocks apart
+        (another node coordinating) they could still sort under the insert's cells: applied,
+        yet the row still says `expected`. Read back, such an update is made again (same
+        condition, later timestamp)."""
         if next_fire is not None:
             await self.put_fire(next_fire)
         cols = codec.narrow_job_columns(job)
         values = [cols[c] for c in codec.NARROW_UPDATE_COLUMNS]
         condition = (codec.stored_version(expected.version), expected.state.value)
-        applied, row = await self._cql.applied(self._st.job_update, (*values, job.namespace, job.id, *condition))
-        if not applied:
-            raise _conflict(job, row)
-        return await self.get_job(job.namespace, job.id)
+        for _ in range(_SHADOWED_UPDATE_ATTEMPTS):
+            applied, row = await self._cql.applied(self._st.job_update, (*values, job.namespace, job.id, *condition))
+            if not applied:
+                raise _conflict(job, row)
+            stored = await self.get_job(job.namespace, job.id)
+            if stored.version != expected.version:
+                return stored
+            await asyncio.sleep(0.001)
+        raise Unavailable(f"job {job.id}: the update stayed under older cells; try again")
 
     async def record_job_event(self, event: JobEvent) -> None:
         cols = codec.job_event_columns(event)

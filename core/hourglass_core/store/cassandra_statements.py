@@ -29,7 +29,7 @@ _RUN_BY_JOB_COLUMNS = ("namespace", "job_id", "due", "attempt") + tuple(
 
 CQL: dict[str, str] = {
     # jobs
-    "job_insert": _insert("jobs", (*NARROW_COLUMNS, "spec")),
+    "job_insert": _insert("jobs", (*NARROW_COLUMNS, "spec"), " USING TIMESTAMP ?"),
     "job_get": "SELECT * FROM jobs WHERE namespace = ? AND id = ?",
     "jobs_get": "SELECT * FROM jobs WHERE namespace = ? AND id IN ?",
     "job_set_state": "UPDATE jobs SET state = ?, next_fire_time = ?, note = ? WHERE namespace = ? AND id = ?",
