@@ -61,6 +61,7 @@ from hourglass_core.models import (
     WorkerLostPolicy,
 )
 from hourglass_core.tls import channel_credentials
+from hourglass_core.trigger_words import iso
 
 EXIT_ERROR, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_PRECONDITION, EXIT_UNAVAILABLE, EXIT_DENIED = 1, 2, 3, 4, 5, 6
 Handler = Callable[[argparse.Namespace], int]
@@ -211,7 +212,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     overlap = OverlapPolicy(args.overlap) if args.overlap else None
     with _client(args) as client:
         run_id, due = client.trigger(args.job_id, args.namespace, overlap=overlap)
-    print(fmt.dumps({"run_id": run_id, "due": fmt.iso(due)}) if args.json else f"run {run_id} due {fmt.iso(due)}")
+    print(fmt.dumps({"run_id": run_id, "due": iso(due)}) if args.json else f"run {run_id} due {iso(due)}")
     return 0
 
 
@@ -263,9 +264,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     with _client(args) as client:
         times = client.backfill(args.job_id, since, until, args.namespace, per_second=args.per_second)
     if args.json:
-        print(fmt.dumps({"occurrences": [fmt.iso(t) for t in times]}))
+        print(fmt.dumps({"occurrences": [iso(t) for t in times]}))
     else:
-        print(f"{len(times)} fires backfilled" + (f", {fmt.iso(times[0])} to {fmt.iso(times[-1])}" if times else ""))
+        print(f"{len(times)} fires backfilled" + (f", {iso(times[0])} to {iso(times[-1])}" if times else ""))
     return 0
 
 
@@ -311,7 +312,7 @@ def _follow_runs(args: argparse.Namespace) -> int:
             else:
                 late = fmt.lateness_ms(run)
                 tail = ("" if late is None else f"  late {late:g} ms") + (f"  {run.error}" if run.error else "")
-                print(f"{fmt.iso(run.ended_at or run.started_at)}  {run.status.value:<9}  {run.run_id}{tail}", flush=True)
+                print(f"{iso(run.ended_at or run.started_at)}  {run.status.value:<9}  {run.run_id}{tail}", flush=True)
     return 0
 
 

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from hourglass.cli_format import fields_text, iso, seconds, table
+from hourglass.cli_format import fields_text, seconds, table
 from hourglass_core.cluster import CoordinatorStatus, ShardMapStatus, WorkerStatus
+from hourglass_core.trigger_words import iso
 
 
 def age(span: timedelta) -> str:

@@ -19,8 +19,6 @@ from typing import Any
 from hourglass_core.config import parse_duration
 from hourglass_core.models import (
     CronTrigger,
-    DstGap,
-    DstRepeat,
     ExplainedFire,
     Explanation,
     IntervalTrigger,
@@ -33,6 +31,7 @@ from hourglass_core.models import (
     SchedulePreview,
     Trigger,
 )
+from hourglass_core.trigger_words import duration_text, iso, trigger_text
 
 MAX_CELL = 48
 DURATION_HELP = "e.g. 500ms, 10s, 1.5m, 2h, or plain seconds"
@@ -112,25 +111,8 @@ def executor_names(text: str) -> list[str]:
 # -- writing: scalars ----------------------------------------------------------------------
 
 
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def seconds(value: timedelta | None) -> float | None:
     return None if value is None else value.total_seconds()
-
-
-def duration_text(value: timedelta) -> str:
-    """500ms, 10s, 1.5s, 2m, 1h30m, 2d."""
-    ms = round(value.total_seconds() * 1000)
-    if ms % 1000:
-        return f"{ms}ms" if ms < 1000 else f"{ms / 1000:g}s"
-    out, rest = "", ms // 1000
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out or "0s"
 
 
 def slo_text(slo: timedelta | None, report: LatenessReport | None) -> str | None:
@@ -146,19 +128,6 @@ def slo_text(slo: timedelta | None, report: LatenessReport | None) -> str | None
 def lateness_ms(run: Run) -> float | None:
     late = run.lateness
     return None if late is None else round(late.total_seconds() * 1000, 1)
-
-
-def trigger_text(trigger: Trigger) -> str:
-    match trigger:
-        case OnceTrigger(at=at):
-            return f"once at {iso(at)}"
-        case IntervalTrigger(every=every, start=start, end=end):
-            text = f"every {duration_text(every)} from {iso(start)}"
-        case CronTrigger(expression=expression, timezone=tz, start=start, end=end):
-            text = f"cron '{expression}' {tz}" + (f" from {iso(start)}" if start else "")
-            if trigger.dst_gap is not DstGap.SHIFT_FORWARD or trigger.dst_repeat is not DstRepeat.ONCE:
-                text += f" (dst: {trigger.dst_gap.value}, {trigger.dst_repeat.value})"
-    return text + (f" until {iso(end)}" if end else "")
 
 
 def payload_json(payload: Payload) -> dict[str, Any]:

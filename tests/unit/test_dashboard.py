@@ -17,6 +17,7 @@ from hourglass_coordinator.dashboard.session import ANONYMOUS, csrf_ok, new_csrf
 from hourglass_core.auth import Caller
 from hourglass_core.config import Settings
 from hourglass_core.models import CronTrigger, IntervalTrigger, JobState, Run, RunStatus
+from hourglass_core.trigger_words import trigger_text
 from hourglass_pb.v1 import jobs_pb2 as pb
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -90,8 +91,8 @@ def test_durations_and_triggers_read_as_words() -> None:
     assert views.duration_text(timedelta(hours=3, minutes=4)) == "3h 04m"
     assert views.relative(T0 + timedelta(seconds=3), T0) == "in 3.00 s"
     assert views.relative(T0 - timedelta(seconds=90), T0) == "1m 30s ago"
-    assert views.trigger_text(CronTrigger("0 9 * * 1-5", "Europe/Paris")) == "cron '0 9 * * 1-5' Europe/Paris"
-    assert views.trigger_text(IntervalTrigger(timedelta(seconds=30), T0)) == "every 30.00 s from 2026-12-06T12:00:00.000Z"
+    assert trigger_text(CronTrigger("0 9 * * 1-5", "Europe/Paris")) == "cron '0 9 * * 1-5' Europe/Paris"
+    assert trigger_text(IntervalTrigger(timedelta(seconds=30), T0)) == "every 30s from 2026-12-06T12:00:00Z"
 
 
 def _run(late_ms: float, at: datetime, status: RunStatus = RunStatus.SUCCEEDED, namespace: str = "default") -> Run:

@@ -33,6 +33,7 @@ from hourglass_coordinator.run_watch import RunWatch
 from hourglass_core import wire
 from hourglass_core.errors import HourglassError
 from hourglass_core.models import DEFAULT_NAMESPACE
+from hourglass_core.trigger_words import trigger_text
 
 HERE = Path(__file__).parent
 OPEN_PATHS = ("/login", "/static/")
@@ -75,7 +76,7 @@ class Dashboard:
         )
         self._templates.globals.update(
             duration=views.duration_text, duration_s=views.seconds_text, relative=views.relative, iso=views.iso,
-            trigger_text=views.trigger_text, params_text=views.params_text, local_text=views.local_text,
+            trigger_text=trigger_text, params_text=views.params_text, local_text=views.local_text,
             states=views.STATES, quote=quote, login_required=sessions.required,
         )  # fmt: skip
 

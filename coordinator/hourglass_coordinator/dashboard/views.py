@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
-from hourglass_core.models import CronTrigger, IntervalTrigger, JobFilter, JobState, OnceTrigger, Trigger
+from hourglass_core.models import JobFilter, JobState
 
 PAGE_SIZE = 50
 STATES = tuple(state.value for state in JobState)
@@ -110,18 +110,6 @@ def relative(at: datetime | None, now: datetime) -> str:
 
 def iso(at: datetime | None) -> str:
     return "-" if at is None else at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def trigger_text(trigger: Trigger) -> str:
-    """The trigger in one line, as the CLI's flags would say it."""
-    if isinstance(trigger, OnceTrigger):
-        return f"once at {iso(trigger.at)}"
-    if isinstance(trigger, IntervalTrigger):
-        end = f" until {iso(trigger.end)}" if trigger.end else ""
-        return f"every {duration_text(trigger.every)} from {iso(trigger.start)}{end}"
-    assert isinstance(trigger, CronTrigger)
-    end = f" until {iso(trigger.end)}" if trigger.end else ""
-    return f"cron '{trigger.expression}' {trigger.timezone}{end}"
 
 
 def local_text(local_time: str) -> str:
