@@ -5,8 +5,7 @@ here, so it is pointed at the system browser; each launch gets a fresh profile."
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,14 +31,6 @@ def chromium() -> Iterator[Browser]:
 def csrf_of(page: Page) -> str:
     """The CSRF value the page's forms carry (every page has the log-out form)."""
     return page.locator("input[name=csrf]").first.get_attribute("value") or ""
-
-
-def until(what: str, probe: Callable[[], bool], timeout: float = 20.0, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(every)
 
 
 def heading(page: Page) -> str:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -18,21 +16,13 @@ import pytest
 import hourglass
 from benchmarks.cluster import Cluster
 from hourglass import cli
+from tests.e2e.waiting import first
 from tests.e2e.workload import wait_for_executor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cassandra]
 T = TypeVar("T")
 WORKER_TIMEOUT = timedelta(seconds=3)  # the cluster's default (Settings.worker_timeout)
 RETENTION = "4s"  # how long dead and left workers stay listed, here
-
-
-def _until(what: str, probe: Callable[[], T | None], timeout: float = 30, every: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (found := probe()) is not None:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def _listed(client: hourglass.Client, worker_id: str) -> hourglass.WorkerStatus | None:
@@ -64,7 +54,7 @@ def test_a_joining_worker_shows_with_a_fresh_heartbeat_and_the_shard_leases_it_h
     cluster.start_coordinator()
     cluster.start_worker("w1")
     with hourglass.Client(cluster.address, timeout=10) as client:
-        status = _until("w1 owns every shard", lambda: _balanced(client, cluster, "w1"))
+        status = first("w1 owns every shard", lambda: _balanced(client, cluster, "w1"))
         worker = client.worker("w1")
         now = datetime.now(UTC)
         assert worker.state is hourglass.WorkerState.ALIVE and worker.host == socket.gethostname()
@@ -75,14 +65,14 @@ def test_a_joining_worker_shows_with_a_fresh_heartbeat_and_the_shard_leases_it_h
         [coordinator] = client.coordinators()
         assert coordinator.leader and worker.coordinator == coordinator.id == status.leader
         assert status.leader_token > 0 and status.leader_since == coordinator.leader_since
-        lags = [s.checkpoint_lag for s in _until("every shard checkpointed", lambda: _checkpointed(client))]
+        lags = [s.checkpoint_lag for s in first("every shard checkpointed", lambda: _checkpointed(client))]
         assert all(lag is not None and lag < timedelta(seconds=10) for lag in lags), lags
 
         # What it ran in the last minute, as its replica counted it.
         wait_for_executor(client, "echo")
         at = datetime.now(UTC) + timedelta(seconds=1)
         client.submit_many([hourglass.JobSpec(f"tick-{i}", "echo", hourglass.OnceTrigger(at)) for i in range(5)])
-        _until("5 runs counted", lambda: client.worker("w1").ran_last_minute == 5 or None, timeout=15)
+        first("5 runs counted", lambda: client.worker("w1").ran_last_minute == 5 or None, timeout=15)
         assert client.worker("w1").lost_last_minute == 0
 
     assert cli.main(["--coordinator", cluster.address, "workers"]) == 0
@@ -104,16 +94,16 @@ def test_a_killed_worker_turns_dead_within_the_worker_timeout_and_its_shards_sho
     cluster.start_worker("w1")
     cluster.start_worker("w2")
     with hourglass.Client(cluster.address, timeout=10) as client:
-        before = _until("both workers own shards", lambda: _balanced(client, cluster, "w1", "w2"))
+        before = first("both workers own shards", lambda: _balanced(client, cluster, "w1", "w2"))
         taken = {s.shard: s.token for s in before.shards if s.owner == "w1"}
         cluster.kill_worker("w1", signal.SIGKILL)
         killed = datetime.now(UTC)
-        dead = _until("w1 dead", lambda: _in_state(client, "w1", hourglass.WorkerState.DEAD))
+        dead = first("w1 dead", lambda: _in_state(client, "w1", hourglass.WorkerState.DEAD))
         noticed = datetime.now(UTC)
         assert noticed - killed < WORKER_TIMEOUT + timedelta(seconds=1), noticed - killed
         assert abs(dead.since - dead.last_heartbeat - WORKER_TIMEOUT) < timedelta(milliseconds=100)  # dead from expiry
 
-        after = _until("w2 holds every shard", lambda: _balanced(client, cluster, "w2"))
+        after = first("w2 holds every shard", lambda: _balanced(client, cluster, "w2"))
         moved = {s.shard: s for s in after.shards if s.shard in taken}
         assert all(s.lease_holder == "w2" and s.token > taken[s.shard] for s in moved.values())  # newer tokens
         assert after.version > before.version
@@ -127,24 +117,24 @@ def test_a_terminated_worker_shows_leaving_then_left_and_is_forgotten_after_the_
     cluster.start_worker("w1")
     cluster.start_worker("w2")
     with hourglass.Client(cluster.address, timeout=10) as client:
-        _until("both workers own shards", lambda: _balanced(client, cluster, "w1", "w2"))
+        first("both workers own shards", lambda: _balanced(client, cluster, "w1", "w2"))
         wait_for_executor(client, "sleep")
         # A run going when w1 is told to stop keeps it leaving (it finishes what it claimed).
         at = datetime.now(UTC) + timedelta(seconds=1)
         specs = [hourglass.JobSpec(f"nap-{i}", "sleep", hourglass.OnceTrigger(at), params=hourglass.json_params({"seconds": 3}))
                  for i in range(8)]  # fmt: skip
         client.submit_many(specs)
-        _until("w1 runs a nap", lambda: _running(client, "w1"), timeout=15)
+        first("w1 runs a nap", lambda: _running(client, "w1"), timeout=15)
 
         cluster.workers["w1"].send_signal(signal.SIGTERM)
-        leaving = _until("w1 leaving", lambda: _in_state(client, "w1", hourglass.WorkerState.LEAVING))
+        leaving = first("w1 leaving", lambda: _in_state(client, "w1", hourglass.WorkerState.LEAVING))
         assert leaving.runs_in_progress > 0
-        _until("w2 holds every shard", lambda: _balanced(client, cluster, "w2"))
+        first("w2 holds every shard", lambda: _balanced(client, cluster, "w2"))
         assert _in_state(client, "w1", hourglass.WorkerState.LEAVING)  # moved while its naps still run
-        left = _until("w1 left", lambda: _in_state(client, "w1", hourglass.WorkerState.LEFT))
+        left = first("w1 left", lambda: _in_state(client, "w1", hourglass.WorkerState.LEFT))
         cluster.workers["w1"].wait(timeout=30)
         assert left.since > leaving.since and left.shards == {}
-        gone = _until("w1 forgotten", lambda: _listed(client, "w1") is None or None, timeout=10)
+        gone = first("w1 forgotten", lambda: _listed(client, "w1") is None or None, timeout=10)
         assert gone and [w.id for w in client.workers()] == ["w2"]
         with pytest.raises(hourglass.WorkerNotFound):
             client.worker("w1")

@@ -22,7 +22,8 @@ import hourglass
 from benchmarks.chaos_judge import drop_keyspace
 from benchmarks.cluster import PYTHONPATH, ROOT, Cluster, free_port, new_cluster, wait_for_grpc
 from benchmarks.secured_redis import SecuredRedis
-from tests.e2e.browser import chromium, csrf_of, heading, until
+from tests.e2e.browser import chromium, csrf_of, heading
+from tests.e2e.waiting import until
 from tests.e2e.workload import wait_for_executor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cassandra]

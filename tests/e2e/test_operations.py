@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from hourglass_core.tls import channel_credentials
 from hourglass_pb.v1 import jobs_pb2 as pb
 from hourglass_pb.v1 import jobs_pb2_grpc
 from tests.e2e.conftest import secured
+from tests.e2e.waiting import until
 from tests.e2e.workload import now, wait_for_executor
 
 JOB_SERVICE = "hourglass.v1.JobService"
@@ -51,7 +52,7 @@ class PlainRedis:
              "--dir", str(self.directory)],
             stdout=open(self.directory / "redis.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115 - as long as the process
         )  # fmt: skip
-        _until(lambda: _answers(self.port), 10, "redis-server did not start")
+        until("redis-server answering", lambda: _answers(self.port), 10)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -65,14 +66,6 @@ def _answers(port: int) -> bool:
             return bool(client.ping())
     except redis.exceptions.ConnectionError:
         return False
-
-
-def _until(done: Callable[[], bool], timeout: float, why: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(why)
-        time.sleep(0.1)
 
 
 def _status(stub: health_pb2_grpc.HealthStub, service: str) -> int:
@@ -98,14 +91,14 @@ def test_health_is_serving_while_the_backends_answer_and_not_while_redis_is_away
         # Mutual TLS, no token: the health service asks for none, the transport for a certificate.
         with grpc.secure_channel(address, cluster.credentials()) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            _until(lambda: _status(stub, "") == SERVING, 10, "never SERVING")
+            until("SERVING", lambda: _status(stub, "") == SERVING, 10)
             assert _status(stub, JOB_SERVICE) == SERVING
 
             own_redis.stop()
-            _until(lambda: _status(stub, "") == NOT_SERVING, 10, "still SERVING with Redis away")
+            until("NOT_SERVING with Redis away", lambda: _status(stub, "") == NOT_SERVING, 10)
             assert _status(stub, JOB_SERVICE) == NOT_SERVING
             own_redis.start()
-            _until(lambda: _status(stub, "") == SERVING, 10, "not SERVING again once Redis was back")
+            until("SERVING again once Redis is back", lambda: _status(stub, "") == SERVING, 10)
 
             # A watcher hears NOT_SERVING at SIGTERM, before the server stops taking calls.
             watch = stub.Watch(health_pb2.HealthCheckRequest(service=JOB_SERVICE), timeout=30)
@@ -199,7 +192,7 @@ def test_a_worker_and_a_coordinator_count_the_fires_that_ran_and_their_lateness(
             assert time.monotonic() < deadline, "the fires did not all finish"
             time.sleep(0.5)
         client.trigger(slo_jobs[0].id, slo)
-        _until(lambda: len(client.runs(slo_jobs[0].id, slo).items) == 2, 30, "the manual run did not finish")
+        until("the manual run finished", lambda: len(client.runs(slo_jobs[0].id, slo).items) == 2, 30)
         reports = [client.get(job.id, slo).slo_report for job in slo_jobs]
         assert [(r.checked, r.breaches) for r in reports if r is not None] == [(1, 1), (1, 1), (1, 0)]
         assert all(timedelta(seconds=4) < r.worst < timedelta(seconds=30) for r in reports[:2] if r is not None)

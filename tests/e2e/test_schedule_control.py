@@ -8,7 +8,6 @@ import itertools
 import re
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ import pytest
 import hourglass
 from benchmarks.cluster import Cluster
 from hourglass import cli
+from tests.e2e.waiting import until
 from tests.e2e.workload import wait_for_executor
 
 NEW_YORK_SPRING_2027 = datetime(2027, 3, 13, tzinfo=UTC)  # clocks go forward on 2027-03-14
@@ -165,13 +165,6 @@ def _runs_due(client: hourglass.Client, job_id: str, after: datetime) -> list[ho
     return [r for r in client.iter_runs(job_id) if r.due > after and r.status.finished]
 
 
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
 def test_update_job_runs_the_next_fires_under_the_new_spec_and_refuses_a_stale_version(
     address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -180,7 +173,7 @@ def test_update_job_runs_the_next_fires_under_the_new_spec_and_refuses_a_stale_v
                                  params=hourglass.json_params({"v": 1}))  # fmt: skip
         job = client.submit(spec)
         start = datetime.now(UTC)
-        _until(lambda: len(_runs_due(client, job.id, start)) >= 2, 20, "the job did not run")
+        until("the job ran twice", lambda: len(_runs_due(client, job.id, start)) >= 2, 20)
         updated = client.update(job.id, version=job.version,
                                 changes=hourglass.JobChanges(params=hourglass.json_params({"v": 2})))  # fmt: skip
         changed_at = datetime.now(UTC)
@@ -191,7 +184,7 @@ def test_update_job_runs_the_next_fires_under_the_new_spec_and_refuses_a_stale_v
             client.update(job.id, version=2, changes=hourglass.JobChanges(trigger=hourglass.every(timedelta(0))))
         assert "trigger" in caught.value.field
         # Fires due after the update run under the new params: none prepared earlier runs old ones.
-        _until(lambda: len(_runs_due(client, job.id, changed_at)) >= 3, 20, "no runs after the update")
+        until("3 runs after the update", lambda: len(_runs_due(client, job.id, changed_at)) >= 3, 20)
         after = _runs_due(client, job.id, changed_at)
         assert {r.result.data for r in after} == {b'{"v":2}'}, [(r.due, r.result.data) for r in after]
         dues = sorted(r.due for r in after)
@@ -212,7 +205,7 @@ def test_backfill_runs_each_past_occurrence_once_and_explain_tells_what_became_o
                                               trigger=hourglass.every(timedelta(minutes=1), start=start)))  # fmt: skip
         times = client.backfill(job.id, start, start + timedelta(minutes=4), per_second=5)
         assert times == [start + timedelta(minutes=i) for i in range(4)]
-        _until(lambda: len(_runs_due(client, job.id, start - timedelta(seconds=1))) >= 4, 30, "backfill did not run")
+        until("the backfill ran", lambda: len(_runs_due(client, job.id, start - timedelta(seconds=1))) >= 4, 30)
         again = client.backfill(job.id, start, start + timedelta(minutes=4), per_second=10)
         assert again == times
         time.sleep(3)  # the second backfill's fires are released and found claimed already
@@ -306,11 +299,11 @@ def test_jitter_max_fires_and_the_catch_up_window_on_the_cluster(cluster: Cluste
             name="limited", executor="echo", trigger=hourglass.every(timedelta(milliseconds=500)),
             options=hourglass.JobOptions(max_fires=3)))  # fmt: skip
 
-        _until(lambda: client.get(limited.id).state is hourglass.JobState.COMPLETED, 30, "max_fires did not end the job")
+        until("max_fires ended the job", lambda: client.get(limited.id).state is hourglass.JobState.COMPLETED, 30)
         time.sleep(1)
         assert len(list(client.iter_runs(limited.id))) == 3 and client.get(limited.id).fired == 3
 
-        _until(lambda: len(_runs_due(client, jittered.id, jittered.created_at)) >= 4, 30, "the jittered job did not run")
+        until("the jittered job ran 4 times", lambda: len(_runs_due(client, jittered.id, jittered.created_at)) >= 4, 30)
         runs = _runs_due(client, jittered.id, jittered.created_at)
         assert isinstance(jittered.trigger, hourglass.IntervalTrigger)
         anchor = jittered.trigger.start
@@ -319,12 +312,12 @@ def test_jitter_max_fires_and_the_catch_up_window_on_the_cluster(cluster: Cluste
         assert all(x is not None and timedelta(0) <= x < timedelta(seconds=1.5) for x in late), late
         assert len({round(x.total_seconds(), 2) for x in late if x is not None}) > 1  # not one fixed delay
 
-        _until(lambda: any(r.reason is hourglass.RunReason.CATCHUP for r in client.iter_runs(behind.id)), 30,
-               "the fire behind its catch-up window was not recorded")  # fmt: skip
+        until("the fire behind its catch-up window recorded",
+              lambda: any(r.reason is hourglass.RunReason.CATCHUP for r in client.iter_runs(behind.id)), 30)
         skipped = [r for r in client.iter_runs(behind.id) if r.reason is hourglass.RunReason.CATCHUP]
         assert all(r.status is hourglass.RunStatus.SKIPPED and "catch-up window" in r.error for r in skipped)
-        _until(lambda: any(r.status is hourglass.RunStatus.SUCCEEDED for r in client.iter_runs(behind.id)), 30,
-               "the schedule did not go on after the skip")  # fmt: skip
+        until("the schedule going on after the skip",
+              lambda: any(r.status is hourglass.RunStatus.SUCCEEDED for r in client.iter_runs(behind.id)), 30)
 
 
 def test_a_fire_already_prepared_runs_once_after_an_update_or_a_quick_pause_and_resume(address: str) -> None:
@@ -341,9 +334,10 @@ def test_a_fire_already_prepared_runs_once_after_an_update_or_a_quick_pause_and_
         client.pause(resumed.id)
         time.sleep(0.3)
         client.resume(resumed.id)
+        since = at - timedelta(seconds=1)
         for job in (updated, resumed):
-            _until(lambda job=job: len(_runs_due(client, job.id, at - timedelta(seconds=1))) >= 1, 20,  # type: ignore[misc]
-                   f"the prepared fire of {job.name} did not run")  # fmt: skip
+            until(f"the prepared fire of {job.name} ran",
+                  lambda job=job: len(_runs_due(client, job.id, since)) >= 1, 20)  # type: ignore[misc]
         time.sleep(2)
         runs = {job.name: list(client.iter_runs(job.id)) for job in (updated, resumed)}
         assert [r.result.data for r in runs["soon"]] == [b'{"v":2}'] and len(runs["soon2"]) == 1
