@@ -105,8 +105,10 @@ def under_later_transactions_us() -> int:
     """A write timestamp for a new row that any later lightweight transaction on this clock
     sorts above: Cassandra stamps a transaction's cells with its own time in whole
     milliseconds, so a plain write stamped now to the microsecond could win over an update
-    made in the same millisecond, or tie with it cell by cell (both seen: 2 in 300)."""
-    return now_us() // 1000 * 1000 - 1
+    made in the same millisecond, or tie with it cell by cell (both seen: 2 in 300). A
+    millisecond earlier is under the start of the current one, and keeps the microseconds
+    that order two plain writes."""
+    return now_us() - 1000
 
 
 # -- jobs ---------------------------------------------------------------------------------
