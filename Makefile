@@ -17,7 +17,7 @@ help:
 	@echo "make services       start Redis and Cassandra on loopback   (make services-stop stops them)"
 	@echo "                    KAFKA=1: a single-node Kafka (KRaft) on 127.0.0.1:9092 as well"
 	@echo "make cluster        Redis + Cassandra + 2 coordinators + 2 workers on this box"
-	@echo "make lint           ruff (also run by make test)"
+	@echo "make lint           ruff and buf lint (also run by make test)"
 	@echo "make typecheck      mypy --strict"
 	@echo "make proto          regenerate proto/hourglass_pb from proto/hourglass/v1"
 	@echo "make stubs          regenerate every client's code from proto/ (Python, Go; make test checks it is fresh)"
@@ -81,6 +81,7 @@ test-unit: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/buf lint
 
 typecheck: $(STAMP)
 	$(PY) -m mypy client core coordinator worker benchmarks tests
