@@ -43,6 +43,14 @@ func (f *flaky) TriggerJob(context.Context, *hourglassv1.TriggerJobRequest) (*ho
 	return nil, status.Error(codes.Unavailable, "backend away")
 }
 
+func (f *flaky) WatchRuns(_ *hourglassv1.WatchRunsRequest, stream hourglassv1.JobService_WatchRunsServer) error {
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	if err := stream.Send(&hourglassv1.RunEvent{Run: &hourglassv1.Run{RunId: "r1"}}); err != nil {
+		return err
+	}
+	return status.Errorf(codes.PermissionDenied, "token %v may not watch", md.Get("authorization"))
+}
+
 func serve(t *testing.T, impl hourglassv1.JobServiceServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -105,5 +113,25 @@ func TestATriggerIsNotRepeatedAfterUnavailable(t *testing.T) {
 	defer c.Close()
 	if _, err := c.TriggerJob(context.Background(), &hourglassv1.TriggerJobRequest{}); status.Code(err) != codes.Unavailable || f.calls != 1 {
 		t.Fatalf("err %v after %d calls", err, f.calls)
+	}
+}
+
+func TestAStreamSendsTheTokenAndEndsWithAnError(t *testing.T) {
+	c, err := Dial(serve(t, &flaky{}), WithToken("t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stream, err := c.WatchRuns(context.Background(), &hourglassv1.WatchRunsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if event, err := stream.Recv(); err != nil || event.GetRun().GetRunId() != "r1" {
+		t.Fatalf("event %v, err %v", event, err)
+	}
+	_, err = stream.Recv()
+	e, ok := err.(*Error)
+	if !ok || e.Code != codes.PermissionDenied || e.Message != "token [Bearer t1] may not watch" {
+		t.Fatalf("got %#v", err)
 	}
 }
