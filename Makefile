@@ -9,7 +9,7 @@ CHROMIUM    := /usr/bin/chromium
 SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PYTHONPATH := client:core:coordinator:worker:proto
 
-.PHONY: help venv proto run dev cluster services services-stop test screenshots test-unit test-contract test-e2e lint typecheck bench chaos clean
+.PHONY: help venv proto stubs proto-baseline run dev cluster services services-stop test screenshots test-unit test-contract test-e2e lint typecheck bench chaos clean
 
 help:
 	@echo "make run            start Hourglass on its embedded default (SQLite + in-process leases) with a live demo"
@@ -17,9 +17,11 @@ help:
 	@echo "make services       start Redis and Cassandra on loopback   (make services-stop stops them)"
 	@echo "                    KAFKA=1: a single-node Kafka (KRaft) on 127.0.0.1:9092 as well"
 	@echo "make cluster        Redis + Cassandra + 2 coordinators + 2 workers on this box"
-	@echo "make lint           ruff (also run by make test)"
+	@echo "make lint           ruff and buf lint (also run by make test)"
 	@echo "make typecheck      mypy --strict"
 	@echo "make proto          regenerate proto/hourglass_pb from proto/hourglass/v1"
+	@echo "make stubs          regenerate every client's code from proto/ (Python, Go; make test checks it is fresh)"
+	@echo "make proto-baseline take the protos as they are as the API buf breaking compares with"
 	@echo "make screenshots    the dashboard's views into docs/screenshots (hourglass dev --demo, headless Chromium)"
 
 $(VENV)/bin/python:
@@ -39,6 +41,14 @@ venv: $(STAMP)
 
 proto: $(STAMP)
 	PYTHON=$(PY) bash scripts/gen_proto.sh
+
+# Go's generators come from the Go proxy (scripts/go_tools.sh, pinned) into .tools/bin.
+stubs: $(STAMP)
+	PYTHON=$(PY) bash scripts/stubs.sh
+
+# Only for a deliberate break of the API (a new major version): buf breaking compares with this.
+proto-baseline: $(STAMP)
+	$(VENV)/bin/buf build --exclude-source-info -o proto/buf-baseline.binpb
 
 run: $(RUN_STAMP)
 	$(PY) -m hourglass dev --demo
@@ -71,6 +81,7 @@ test-unit: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/buf lint
 
 typecheck: $(STAMP)
 	$(PY) -m mypy client core coordinator worker benchmarks tests

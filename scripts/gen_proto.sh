@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates the Python code for proto/ into proto/hourglass_pb/ (never edit it by hand).
+# Regenerates the Python code for proto/ into proto/hourglass_pb/ (never edit it by hand), or
+# into the folder given (the stale-code check compares the two).
 # The .proto files live under hourglass/v1/ (the path other languages expect), but the Python
 # package `hourglass` is the SDK, so generated imports are moved to `hourglass_pb.v1`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-out=proto/hourglass_pb
+out=${1:-proto/hourglass_pb}
 rm -rf "$out" && mkdir -p "$out/v1"
 tmp=$(mktemp -d)
 PATH="$(dirname "$PYTHON"):$PATH" "$PYTHON" -m grpc_tools.protoc -I proto --python_out="$tmp" --grpc_python_out="$tmp" \
