@@ -155,6 +155,11 @@ public final class HourglassClient implements AutoCloseable {
     return call(() -> stub().cancelJob(ref(id)));
   }
 
+  /** Removes a cancelled or completed job (an active or paused one: FAILED_PRECONDITION). */
+  public void delete(String id) {
+    call(() -> stub().deleteJob(ref(id)));
+  }
+
   /**
    * Changes the named fields of the job ("name", "trigger", "priority", "params", "options",
    * "labels"; none: all six) to those of {@code changes}, if {@code version} is the job's current
@@ -203,8 +208,8 @@ public final class HourglassClient implements AutoCloseable {
 
   /**
    * The generated stub with this client's token and a fresh deadline, for the calls this class
-   * does not wrap (WatchRuns, DeleteJob, the cluster views). It throws StatusRuntimeException;
-   * {@link HourglassException#from} reads it.
+   * does not wrap (WatchRuns, SubmitJobs, the namespace policy, the cluster views). It throws
+   * StatusRuntimeException; {@link HourglassException#from} reads it.
    */
   public JobServiceGrpc.JobServiceBlockingStub stub() {
     return stub.withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS);

@@ -107,7 +107,7 @@ class ClusterTest {
   }
 
   @Test
-  void pauseResumeAndCancelChangeTheJobsState() {
+  void pauseResumeCancelAndDelete() {
     Job job = client.submit(spec("java-control", hourly()).build()).getJob();
     Job paused = client.pause(job.getId(), "maintenance");
     assertEquals(JobState.JOB_STATE_PAUSED, paused.getState());
@@ -116,6 +116,8 @@ class ClusterTest {
     assertEquals(JobState.JOB_STATE_CANCELLED, client.cancel(job.getId()).getState());
     HourglassException error = assertThrows(HourglassException.class, () -> client.resume(job.getId()));
     assertEquals(Status.Code.FAILED_PRECONDITION, error.code());
+    client.delete(job.getId());
+    assertEquals(Status.Code.NOT_FOUND, assertThrows(HourglassException.class, () -> client.getJob(job.getId())).code());
   }
 
   @Test
