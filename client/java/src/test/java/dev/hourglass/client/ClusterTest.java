@@ -161,6 +161,10 @@ class ClusterTest {
         () -> client.preview(Triggers.cron("0 * * * *", "Mars/Olympus"), 3));
     assertEquals(Status.Code.INVALID_ARGUMENT, bad.code());
     assertEquals("trigger.cron.timezone", bad.field());
+    HourglassException badSubmit = assertThrows(HourglassException.class,
+        () -> client.submit(spec("java-bad", Triggers.cron("61 * * * *", "UTC")).build()));
+    assertEquals(Status.Code.INVALID_ARGUMENT, badSubmit.code());
+    assertEquals("job.trigger.cron.expression", badSubmit.field());
     HourglassException missing = assertThrows(HourglassException.class, () -> client.getJob("no-such-job"));
     assertEquals(Status.Code.NOT_FOUND, missing.code());
   }
