@@ -90,21 +90,28 @@ public final class HourglassClient implements AutoCloseable {
 
   /**
    * A builder from {@code HOURGLASS_COORDINATOR} (default 127.0.0.1:7070; of a comma-separated
-   * list the first), {@code HOURGLASS_TOKEN}, {@code HOURGLASS_TLS_CA_FILE} (TLS when set) and
-   * {@code HOURGLASS_TLS_CLIENT_CERT_FILE} / {@code _KEY_FILE} (a client certificate).
+   * list the first), {@code HOURGLASS_TOKEN}, and TLS as the Python SDK takes it: on when
+   * {@code HOURGLASS_TLS_CA_FILE} (the CA to trust; else the system's) or a client certificate
+   * ({@code HOURGLASS_TLS_CLIENT_CERT_FILE} and {@code _KEY_FILE}, both or neither) is given.
+   *
+   * @throws IllegalArgumentException for a client certificate without its key, or a key alone
    */
   public static Builder fromEnvironment(Map<String, String> env) {
     String target = env.getOrDefault("HOURGLASS_COORDINATOR", "").split(",", -1)[0].trim();
     Builder b = new Builder(target.isEmpty() ? "127.0.0.1:7070" : target);
     b.token(env.getOrDefault("HOURGLASS_TOKEN", ""));
     String ca = env.getOrDefault("HOURGLASS_TLS_CA_FILE", "");
+    String cert = env.getOrDefault("HOURGLASS_TLS_CLIENT_CERT_FILE", "");
+    String key = env.getOrDefault("HOURGLASS_TLS_CLIENT_KEY_FILE", "");
+    if (cert.isEmpty() != key.isEmpty()) {
+      throw new IllegalArgumentException(
+          "a client certificate needs both HOURGLASS_TLS_CLIENT_CERT_FILE and HOURGLASS_TLS_CLIENT_KEY_FILE");
+    }
     if (!ca.isEmpty()) {
       b.tls(new File(ca));
-      String cert = env.getOrDefault("HOURGLASS_TLS_CLIENT_CERT_FILE", "");
-      String key = env.getOrDefault("HOURGLASS_TLS_CLIENT_KEY_FILE", "");
-      if (!cert.isEmpty() || !key.isEmpty()) {
-        b.clientCertificate(new File(cert), new File(key));
-      }
+    }
+    if (!cert.isEmpty()) {
+      b.clientCertificate(new File(cert), new File(key));
     }
     return b;
   }
@@ -245,6 +252,7 @@ public final class HourglassClient implements AutoCloseable {
     private final String target;
     private String namespace = "";
     private String token = "";
+    private boolean tls;
     private File ca;
     private File clientCert;
     private File clientKey;
@@ -267,14 +275,22 @@ public final class HourglassClient implements AutoCloseable {
       return this;
     }
 
-    /** TLS, trusting the certificates of {@code ca} (PEM). */
+    /** TLS, trusting the system's certificate authorities. */
+    public Builder tls() {
+      this.tls = true;
+      return this;
+    }
+
+    /** TLS, trusting the certificate authorities of {@code ca} (PEM). */
     public Builder tls(File ca) {
+      this.tls = true;
       this.ca = ca;
       return this;
     }
 
-    /** A client certificate and its PKCS#8 key (PEM) for mutual TLS; needs {@link #tls}. */
+    /** TLS with a client certificate and its PKCS#8 key (PEM files), for mutual TLS. */
     public Builder clientCertificate(File cert, File key) {
+      this.tls = true;
       this.clientCert = cert;
       this.clientKey = key;
       return this;
@@ -297,21 +313,21 @@ public final class HourglassClient implements AutoCloseable {
     }
 
     private ChannelCredentials credentials() {
-      if (ca == null) {
-        if (clientCert != null) {
-          throw new IllegalStateException("a client certificate needs TLS: set tls(ca)");
-        }
+      if (!tls) {
         return InsecureChannelCredentials.create();
       }
+      TlsChannelCredentials.Builder credentials = TlsChannelCredentials.newBuilder();
       try {
-        TlsChannelCredentials.Builder tls = TlsChannelCredentials.newBuilder().trustManager(ca);
-        if (clientCert != null) {
-          tls.keyManager(clientCert, clientKey);
+        if (ca != null) {
+          credentials.trustManager(ca);
         }
-        return tls.build();
+        if (clientCert != null) {
+          credentials.keyManager(clientCert, clientKey);
+        }
       } catch (IOException e) {
         throw new UncheckedIOException("reading the TLS files", e);
       }
+      return credentials.build();
     }
   }
 }

@@ -11,10 +11,9 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
 import java.time.Duration;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** The error mapping and the environment, without a server. */
+/** The error mapping, without a server. */
 class HourglassExceptionTest {
   private static StatusRuntimeException failed(Code code, String message, Any... details) {
     com.google.rpc.Status.Builder rich = com.google.rpc.Status.newBuilder().setCode(code.getNumber()).setMessage(message);
@@ -51,17 +50,5 @@ class HourglassExceptionTest {
     assertEquals(Status.Code.NOT_FOUND, error.code());
     assertEquals("", error.field());
     assertTrue(error.retryAfter().isEmpty());
-  }
-
-  @Test
-  void environmentWithoutTlsIsPlaintextToTheFirstCoordinator() {
-    // Building the channel checks the service config of the retries, without connecting.
-    try (HourglassClient client = HourglassClient.fromEnvironment(
-        Map.of("HOURGLASS_COORDINATOR", "127.0.0.1:1, 127.0.0.1:2")).maxAttempts(3).build()) {
-      HourglassException error = org.junit.jupiter.api.Assertions.assertThrows(
-          HourglassException.class, () -> client.getJob("x"));
-      assertEquals(Status.Code.UNAVAILABLE, error.code());
-      assertTrue(error.getMessage().contains("127.0.0.1:1"), error.getMessage());
-    }
   }
 }
