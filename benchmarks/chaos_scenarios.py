@@ -116,7 +116,7 @@ def _first_runs_elsewhere(run: Run, victim: str, shards: set[int], after_us: int
         shard = run.workload.shard.get(call.job_id)
         if call.kind == "S" and shard in shards and call.worker != victim and call.at_us >= after_us:
             first[shard] = min(first.get(shard, call.at_us), call.at_us)  # type: ignore[index]
-    if set(first) != shards:
+    if not shards or set(first) != shards:
         return None
     return round((max(first.values()) - after_us) / US, 3)
 
@@ -150,11 +150,12 @@ def _signal_worker(run: Run, victim: str, sig: signal.Signals) -> tuple[set[int]
     return shards, fault
 
 
-def _signal_worker_on_time(run: Run, victim: str, sig: signal.Signals) -> tuple[set[int], int]:
-    """At the scenario's fault time, sends `sig` to `victim`; returns the shards it held then
-    and the time of the fault (µs)."""
+def _signal_worker_on_time(run: Run, sig: signal.Signals) -> tuple[str, set[int], int]:
+    """At the scenario's fault time, sends `sig` to the busiest worker (a fixed one may hold no
+    shard then, on a loaded box); returns it, the shards it held then and the time (µs)."""
     run.sleep_until(run.start_us + int(run.profile.before_s * US))
-    return _signal_worker(run, victim, sig)
+    victim = _busiest_worker(run)
+    return victim, *_signal_worker(run, victim, sig)
 
 
 def _busiest_worker(run: Run) -> str:
@@ -202,8 +203,7 @@ def _moved_in_time(run: Run, facts: dict[str, Any]) -> tuple[str, bool]:
 
 # -- 1. SIGKILL a worker ------------------------------------------------------------------
 def sigkill_worker(run: Run) -> Outcome:
-    victim = "w1"
-    shards, fault = _signal_worker_on_time(run, victim, signal.SIGKILL)
+    victim, shards, fault = _signal_worker_on_time(run, signal.SIGKILL)
     time.sleep(WORKER_TIMEOUT_S + 3)
     return fault, 20, _killed_worker_facts(run, victim, shards, fault), {}
 
@@ -222,8 +222,7 @@ def sigkill_checks(run: Run, fault: int, facts: dict[str, Any], records: list[di
 
 # -- 2. SIGSTOP a worker past its lease, then SIGCONT --------------------------------------
 def sigstop_worker(run: Run) -> Outcome:
-    victim = "w1"
-    shards, fault = _signal_worker_on_time(run, victim, signal.SIGSTOP)
+    victim, shards, fault = _signal_worker_on_time(run, signal.SIGSTOP)
     pid = run.worker_pid(victim)
     deadline = time.monotonic() + 30
     while _moved_after(run, victim, shards, fault) is None and time.monotonic() < deadline:
@@ -441,8 +440,7 @@ def cassandra_checks(run: Run, fault: int, facts: dict[str, Any], records: list[
 
 # -- 6. SIGTERM a worker -------------------------------------------------------------------
 def sigterm_worker(run: Run) -> Outcome:
-    victim = "w1"
-    shards, fault = _signal_worker_on_time(run, victim, signal.SIGTERM)
+    victim, shards, fault = _signal_worker_on_time(run, signal.SIGTERM)
     run.cluster.workers[victim].wait(timeout=60)
     exited = wall_us()
     time.sleep(2)
