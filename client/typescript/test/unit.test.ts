@@ -1,14 +1,16 @@
-// The client's pure parts: rich error details, retry arithmetic, options from the environment.
+// The client's pure parts (rich error details, retry arithmetic, options from the environment),
+// and its retries against an address nobody answers.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Metadata, type ServiceError, status as Code } from "@grpc/grpc-js";
-import { errorFromServiceError, errorFromStatus, readRichDetails } from "../src/errors";
+import { errorFromServiceError, errorFromStatus, HourglassError, readRichDetails } from "../src/errors";
 import { Any } from "../src/gen/google/protobuf/any";
 import { BadRequest, RetryInfo } from "../src/gen/google/rpc/error_details";
 import { Status } from "../src/gen/google/rpc/status";
 import { optionsFromEnv, resolveOptions } from "../src/options";
 import { DEFAULT_RETRY, IDEMPOTENT_WRITE, NO_RETRY, retryDelayMs } from "../src/retry";
-import { duration } from "../src/triggers";
+import { HourglassClient } from "../src/client";
+import { duration, every } from "../src/triggers";
 
 function statusBytes(...details: Any[]): Buffer {
   return Buffer.from(Status.encode({ code: Code.INVALID_ARGUMENT, message: "m", details }).finish());
@@ -102,5 +104,27 @@ describe("options", () => {
     assert.throws(() => resolveOptions({ certFile: "c.pem" }), /certFile and keyFile/);
     assert.throws(() => resolveOptions({ timeoutMs: 0 }), /timeoutMs/);
     assert.equal(resolveOptions({}).address, "127.0.0.1:7070");
+  });
+});
+
+describe("a coordinator that cannot be reached", () => {
+  it("is retried for a read, then fails UNAVAILABLE naming the attempts", async () => {
+    const retry = { ...DEFAULT_RETRY, maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 20 };
+    const client = new HourglassClient({ address: "127.0.0.1:1", retry, timeoutMs: 2000 });
+    try {
+      await assert.rejects(client.get("any"), (error: unknown) => {
+        assert.ok(error instanceof HourglassError);
+        assert.equal(error.code, Code.UNAVAILABLE);
+        assert.equal(error.attempts, 3);
+        return true;
+      });
+      await assert.rejects(client.submit({ name: "n", executor: "echo", trigger: every(1000) }, { idempotent: false }), (error: unknown) => {
+        assert.ok(error instanceof HourglassError);
+        assert.equal(error.attempts, 1); // no key: a lost answer may mean the job exists
+        return true;
+      });
+    } finally {
+      client.close();
+    }
   });
 });
