@@ -40,15 +40,15 @@ def test_typescript_client_against_a_real_coordinator(cluster: Cluster) -> None:
         wait_for_executor(client, "echo")
     env = {**os.environ, **cluster.client_env(), "HOURGLASS_COORDINATOR": cluster.address}
     installed(env)
+    shutil.rmtree(PACKAGE / "dist", ignore_errors=True)  # no compiled test outlives its source
     build = run(["node_modules/.bin/tsc", "-p", "."], env, timeout=120)  # strict: a type error fails here
     assert build.returncode == 0, f"tsc failed:\n{build.stdout}\n{build.stderr}"
 
     tests = run(["node", "--test", "dist/test/"], env, timeout=120)
     output = f"{tests.stdout}\n{tests.stderr}"
     assert tests.returncode == 0, output
-    passed = re.search(r"^# pass (\d+)$", tests.stdout, re.MULTILINE)
-    assert passed and int(passed.group(1)) >= 10, output
-    assert re.search(r"^# fail 0$", tests.stdout, re.MULTILINE), output
+    summary = dict(re.findall(r"^# (tests|pass) (\d+)$", tests.stdout, re.MULTILINE))
+    assert int(summary.get("tests", 0)) >= 15 and summary["pass"] == summary["tests"], output  # none cancelled
 
     # README's example, as written, through the same TLS and token: a job made, then found again.
     example = [run(["node", "dist/examples/submit.mjs"], env, timeout=60) for _ in range(2)]

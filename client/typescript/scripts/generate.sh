@@ -15,4 +15,5 @@ rm -rf "$out" && mkdir -p "$out"
 "$PYTHON" -m grpc_tools.protoc -I "$root/proto" -I "$googleapis" \
   --plugin=protoc-gen-ts_proto="$plugin" --ts_proto_out="$out" \
   --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,useDate=true,useOptionals=messages \
+  --ts_proto_opt=annotateFilesWithVersion=false \
   hourglass/v1/jobs.proto google/rpc/status.proto google/rpc/error_details.proto
