@@ -30,7 +30,7 @@ import {
   type Trigger,
   type TriggerJobResponse,
 } from "./gen/hourglass/v1/jobs";
-import { type ClientOptions, optionsFromEnv, resolveOptions } from "./options";
+import { channelTarget, type ClientOptions, optionsFromEnv, resolveOptions } from "./options";
 import { IDEMPOTENT_WRITE, NO_RETRY, READ, REFUSED_UNREAD, type RetryPolicy, retryDelayMs } from "./retry";
 
 /** A job spec as a submit takes it: name, executor and trigger, the rest optional. */
@@ -99,7 +99,9 @@ export class HourglassClient {
     this.token = resolved.token;
     this.timeoutMs = resolved.timeoutMs;
     this.retry = resolved.retry;
-    this.stub = new JobServiceClient(resolved.address, channelCredentials(resolved));
+    const { target, replicas } = channelTarget(resolved.address);
+    const balanced = { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
+    this.stub = new JobServiceClient(target, channelCredentials(resolved), replicas > 1 ? balanced : {});
   }
 
   /** A client configured by $HOURGLASS_COORDINATOR, $HOURGLASS_TOKEN and $HOURGLASS_TLS_CA_FILE,

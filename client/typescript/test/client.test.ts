@@ -194,6 +194,17 @@ describe("HourglassClient on a real coordinator", () => {
     assert.equal((await rejection(client.get("no-such-job"))).code, Code.NOT_FOUND);
   });
 
+  it("goes round-robin to the replicas that answer when given several", async () => {
+    const both = HourglassClient.fromEnv({ address: `127.0.0.1:1,${process.env["HOURGLASS_COORDINATOR"]}` });
+    try {
+      for (let i = 0; i < 4; i++) {
+        assert.equal((await both.list({ namePrefix: prefix, pageSize: 1 })).jobs.length, 1);
+      }
+    } finally {
+      both.close();
+    }
+  });
+
   it("is UNAUTHENTICATED without a token", async () => {
     const anonymous = HourglassClient.fromEnv({ token: "" });
     try {

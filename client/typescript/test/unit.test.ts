@@ -7,7 +7,7 @@ import { errorFromServiceError, errorFromStatus, HourglassError, readRichDetails
 import { Any } from "../src/gen/google/protobuf/any";
 import { BadRequest, RetryInfo } from "../src/gen/google/rpc/error_details";
 import { Status } from "../src/gen/google/rpc/status";
-import { optionsFromEnv, resolveOptions } from "../src/options";
+import { channelTarget, optionsFromEnv, resolveOptions } from "../src/options";
 import { DEFAULT_RETRY, IDEMPOTENT_WRITE, NO_RETRY, retryDelayMs } from "../src/retry";
 import { HourglassClient } from "../src/client";
 import { duration, every } from "../src/triggers";
@@ -96,8 +96,17 @@ describe("options", () => {
       HOURGLASS_TLS_CLIENT_CERT_FILE: "c.pem",
       HOURGLASS_TLS_CLIENT_KEY_FILE: "c.key",
     };
-    assert.deepEqual(optionsFromEnv(env), { address: "10.0.0.1:7070", token: "t", caFile: "ca.pem", certFile: "c.pem", keyFile: "c.key" });
+    const found = optionsFromEnv(env);
+    assert.deepEqual(found, { address: "10.0.0.1:7070, 10.0.0.2:7070", token: "t", caFile: "ca.pem", certFile: "c.pem", keyFile: "c.key" });
     assert.deepEqual(optionsFromEnv({ HOURGLASS_TOKEN: "" }), {});
+  });
+
+  it("make one balanced target of several replicas' IP addresses", () => {
+    assert.deepEqual(channelTarget("coord:7070"), { target: "coord:7070", replicas: 1 });
+    assert.deepEqual(channelTarget("10.0.0.1:7070, 10.0.0.2:7070"), { target: "ipv4:10.0.0.1:7070,10.0.0.2:7070", replicas: 2 });
+    assert.deepEqual(channelTarget("[::1]:7070,[::2]:7070"), { target: "ipv6:[::1]:7070,[::2]:7070", replicas: 2 });
+    assert.deepEqual(channelTarget("a:7070,10.0.0.2:7070"), { target: "dns:///a:7070", replicas: 1 });
+    assert.throws(() => channelTarget(" , "), /no coordinator address/);
   });
 
   it("refuse a certificate without its key and a deadline that is not positive", () => {
