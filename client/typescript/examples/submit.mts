@@ -4,10 +4,8 @@
 import { HourglassClient, RunStatus, every, json } from "@hourglass/client";
 
 const client = HourglassClient.fromEnv(); // $HOURGLASS_COORDINATOR, _TOKEN, _TLS_* files
-const { job, created } = await client.submit({
-  name: "report", executor: "echo", trigger: every(60_000),
-  params: json({ to: "ops" }), idempotencyKey: "report-v1",
-});
+const spec = { name: "report", executor: "echo", trigger: every(60_000), idempotencyKey: "report-v1" };
+const { job, created } = await client.submit({ ...spec, params: json({ to: "ops" }) });
 console.log(job.id, created ? "created" : "existed", "next fire", job.nextFireTime);
 const { runs } = await client.runs(job.id, { pageSize: 5 });
 console.log(runs.map((run) => `${run.due?.toISOString()} ${RunStatus[run.status]}`));

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import {
   type CallOptions,
   type ChannelCredentials,
+  type ChannelOptions,
   type ClientUnaryCall,
   credentials,
   Metadata,
@@ -58,8 +59,16 @@ export interface Page {
   readonly pageToken?: string;
 }
 
+// The coordinator accepts up to 64 MiB; a page of jobs with large params exceeds gRPC's 4 MiB default.
+const MAX_MESSAGE = 64 * 1024 * 1024;
+
 type Callback<Res> = (error: ServiceError | null, response: Res) => void;
-type Unary<Req, Res> = (request: Req, metadata: Metadata, options: Partial<CallOptions>, callback: Callback<Res>) => ClientUnaryCall;
+type Unary<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: Callback<Res>,
+) => ClientUnaryCall;
 
 function isServiceError(error: unknown): error is ServiceError {
   return error instanceof Error && typeof (error as Partial<ServiceError>).code === "number" && "metadata" in error;
@@ -80,9 +89,10 @@ function channelCredentials(options: Pick<ClientOptions, "caFile" | "certFile" |
   return credentials.createSsl(read(options.caFile), read(options.keyFile), read(options.certFile));
 }
 
-/** A client of one coordinator. Calls return promises; a failed call rejects with an
- * HourglassError. Reads and idempotent writes are retried on UNAVAILABLE with backoff; a submit
- * is too, as it carries an idempotency key (one is made when the spec has none). */
+/** A client of a coordinator (or of several replicas, round-robin). Calls return promises; a
+ * failed call rejects with an HourglassError. Reads and idempotent writes are retried on
+ * UNAVAILABLE with backoff; a submit is too, as it carries an idempotency key (one is made when
+ * the spec has none). */
 export class HourglassClient {
   readonly address: string;
   readonly namespace: string;
@@ -100,8 +110,14 @@ export class HourglassClient {
     this.timeoutMs = resolved.timeoutMs;
     this.retry = resolved.retry;
     const { target, replicas } = channelTarget(resolved.address);
-    const balanced = { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
-    this.stub = new JobServiceClient(target, channelCredentials(resolved), replicas > 1 ? balanced : {});
+    const channel: ChannelOptions = {
+      "grpc.max_receive_message_length": MAX_MESSAGE,
+      "grpc.max_send_message_length": MAX_MESSAGE,
+    };
+    if (replicas > 1) {
+      channel["grpc.service_config"] = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+    }
+    this.stub = new JobServiceClient(target, channelCredentials(resolved), channel);
   }
 
   /** A client configured by $HOURGLASS_COORDINATOR, $HOURGLASS_TOKEN and $HOURGLASS_TLS_CA_FILE,
@@ -208,7 +224,13 @@ export class HourglassClient {
   }
 
   /** Runs the fires the trigger would have produced in [since, until), `perSecond` at most. */
-  async backfill(id: string, since: Date, until: Date, perSecond = 0, namespace = this.namespace): Promise<BackfillJobResponse> {
+  async backfill(
+    id: string,
+    since: Date,
+    until: Date,
+    perSecond = 0,
+    namespace = this.namespace,
+  ): Promise<BackfillJobResponse> {
     const request = { namespace, id, since, until, perSecond };
     return this.call(this.stub.backfillJob.bind(this.stub), request, IDEMPOTENT_WRITE);
   }
@@ -228,14 +250,22 @@ export class HourglassClient {
   }
 
   /** What became of every fire the job's trigger expected in [since, until) (default now). */
-  async explain(id: string, since: Date, until?: Date, maxFires = 0, namespace = this.namespace): Promise<ExplainJobResponse> {
+  async explain(
+    id: string,
+    since: Date,
+    until?: Date,
+    maxFires = 0,
+    namespace = this.namespace,
+  ): Promise<ExplainJobResponse> {
     const request = { namespace, id, since, until, maxFires };
     return this.call(this.stub.explainJob.bind(this.stub), request, READ);
   }
 
   /** Each run of a job (of the namespace when `jobId` is empty) as it finishes, from now on,
    * until `signal` aborts or the loop over it stops. */
-  async *watchRuns(options: { readonly jobId?: string; readonly namespace?: string; readonly signal?: AbortSignal } = {}): AsyncGenerator<RunEvent> {
+  async *watchRuns(
+    options: { readonly jobId?: string; readonly namespace?: string; readonly signal?: AbortSignal } = {},
+  ): AsyncGenerator<RunEvent> {
     const request = { namespace: options.namespace ?? this.namespace, jobId: options.jobId ?? "" };
     const stream = this.stub.watchRuns(request, this.metadata(), {});
     const stop = (): void => stream.cancel();
@@ -277,7 +307,14 @@ export class HourglassClient {
           throw error;
         }
         const failed = errorFromServiceError(error, attempts);
-        const wait = retryDelayMs(this.retry, failed.code, retryOn, attempts, Date.now() - started, failed.retryAfterMs);
+        const wait = retryDelayMs(
+          this.retry,
+          failed.code,
+          retryOn,
+          attempts,
+          Date.now() - started,
+          failed.retryAfterMs,
+        );
         if (wait === undefined) {
           throw failed;
         }

@@ -65,12 +65,7 @@ export class HourglassError extends Error {
 
 /** The error for a status: the field from a BadRequest detail, else from a "field: message"
  * message of an INVALID_ARGUMENT or a PERMISSION_DENIED about an executor. */
-export function errorFromStatus(
-  code: Code,
-  details: string,
-  rich: RichDetails,
-  attempts = 1,
-): HourglassError {
+export function errorFromStatus(code: Code, details: string, rich: RichDetails, attempts = 1): HourglassError {
   let field = rich.field;
   if (field === "" && (code === Code.INVALID_ARGUMENT || code === Code.PERMISSION_DENIED)) {
     const match = FIELD_PREFIX.exec(details);

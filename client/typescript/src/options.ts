@@ -46,7 +46,9 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): ClientOptions {
 }
 
 /** The options with every default filled in; throws on values no call could work with. */
-export function resolveOptions(options: ClientOptions): Required<Omit<ClientOptions, "caFile" | "certFile" | "keyFile">> &
+export function resolveOptions(
+  options: ClientOptions,
+): Required<Omit<ClientOptions, "caFile" | "certFile" | "keyFile">> &
   Pick<ClientOptions, "caFile" | "certFile" | "keyFile"> {
   if ((options.certFile === undefined) !== (options.keyFile === undefined)) {
     throw new TypeError("certFile and keyFile go together: give both or neither");
@@ -74,7 +76,10 @@ export function resolveOptions(options: ClientOptions): Required<Omit<ClientOpti
  * target, to be balanced round-robin, so a call goes to a replica that is up (as the Python
  * SDK does); host names are not resolved here, so a list with one goes by DNS to the first. */
 export function channelTarget(address: string): { readonly target: string; readonly replicas: number } {
-  const parts = address.split(",").map((part) => part.trim()).filter((part) => part !== "");
+  const parts = address
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "");
   if (parts.length === 0) {
     throw new RangeError(`no coordinator address in ${JSON.stringify(address)}`);
   }

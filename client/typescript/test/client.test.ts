@@ -60,8 +60,12 @@ describe("HourglassClient on a real coordinator", () => {
 
   it("submits once per idempotency key, then gets, lists and waits for the run", async () => {
     const spec = {
-      name: `${prefix}soon`, executor: "echo", trigger: once(new Date(Date.now() + 1000)),
-      params: json({ hello: "ts" }), labels: { lang: "ts" }, idempotencyKey: `${prefix}key`,
+      name: `${prefix}soon`,
+      executor: "echo",
+      trigger: once(new Date(Date.now() + 1000)),
+      params: json({ hello: "ts" }),
+      labels: { lang: "ts" },
+      idempotencyKey: `${prefix}key`,
     };
     const first = await client.submit(spec);
     const again = await client.submit(spec);
@@ -75,7 +79,10 @@ describe("HourglassClient on a real coordinator", () => {
     assert.equal(job.namespace, "default");
 
     const page = await client.list({ namePrefix: prefix, labels: { lang: "ts" } });
-    assert.deepEqual(page.jobs.map((j) => j.id), [job.id]);
+    assert.deepEqual(
+      page.jobs.map((j) => j.id),
+      [job.id],
+    );
     const all: string[] = [];
     for await (const listed of client.jobs({ namePrefix: prefix, pageSize: 1 })) {
       all.push(listed.id);
@@ -121,11 +128,16 @@ describe("HourglassClient on a real coordinator", () => {
     const preview = await client.preview({ jobId: job.id }, 3);
     assert.equal(preview.fires.length, 3);
     assert.equal(preview.fires[1]!.at!.getTime() - preview.fires[0]!.at!.getTime(), HOUR);
-    const spring = await client.preview({ trigger: cron("30 2 * * *", "America/New_York") }, 3, new Date("2027-03-13T00:00:00Z"));
+    const spring = await client.preview(
+      { trigger: cron("30 2 * * *", "America/New_York") },
+      3,
+      new Date("2027-03-13T00:00:00Z"),
+    );
     assert.equal(spring.timezone, "America/New_York");
-    assert.deepEqual(spring.fires.map((f) => f.localTime), [
-      "2027-03-13T02:30:00-05:00", "2027-03-14T03:00:00-04:00", "2027-03-15T02:30:00-04:00",
-    ]);
+    assert.deepEqual(
+      spring.fires.map((f) => f.localTime),
+      ["2027-03-13T02:30:00-05:00", "2027-03-14T03:00:00-04:00", "2027-03-15T02:30:00-04:00"],
+    );
 
     const triggered = await client.trigger(job.id);
     assert.ok(triggered.runId !== "" && triggered.due !== undefined);
@@ -144,14 +156,19 @@ describe("HourglassClient on a real coordinator", () => {
     const since = new Date(anchor.getTime() + 2 * HOUR);
     const until = new Date(anchor.getTime() + 4 * HOUR + 1);
     const backfill = await client.backfill(job.id, since, until, 10);
-    assert.deepEqual(backfill.occurrences.map((d) => d.getTime()), [2, 3, 4].map((n) => anchor.getTime() + n * HOUR));
+    assert.deepEqual(
+      backfill.occurrences.map((d) => d.getTime()),
+      [2, 3, 4].map((n) => anchor.getTime() + n * HOUR),
+    );
 
     const explained = await client.explain(job.id, new Date(started.getTime() - 60_000));
     const kinds = explained.events.map((e) => e.kind);
     for (const kind of ["paused", "resumed", "updated", "triggered", "backfilled"]) {
       assert.ok(kinds.includes(kind), `no ${kind} event in ${kinds.join(", ")}`);
     }
-    assert.ok(explained.fires.some((f) => f.runId === triggered.runId && f.fate === FireFate.FIRE_FATE_RAN && f.manual));
+    assert.ok(
+      explained.fires.some((f) => f.runId === triggered.runId && f.fate === FireFate.FIRE_FATE_RAN && f.manual),
+    );
 
     const cancelled = await client.cancel(job.id);
     assert.equal(cancelled.state, JobState.JOB_STATE_CANCELLED);
@@ -162,7 +179,11 @@ describe("HourglassClient on a real coordinator", () => {
   });
 
   it("streams the runs of a job as they finish", async () => {
-    const { job } = await client.submit({ name: `${prefix}watched`, executor: "echo", trigger: once(new Date(Date.now() + HOUR)) });
+    const { job } = await client.submit({
+      name: `${prefix}watched`,
+      executor: "echo",
+      trigger: once(new Date(Date.now() + HOUR)),
+    });
     const stop = new AbortController();
     const events = client.watchRuns({ jobId: job.id, signal: stop.signal });
     const first = events.next();

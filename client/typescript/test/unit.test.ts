@@ -18,7 +18,11 @@ function statusBytes(...details: Any[]): Buffer {
 
 const badRequest = (field: string): Any => ({
   typeUrl: "type.googleapis.com/google.rpc.BadRequest",
-  value: Buffer.from(BadRequest.encode({ fieldViolations: [{ field, description: "bad", reason: "", localizedMessage: undefined }] }).finish()),
+  value: Buffer.from(
+    BadRequest.encode({
+      fieldViolations: [{ field, description: "bad", reason: "", localizedMessage: undefined }],
+    }).finish(),
+  ),
 });
 
 const retryInfo = (ms: number): Any => ({
@@ -36,7 +40,9 @@ function serviceError(code: Code, details: string, trailer?: Buffer): ServiceErr
 
 describe("rich error details", () => {
   it("take the field of the BadRequest's first violation and RetryInfo's delay", () => {
-    const rich = readRichDetails(statusBytes(badRequest("trigger.cron.expression"), badRequest("name"), retryInfo(250)));
+    const rich = readRichDetails(
+      statusBytes(badRequest("trigger.cron.expression"), badRequest("name"), retryInfo(250)),
+    );
     assert.deepEqual(rich, { field: "trigger.cron.expression", retryAfterMs: 250 });
   });
 
@@ -57,7 +63,10 @@ describe("rich error details", () => {
 
   it("fall back to the field a message names, for bad arguments and disallowed executors only", () => {
     const none = { field: "", retryAfterMs: undefined };
-    assert.equal(errorFromStatus(Code.INVALID_ARGUMENT, "trigger.cron.timezone: unknown", none).field, "trigger.cron.timezone");
+    assert.equal(
+      errorFromStatus(Code.INVALID_ARGUMENT, "trigger.cron.timezone: unknown", none).field,
+      "trigger.cron.timezone",
+    );
     assert.equal(errorFromStatus(Code.PERMISSION_DENIED, "job.executor: not allowed", none).field, "job.executor");
     assert.equal(errorFromStatus(Code.PERMISSION_DENIED, "token: lacks default:write", none).field, "");
     assert.equal(errorFromStatus(Code.NOT_FOUND, "job x: not found", none).field, "");
@@ -69,7 +78,9 @@ describe("retries", () => {
   const always = (): number => 1;
 
   it("back off exponentially up to the cap", () => {
-    const delays = [1, 2, 3, 4].map((n) => retryDelayMs(DEFAULT_RETRY, Code.UNAVAILABLE, IDEMPOTENT_WRITE, n, 0, undefined, always));
+    const delays = [1, 2, 3, 4].map((n) =>
+      retryDelayMs(DEFAULT_RETRY, Code.UNAVAILABLE, IDEMPOTENT_WRITE, n, 0, undefined, always),
+    );
     assert.deepEqual(delays, [100, 200, 400, 800]);
     const policy = { ...DEFAULT_RETRY, maxAttempts: 20 };
     assert.equal(retryDelayMs(policy, Code.UNAVAILABLE, IDEMPOTENT_WRITE, 10, 0, undefined, always), 3000);
@@ -83,7 +94,10 @@ describe("retries", () => {
     assert.equal(retryDelayMs(DEFAULT_RETRY, Code.INVALID_ARGUMENT, IDEMPOTENT_WRITE, 1, 0, undefined), undefined);
     assert.equal(retryDelayMs(DEFAULT_RETRY, Code.UNAVAILABLE, NO_RETRY, 1, 0, undefined), undefined);
     assert.equal(retryDelayMs(DEFAULT_RETRY, Code.UNAVAILABLE, IDEMPOTENT_WRITE, 5, 0, undefined), undefined);
-    assert.equal(retryDelayMs(DEFAULT_RETRY, Code.UNAVAILABLE, IDEMPOTENT_WRITE, 1, 29_990, undefined, always), undefined);
+    assert.equal(
+      retryDelayMs(DEFAULT_RETRY, Code.UNAVAILABLE, IDEMPOTENT_WRITE, 1, 29_990, undefined, always),
+      undefined,
+    );
   });
 });
 
@@ -97,13 +111,22 @@ describe("options", () => {
       HOURGLASS_TLS_CLIENT_KEY_FILE: "c.key",
     };
     const found = optionsFromEnv(env);
-    assert.deepEqual(found, { address: "10.0.0.1:7070, 10.0.0.2:7070", token: "t", caFile: "ca.pem", certFile: "c.pem", keyFile: "c.key" });
+    assert.deepEqual(found, {
+      address: "10.0.0.1:7070, 10.0.0.2:7070",
+      token: "t",
+      caFile: "ca.pem",
+      certFile: "c.pem",
+      keyFile: "c.key",
+    });
     assert.deepEqual(optionsFromEnv({ HOURGLASS_TOKEN: "" }), {});
   });
 
   it("make one balanced target of several replicas' IP addresses", () => {
     assert.deepEqual(channelTarget("coord:7070"), { target: "coord:7070", replicas: 1 });
-    assert.deepEqual(channelTarget("10.0.0.1:7070, 10.0.0.2:7070"), { target: "ipv4:10.0.0.1:7070,10.0.0.2:7070", replicas: 2 });
+    assert.deepEqual(channelTarget("10.0.0.1:7070, 10.0.0.2:7070"), {
+      target: "ipv4:10.0.0.1:7070,10.0.0.2:7070",
+      replicas: 2,
+    });
     assert.deepEqual(channelTarget("[::1]:7070,[::2]:7070"), { target: "ipv6:[::1]:7070,[::2]:7070", replicas: 2 });
     assert.deepEqual(channelTarget("a:7070,10.0.0.2:7070"), { target: "dns:///a:7070", replicas: 1 });
     assert.throws(() => channelTarget(" , "), /no coordinator address/);
@@ -127,11 +150,14 @@ describe("a coordinator that cannot be reached", () => {
         assert.equal(error.attempts, 3);
         return true;
       });
-      await assert.rejects(client.submit({ name: "n", executor: "echo", trigger: every(1000) }, { idempotent: false }), (error: unknown) => {
-        assert.ok(error instanceof HourglassError);
-        assert.equal(error.attempts, 1); // no key: a lost answer may mean the job exists
-        return true;
-      });
+      await assert.rejects(
+        client.submit({ name: "n", executor: "echo", trigger: every(1000) }, { idempotent: false }),
+        (error: unknown) => {
+          assert.ok(error instanceof HourglassError);
+          assert.equal(error.attempts, 1); // no key: a lost answer may mean the job exists
+          return true;
+        },
+      );
     } finally {
       client.close();
     }
