@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the client code of every language from proto/ (make stubs); never edit it by hand.
 # With a folder as argument, writes the committed languages' code there instead of in place
-# (<dir>/python, <dir>/go/client/go/gen): tests/unit/test_stubs.py compares them to catch
+# (<dir>/python, <dir>/go/client/go/gen, <dir>/typescript): tests/unit/test_stubs.py compares them to catch
 # stale code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +16,8 @@ PYTHON=$PYTHON bash scripts/gen_proto.sh ${out:+"$out/python"}
 bash scripts/go_tools.sh
 "$BUF" generate ${out:+--output "$out/go"}
 
-# TypeScript: the client's own entry point, client/typescript/scripts/generate.sh, in place
-# (the stale-code check does not cover it yet: it would need that script to take a folder).
+# TypeScript: client/typescript/src/gen (ts-proto through grpcio-tools' protoc; npm ci first
+# when the client's node_modules lacks the plugin).
+PYTHON=$PYTHON bash client/typescript/scripts/generate.sh ${out:+"$out/typescript"}
+
 # Java generates nothing committed: Maven compiles the stubs from proto/ at build time.
-ts=client/typescript/scripts/generate.sh
-if [ -z "$out" ] && [ -f "$ts" ]; then
-  bash "$ts"
-fi

@@ -1,4 +1,5 @@
-"""The committed generated code (Python: proto/hourglass_pb, Go: client/go/gen) is what the
+"""The committed generated code (Python: proto/hourglass_pb, Go: client/go/gen, TypeScript:
+client/typescript/src/gen) is what the
 protos generate today: scripts/stubs.sh writes it afresh into a temporary folder, with the
 pinned generators, and every file must be the same. `make stubs` fixes a failure here."""
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = {"python": ROOT / "proto" / "hourglass_pb", "go": ROOT / "client" / "go" / "gen"}
+COMMITTED = {"python": ROOT / "proto" / "hourglass_pb", "go": ROOT / "client" / "go" / "gen",
+             "typescript": ROOT / "client" / "typescript" / "src" / "gen"}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return {"python": out / "python", "go": out / "go" / "client" / "go" / "gen"}
+    return {"python": out / "python", "go": out / "go" / "client" / "go" / "gen", "typescript": out / "typescript"}
 
 
 def _differences(committed: Path, fresh: Path) -> str:
