@@ -535,19 +535,25 @@ ring_wait_cql() {
     log "ring: node $1 answering CQL on $CASS_HOST:$CASS_PORT after $((SECONDS - started))s"
 }
 
-# Waits until nodetool (through node 1) shows every node Up and Normal.
+# Waits until nodetool (through node 1, never the one killed) shows nodes $@ (default: all)
+# Up and Normal.
 ring_wait_un() {
-    local i count=${#RING_HOSTS[@]} up
+    local i n want=("$@") up status
+    ((${#want[@]})) || want=($(seq 1 ${#RING_HOSTS[@]}))
     for ((i = 0; i < CASS_TIMEOUT / 2; i++)); do
-        up=$(ring_nodetool 1 status 2>/dev/null | grep -c '^UN ') || true
-        if ((up == count)); then
-            log "ring: all $count nodes UN ($RING_ADDRESSES)"
+        status=$(ring_nodetool 1 status 2>/dev/null) || status=""
+        up=0
+        for n in "${want[@]}"; do
+            grep -q "^UN  *${RING_HOSTS[n - 1]//./\\.} " <<<"$status" && up=$((up + 1))
+        done
+        if ((up == ${#want[@]})); then
+            log "ring: node(s) ${want[*]} UN"
             return 0
         fi
         sleep 2
     done
     ring_nodetool 1 status >&2 || true
-    die "ring: $up of $count nodes UN after ${CASS_TIMEOUT}s"
+    die "ring: $up of nodes ${want[*]} UN after ${CASS_TIMEOUT}s"
 }
 
 # nodetool against node $1's JMX: ring_nodetool N ARGS...
@@ -571,7 +577,7 @@ ring_start() {
     fi
     for n in "${nodes[@]}"; do [[ $n == 1 ]] || ring_launch "$n"; done
     for n in "${nodes[@]}"; do [[ $n == 1 ]] || ring_wait_cql "$n"; done
-    ring_wait_un
+    ring_wait_un "${nodes[@]}"
     ring_node 1
     CASS_DIR=$RING_DIR   # the superuser's password file: one for the ring
     CASS_ROLES_ARGS=(--auth-replication "datacenter1:${#RING_HOSTS[@]}")
@@ -593,7 +599,7 @@ ring_replace() {
     cassandra_launch
     log "ring: node $1 replacing itself with an empty disk, pid $(<"$CASS_PIDFILE")"
     ring_wait_cql "$1"
-    ring_wait_un
+    ring_wait_un "$1"
 }
 
 ring_stop() {
