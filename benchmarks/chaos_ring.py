@@ -39,9 +39,10 @@ RECOVER_S = 10.0
 # Firing resumes this soon after a quorum is back (the driver reconnects within 2 s).
 RESUME_S = 10.0
 
-# 100-200 fires/s of mixed recurring (interval, cron, long) and once jobs.
-RING_FULL = Profile(interval_jobs=80, cron_jobs=30, long_jobs=6, once_rate=40, before_s=15, after_s=20, drain_s=45)
-RING_SHORT = replace(RING_FULL, interval_jobs=50, cron_jobs=20, once_rate=27, before_s=8, after_s=10,
+# 100 fires/s of mixed recurring (interval, cron, long) and once jobs: every write goes to three
+# nodes on two cores shared with the rest; 150 fires/s was already minutes late before any fault.
+RING_FULL = Profile(interval_jobs=55, cron_jobs=20, long_jobs=6, once_rate=22, before_s=15, after_s=20, drain_s=60)
+RING_SHORT = replace(RING_FULL, interval_jobs=35, cron_jobs=15, once_rate=17, before_s=8, after_s=10,
                      drain_s=30, timing_slack_s=2.0)  # fmt: skip
 
 
