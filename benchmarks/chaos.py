@@ -1,6 +1,6 @@
 """`python -m benchmarks.chaos`: the fault scenarios of issue 5, under steady load, with a report.
 
-    python -m benchmarks.chaos                    # all ten, full length (>= 250 fires/s; the ring's 150)
+    python -m benchmarks.chaos                    # all ten, full length (>= 250 fires/s; the ring's 100)
     python -m benchmarks.chaos --scenarios 1,3    # some of them
     python -m benchmarks.chaos --scenarios 7      # the four faults in one run
     python -m benchmarks.chaos --short            # the CI-sized versions (~80 fires/s)
