@@ -504,7 +504,9 @@ ring_node() {
     CASS_TOKEN=$((-9223372036854775807 - 1 + (n - 1) * (9223372036854775807 / count) * 2))
     CASS_AUTO_BOOTSTRAP=false
     CASS_HINTS=true
-    CASS_EXTRA_OPTS=()
+    # Not the single node's 0: a joining node's first gossip round with the seed may take that
+    # long on a busy box ("Unable to gossip with any peers" otherwise).
+    CASS_EXTRA_OPTS=(-Dcassandra.ring_delay_ms=15000)
 }
 
 # Launches node $1 unless it answers CQL or is already starting.
@@ -528,6 +530,13 @@ ring_wait_cql() {
     pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon) || pid=""
     "$PY" scripts/wait_cql.py --host "$CASS_HOST" --port "$CASS_PORT" --timeout "$CASS_TIMEOUT" \
         ${pid:+--pid "$pid"} --password-file "$CASS_PASSWORD_FILE" >/dev/null || rc=$?
+    if ((rc == 2)) && [[ ${2:-} != again ]]; then
+        # It exited during start-up (on a busy box: no gossip with the seed in time): once more.
+        log "ring: node $1 exited during start-up; starting it once more"
+        cassandra_launch
+        ring_wait_cql "$1" again
+        return
+    fi
     if ((rc != 0)); then
         cassandra_show_logs
         die "ring: node $1 ($CASS_HOST) did not answer CQL (see above)"
@@ -595,10 +604,10 @@ ring_replace() {
     fi
     rm -rf "$CASS_DIR"/{data,commitlog,saved_caches,hints}
     CASS_AUTO_BOOTSTRAP=true
-    CASS_EXTRA_OPTS=("-Dcassandra.replace_address_first_boot=$CASS_HOST")
+    CASS_EXTRA_OPTS+=("-Dcassandra.replace_address_first_boot=$CASS_HOST")
     cassandra_launch
     log "ring: node $1 replacing itself with an empty disk, pid $(<"$CASS_PIDFILE")"
-    ring_wait_cql "$1"
+    ring_wait_cql "$1" again   # no second launch: it would not be a replacement
     ring_wait_un "$1"
 }
 
