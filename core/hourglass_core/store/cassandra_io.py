@@ -74,6 +74,9 @@ async def open_session(
         # in pure Python (about a tenth of a busy coordinator's CPU); v4 has all this store uses.
         protocol_version=4,
         control_connection_timeout=5,
+        # DDL waits until every node has the change (default 10 s): on a busy ring agreement took
+        # longer, and the next statement found a node without the keyspace or table just made.
+        max_schema_agreement_wait=60,
         # The driver's default waits 1, 2, 4 ... up to 600 s between reconnection attempts: a
         # node back after a minute's outage would then sit unused for up to another minute.
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.2, max_delay=2.0, max_attempts=None),

@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from hourglass_core.errors import Unavailable
 from hourglass_core.store import migrations
 from hourglass_core.store.cassandra_io import CqlSession
 from hourglass_core.store.replication import Replication
@@ -77,6 +78,9 @@ async def migrate(cql: CqlSession, cluster: Any, keyspace: str, replication: Rep
     await cql.blocking(
         ddl, f"CREATE KEYSPACE IF NOT EXISTS {check_keyspace(keyspace)} WITH replication = {replication.cql()}"
     )
+    # USE on a node that has not heard of the keyspace yet leaves that connection without one.
+    if not await cql.blocking(cluster.control_connection.wait_for_schema_agreement):
+        raise Unavailable(f"cassandra: the nodes do not agree on the schema of {keyspace} yet; run migrate again")
     await cql.blocking(session.set_keyspace, keyspace)
     await cql.blocking(ddl, _CREATE_VERSIONS)
     applied = {r["version"] for r in await cql.blocking(lambda: list(ddl(
