@@ -252,7 +252,7 @@ SCENARIOS = [
     Spec(9, "ring_no_quorum", "Ring: two Cassandra nodes of three killed, then started again one by one", 150, 130,
          kill_two_nodes, own_cassandra=True, cassandra=Ring, checks=no_quorum_checks,
          profiles=(RING_FULL, RING_SHORT)),
-    Spec(10, "ring_replace", "Ring: a Cassandra node's disk lost, a new node with an empty disk replacing it", 120, 100,
+    Spec(10, "ring_replace", "Ring: a Cassandra node's disk lost, a new node with an empty disk replacing it", 200, 170,
          replace_node, own_cassandra=True, cassandra=Ring, checks=replaced_checks,
          profiles=(RING_FULL, RING_SHORT)),
 ]  # fmt: skip
