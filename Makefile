@@ -16,6 +16,7 @@ help:
 	@echo "make test           install, start Redis and Cassandra, run every test"
 	@echo "make services       start Redis and Cassandra on loopback   (make services-stop stops them)"
 	@echo "                    KAFKA=1: a single-node Kafka (KRaft) on 127.0.0.1:9092 as well"
+	@echo "                    CASSANDRA_NODES=3: a three-node Cassandra ring on 127.0.0.2-4 as well"
 	@echo "make cluster        Redis + Cassandra + 2 coordinators + 2 workers on this box"
 	@echo "make lint           ruff and buf lint (also run by make test)"
 	@echo "make typecheck      mypy --strict"
@@ -58,10 +59,15 @@ dev: $(RUN_STAMP)
 
 # Kafka only when asked (KAFKA=1): the embedded default and most work need no broker.
 KAFKA ?= 0
+# CASSANDRA_NODES=3: a three-node ring on 127.0.0.2-4 as well (scripts/services.sh ring).
+CASSANDRA_NODES ?= 1
 services: $(STAMP)
 	PYTHON=$(PY) HOURGLASS_KAFKA=$(KAFKA) bash scripts/services.sh start
+	if [ "$(CASSANDRA_NODES)" = 3 ]; then PYTHON=$(PY) bash scripts/services.sh ring start; \
+	elif [ "$(CASSANDRA_NODES)" != 1 ]; then echo "CASSANDRA_NODES: 1 or 3" >&2; exit 2; fi
 
 services-stop:
+	bash scripts/services.sh ring stop
 	bash scripts/services.sh stop
 
 cluster: services

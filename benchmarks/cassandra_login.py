@@ -43,11 +43,16 @@ def login() -> Login:
     return Login(USER, read_secret(str(password_file()), "the Cassandra password file"))
 
 
-def cql_cluster(address: str, connect_timeout: float = 20) -> Any:
-    """A driver Cluster of the node at `address` ("host:port"), logged in (connect it, shut it down)."""
+def cql_cluster(address: str, connect_timeout: float = 20, profile: Any = None) -> Any:
+    """A driver Cluster of the nodes at `address` ("host[,host...]:port"), logged in (connect
+    it, shut it down). Its requests run with `profile` (an ExecutionProfile), by default at
+    LOCAL_QUORUM: on a ring a read must not miss what a node that was down never received."""
+    from cassandra import ConsistencyLevel
     from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 
-    host, _, port = address.rpartition(":")
-    return Cluster([host], port=int(port), protocol_version=5, connect_timeout=connect_timeout,
-                   auth_provider=PlainTextAuthProvider(USER, login().password))  # fmt: skip
+    hosts, _, port = address.rpartition(":")
+    profile = profile or ExecutionProfile(consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+    return Cluster(hosts.split(","), port=int(port), protocol_version=5, connect_timeout=connect_timeout,
+                   auth_provider=PlainTextAuthProvider(USER, login().password),
+                   execution_profiles={EXEC_PROFILE_DEFAULT: profile})  # fmt: skip

@@ -1,6 +1,6 @@
 """`python -m benchmarks.chaos`: the fault scenarios of issue 5, under steady load, with a report.
 
-    python -m benchmarks.chaos                    # all seven, full length (>= 250 fires/s; ~20 min)
+    python -m benchmarks.chaos                    # all ten, full length (>= 250 fires/s; the ring's 100)
     python -m benchmarks.chaos --scenarios 1,3    # some of them
     python -m benchmarks.chaos --scenarios 7      # the four faults in one run
     python -m benchmarks.chaos --short            # the CI-sized versions (~80 fires/s)
@@ -12,6 +12,9 @@ for 15 s (14 s short), the leader SIGKILLed and restarted, a worker SIGKILLed an
 judged from the probe's calls alone (never run; duplicated within one attempt).
 Scenarios 4, 5 and 7 break a Redis (port 6390) and a Cassandra (port 9142, state in
 .services/chaos) of their own; the shared ones are only used, never stopped.
+8-10 (benchmarks/chaos_ring.py) run on a three-node Cassandra ring (127.0.0.2-4, started for
+each and stopped after): one node SIGKILLed and restarted, two nodes down (no quorum), a
+node's disk lost and the node replaced.
 
 Writes benchmarks/results/chaos-<stamp>.json and .md, and chaos-latest.md. Exit status 1 if a
 target was missed.
@@ -32,8 +35,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from benchmarks import chaos_load, history
-from benchmarks.chaos_faults import OwnCassandra
+from benchmarks import chaos_load, chaos_ring, history
 from benchmarks.chaos_scenarios import SCENARIOS, run_scenario
 from benchmarks.cluster import ROOT
 
@@ -43,7 +45,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="CI-sized load and faults")
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated numbers (default: all)")
+    parser.add_argument("--scenarios", default=",".join(str(s.number) for s in [*SCENARIOS, *chaos_ring.SCENARIOS]),
+                        help="comma-separated numbers (default: all)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the load (jobs and submit rate) by this, e.g. 0.5 for a small machine")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -158,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "start"], check=True, cwd=ROOT)
     results: list[dict[str, Any]] = []
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    for spec in SCENARIOS:
+    for spec in [*SCENARIOS, *chaos_ring.SCENARIOS]:
         if spec.number not in chosen:
             continue
         # The second Cassandra lives only through the scenario that breaks it: after its
         # restart it replays and compacts for minutes, on the cores the next scenario needs.
-        own_cassandra = OwnCassandra() if spec.own_cassandra else None
+        own_cassandra = spec.cassandra() if spec.own_cassandra else None
         try:
             if own_cassandra is not None:
                 print(f"starting a Cassandra of our own on {own_cassandra.address} ...", file=sys.stderr)

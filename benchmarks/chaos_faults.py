@@ -104,6 +104,8 @@ class OwnCassandra:
     its jars are those the main instance already fetched, and its role `hourglass` has the
     main instance's password (clients log in to both alike)."""
 
+    store_options = ""  # what the store URL of a cluster on it adds
+
     def __init__(self, port: int = int(os.environ.get("HOURGLASS_CHAOS_CASSANDRA_PORT", "9142")), heap: str = "1G") -> None:
         self.port = port
         self.state = services_dir() / "chaos"

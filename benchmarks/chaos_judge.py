@@ -164,13 +164,17 @@ def call_log(expected: dict[str, set[int]], calls: Iterable[Call]) -> dict[str, 
     }
 
 
+def late_threshold_ms(steady_p99_ms: float | None) -> float:
+    """Lateness that counts as not back to normal: 3 x the steady p99, at least 1 s, at most 10 s."""
+    return min(10_000.0, max(1000.0, 3 * (steady_p99_ms or 0.0)))
+
+
 def recovery(result: dict[str, Any], fault_us: int, until_s: float) -> tuple[float, dict[str, Any]]:
     """When lateness went back to normal after the fault (seconds after it, by due time: the
     end of the last second whose worst fire was late by more than 3 x the steady p99, at least
     1 s and at most 10 s), and the lateness of the fires due from the fault until then."""
     by_second: dict[int, list[float]] = result.pop("by_second")
-    steady_p99 = result["steady_lateness"]["p99_ms"] or 0.0
-    threshold = min(10_000.0, max(1000.0, 3 * steady_p99))
+    threshold = late_threshold_ms(result["steady_lateness"]["p99_ms"])
     bad = [s for s, v in by_second.items() if 0 <= s <= until_s and max(v) > threshold]
     recovered_s = float(max(bad) + 1) if bad else 0.0
     window = [v for s, values in by_second.items() if -STEADY_MARGIN_US // US <= s < max(recovered_s, 1) for v in values]

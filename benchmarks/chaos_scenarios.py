@@ -95,6 +95,8 @@ class Spec:
     # Judged by "never run" and "duplicated within one attempt", from the probe's calls only
     # (chaos_judge.call_log), instead of "lost" and "duplicated" (which use run records).
     judge_by_calls: bool = False
+    cassandra: Callable[[], OwnCassandra] = OwnCassandra  # own_cassandra: which (chaos_ring.Ring: a ring)
+    checks: Callable[[Run, int, dict[str, Any], list[dict[str, Any]]], dict[str, bool]] | None = None  # or CHECKS'
 
     def profile(self, short: bool) -> Profile:
         full, short_one = self.profiles or (FULL, SHORT)
@@ -575,7 +577,9 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
     tmp = Path(tempfile.mkdtemp(prefix=f"chaos-{spec.name}-", dir=workdir))
     own_redis = OwnRedis(OWN_REDIS_PORT, tmp) if spec.own_redis else None
     cassandra = own_cassandra.address if spec.own_cassandra and own_cassandra else None
-    cluster = Cluster(name=f"chaos_{spec.name}_{uuid.uuid4().hex[:6]}", tmp=tmp, num_shards=NUM_SHARDS)
+    store_options = own_cassandra.store_options if spec.own_cassandra and own_cassandra else ""
+    cluster = Cluster(name=f"chaos_{spec.name}_{uuid.uuid4().hex[:6]}", tmp=tmp, num_shards=NUM_SHARDS,
+                      store_options=store_options)
     if cassandra:
         cluster.cassandra = cassandra
     if own_redis:
@@ -611,7 +615,7 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
         result = chaos_judge.judge(workload.expected, calls, records, fault)
         call_log = chaos_judge.call_log(workload.expected, calls)
         recovered_s, lateness = chaos_judge.recovery(result, fault, watch_s)
-        checks = CHECKS[spec.name](run, fault, facts, records)
+        checks = (spec.checks or CHECKS[spec.name])(run, fault, facts, records)
         if spec.judge_by_calls:
             basic = {
                 "0 never run (every accepted fire's executor called at least once, by the call log)": call_log["never_run"] == 0,

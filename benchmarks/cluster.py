@@ -108,7 +108,8 @@ class Cluster:
 
     def migrate(self) -> None:
         subprocess.run(
-            [sys.executable, "-m", "hourglass", "db", "migrate"], env=self.env(), check=True, cwd=ROOT, timeout=180
+            [sys.executable, "-m", "hourglass", "db", "migrate"], env=self.env(), check=True, cwd=ROOT,
+            timeout=300,  # a ring's DDL waits for three nodes to agree: 100 s seen on a busy box
         )
 
     def start_coordinator(self, address: str | None = None, **extra: str) -> str:

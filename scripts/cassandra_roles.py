@@ -3,13 +3,17 @@
 log in as) and a private password for the default superuser `cassandra`.
 
 Usage: cassandra_roles.py --dir .services/cassandra --password-file F [--host 127.0.0.1] [--port 9042]
-                          [--timeout 60]
+                          [--timeout 60] [--auth-replication DC:RF]
 
 Idempotent: when `hourglass` logs in with the password in F, nothing is done. Otherwise the
 step logs in as `cassandra` (with DIR/superuser.password, or the well-known default on a fresh
 node: then that password is replaced by a random one, saved first, since anyone on the
 machine knows the default) and creates or resets `hourglass`. Passwords are
 random, written 0600, and never printed.
+
+With --auth-replication (a ring: `datacenter1:3`), the keyspace system_auth is replicated with
+NetworkTopologyStrategy DC:RF before the roles are written, so every node holds every login
+(by default it has one replica: losing that node would lose the roles).
 
 Exit status: 0 when `hourglass` logs in; 1 when it could not be made so within --timeout; 3
 when the node lets clients in without a login (a node started before authentication was
@@ -79,7 +83,17 @@ def _superuser(host: str, port: int, saved: Path) -> Any | None:
     return session
 
 
-def ensure(host: str, port: int, directory: Path, password_file: Path, timeout: float) -> int:
+def _replicate_auth(session: Any, auth_replication: str) -> None:
+    """Replicates system_auth as `auth_replication` ("DC:RF") says (idempotent)."""
+    dc, _, rf = auth_replication.partition(":")
+    if not dc.isidentifier() or not rf.isdigit():
+        raise SystemExit(f"cassandra_roles: --auth-replication must be DC:RF, not {auth_replication!r}")
+    session.execute(
+        f"ALTER KEYSPACE system_auth WITH replication = {{'class': 'NetworkTopologyStrategy', '{dc}': {int(rf)}}}"
+    )
+
+
+def ensure(host: str, port: int, directory: Path, password_file: Path, timeout: float, auth_replication: str = "") -> int:
     password = _secret(password_file)
     deadline = time.monotonic() + timeout
     while True:
@@ -93,6 +107,8 @@ def ensure(host: str, port: int, directory: Path, password_file: Path, timeout: 
         session = _superuser(host, port, directory / "superuser.password")
         if session is not None:
             try:
+                if auth_replication:
+                    _replicate_auth(session, auth_replication)
                 # Made, or reset when its password file was lost (one change per 5 s at most).
                 exists = session.execute("SELECT role FROM system_auth.roles WHERE role = %s", (USER,)).one()
                 verb = "ALTER" if exists else "CREATE"
@@ -114,9 +130,10 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("HOURGLASS_CASSANDRA_PORT", "9042")))
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--auth-replication", default="", help="DC:RF: replicate system_auth so (a ring)")
     args = parser.parse_args()
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)  # every refused login logs an error
-    return ensure(args.host, args.port, args.dir, args.password_file, args.timeout)
+    return ensure(args.host, args.port, args.dir, args.password_file, args.timeout, args.auth_replication)
 
 
 if __name__ == "__main__":

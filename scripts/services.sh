@@ -11,6 +11,11 @@
 #   scripts/services.sh status    show what is running
 #   scripts/services.sh nodetool ARGS...   run Cassandra's nodetool against the local node
 #                                 (e.g. `nodetool flush hourglass`, `nodetool compact ...`)
+#   scripts/services.sh ring [start [N...]|stop [N...]|status|replace N|nodetool N ARGS...]
+#                                 a three-node Cassandra ring on 127.0.0.2-4 (state in
+#                                 .services/ring/nodeN): start waits until every node is UN;
+#                                 replace N restarts a down node N with an empty disk
+#                                 (replace_address_first_boot) and waits until it is UN again
 #
 # Environment:
 #   HOURGLASS_REDIS_PORT              Redis port                        (default 6379)
@@ -27,6 +32,10 @@
 #   HOURGLASS_KAFKA_HEAP              -Xmx of the broker                 (default 512m)
 #   HOURGLASS_KAFKA_VERSION           kafka_2.13 version to fetch        (default: the pom's)
 #   HOURGLASS_KAFKA_START_TIMEOUT     seconds to wait for the broker     (default 120)
+#   HOURGLASS_RING_ADDRESSES          the ring's nodes, the first the seed (default 127.0.0.2,127.0.0.3,127.0.0.4)
+#   HOURGLASS_RING_PORT / _STORAGE_PORT  CQL and storage ports, the same on each address (default 9042 / 7000)
+#   HOURGLASS_RING_JMX_PORT           node N's JMX port is this + N - 1 (default 7201)
+#   HOURGLASS_RING_HEAP               -Xms/-Xmx of each ring node      (default 640M)
 #   HOURGLASS_SERVICES_DIR            state folder: pid files, data, logs (default .services; a
 #                                     second instance, e.g. the chaos harness's, needs its own)
 #   PYTHON                            python with cassandra-driver      (default .venv/bin/python,
@@ -60,6 +69,7 @@ REDIS_PORT="${HOURGLASS_REDIS_PORT:-6379}"
 REDIS_DIR="$SERVICES_DIR/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 
+CASS_HOST=127.0.0.1
 CASS_PORT="${HOURGLASS_CASSANDRA_PORT:-9042}"
 CASS_STORAGE_PORT="${HOURGLASS_CASSANDRA_STORAGE_PORT:-7000}"
 CASS_JMX_PORT="${HOURGLASS_CASSANDRA_JMX_PORT:-7199}"
@@ -70,6 +80,14 @@ CASS_DIR="$SERVICES_DIR/cassandra"
 CASS_LIB="$CASS_DIR/lib"
 CASS_LOGDIR="$CASS_DIR/logs"
 CASS_PIDFILE="$CASS_DIR/cassandra.pid"
+# What differs on a node of the ring (ring_node sets them): seeds, token, bootstrap, hints,
+# extra JVM options (a replacement's replace_address_first_boot), roles' extra arguments.
+CASS_SEEDS="127.0.0.1:$CASS_STORAGE_PORT"
+CASS_TOKEN=0
+CASS_AUTO_BOOTSTRAP=true
+CASS_HINTS=false
+CASS_EXTRA_OPTS=()
+CASS_ROLES_ARGS=()
 # Clients log in as `hourglass` with this password (store URL: cassandra://hourglass@host/ks?password_file=..).
 # A second instance (the chaos harness's) may share the first one's, so clients log in to both alike.
 CASS_PASSWORD_FILE="${HOURGLASS_CASSANDRA_PASSWORD_FILE:-$CASS_DIR/hourglass.password}"
@@ -120,9 +138,10 @@ terminate() {
 # Serialise concurrent invocations (e.g. two test runs starting at once). fd 9 must be closed
 # in the daemons we spawn, or they would hold the lock for as long as they run.
 take_lock() {
-    mkdir -p "$SERVICES_DIR"
-    exec 9>"$SERVICES_DIR/.lock"
-    flock -w 600 9 || die "could not lock $SERVICES_DIR/.lock"
+    local lock=${SERVICES_LOCK:-$SERVICES_DIR/.lock}
+    mkdir -p "$(dirname "$lock")"
+    exec 9>"$lock"
+    flock -w 600 9 || die "could not lock $lock"
 }
 
 # A python that can import MODULE of PACKAGE (default the DataStax driver, cassandra-driver, for
@@ -211,7 +230,7 @@ redis_status() {
 # One CQL round trip (no retries); prints the release version on success ("?" when the node
 # answered but refused the login: it is up, its roles are made by cassandra_roles below).
 cql_ping() {
-    "$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout 0 --password-file "$CASS_PASSWORD_FILE" 2>/dev/null
+    "$PY" scripts/wait_cql.py --host "$CASS_HOST" --port "$CASS_PORT" --timeout 0 --password-file "$CASS_PASSWORD_FILE" 2>/dev/null
 }
 
 # The node authenticates (PasswordAuthenticator): make the role `hourglass` its clients log in
@@ -219,11 +238,11 @@ cql_ping() {
 # password (idempotent; see scripts/cassandra_roles.py).
 cassandra_roles() {
     local rc=0
-    "$PY" scripts/cassandra_roles.py --dir "$CASS_DIR" --password-file "$CASS_PASSWORD_FILE" --port "$CASS_PORT" \
-        --timeout 90 || rc=$?
+    "$PY" scripts/cassandra_roles.py --dir "$CASS_DIR" --password-file "$CASS_PASSWORD_FILE" --host "$CASS_HOST" \
+        --port "$CASS_PORT" --timeout 90 "${CASS_ROLES_ARGS[@]}" || rc=$?
     case $rc in
         0) ;;
-        3) log "cassandra: WARNING: the node on 127.0.0.1:$CASS_PORT does not authenticate; clients send credentials it ignores" ;;
+        3) log "cassandra: WARNING: the node on $CASS_HOST:$CASS_PORT does not authenticate; clients send credentials it ignores" ;;
         *) die "cassandra: could not make the role hourglass (see above)" ;;
     esac
 }
@@ -273,6 +292,11 @@ cassandra_render_config() {
     sed -e "s|@STORAGE_DIR@|$CASS_DIR|g" \
         -e "s|@NATIVE_PORT@|$CASS_PORT|g" \
         -e "s|@STORAGE_PORT@|$CASS_STORAGE_PORT|g" \
+        -e "s|@ADDRESS@|$CASS_HOST|g" \
+        -e "s|@SEEDS@|$CASS_SEEDS|g" \
+        -e "s|@INITIAL_TOKEN@|$CASS_TOKEN|g" \
+        -e "s|@AUTO_BOOTSTRAP@|$CASS_AUTO_BOOTSTRAP|g" \
+        -e "s|@HINTS@|$CASS_HINTS|g" \
         "$CONF_SRC/cassandra.yaml" >"$CASS_DIR/conf/cassandra.yaml"
     cassandra_tls_files
 }
@@ -335,6 +359,7 @@ cassandra_launch() {
         # this box) for each of the hundreds of processes a test run starts. A loopback test node;
         # a production node keeps the default.
         "-Dcassandra.auth_bcrypt_gensalt_log2_rounds=4"
+        "${CASS_EXTRA_OPTS[@]}"
     )
 
     # Cassandra always mlockall()s its memory. As root (CAP_IPC_LOCK) that succeeds and faults in
@@ -370,7 +395,7 @@ cassandra_show_logs() {
 cassandra_start() {
     local version pid started=$SECONDS
     if version=$(cql_ping); then
-        log "cassandra: reusing the node already answering CQL on 127.0.0.1:$CASS_PORT (Cassandra $version)"
+        log "cassandra: reusing the node already answering CQL on $CASS_HOST:$CASS_PORT (Cassandra $version)"
         cassandra_roles
         return 0
     fi
@@ -380,13 +405,13 @@ cassandra_start() {
         cassandra_fetch
         cassandra_launch
         pid=$(<"$CASS_PIDFILE")
-        log "cassandra: started pid $pid (logs in ${CASS_LOGDIR#"$ROOT"/}); waiting for CQL on 127.0.0.1:$CASS_PORT"
+        log "cassandra: started pid $pid (logs in ${CASS_LOGDIR#"$ROOT"/}); waiting for CQL on $CASS_HOST:$CASS_PORT"
     fi
     local rc=0
-    version=$("$PY" scripts/wait_cql.py --port "$CASS_PORT" --timeout "$CASS_TIMEOUT" --pid "$pid" \
+    version=$("$PY" scripts/wait_cql.py --host "$CASS_HOST" --port "$CASS_PORT" --timeout "$CASS_TIMEOUT" --pid "$pid" \
         --password-file "$CASS_PASSWORD_FILE") || rc=$?
     if ((rc == 0)); then
-        log "cassandra: answering CQL on 127.0.0.1:$CASS_PORT after $((SECONDS - started))s"
+        log "cassandra: answering CQL on $CASS_HOST:$CASS_PORT after $((SECONDS - started))s"
         cassandra_roles
         version=$(cql_ping) || version="?"
         log "cassandra: Cassandra $version, role hourglass logs in (password in ${CASS_PASSWORD_FILE#"$ROOT"/}) after $((SECONDS - started))s"
@@ -418,12 +443,12 @@ cassandra_status() {
         if pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
             local rss
             rss=$(awk '/^VmRSS/ {printf "%d MiB", $2 / 1024}' "/proc/$pid/status" 2>/dev/null || true)
-            echo "cassandra: running, pid $pid, Cassandra $version, CQL on 127.0.0.1:$CASS_PORT, RSS ${rss:-?}"
+            echo "cassandra: running, pid $pid, Cassandra $version, CQL on $CASS_HOST:$CASS_PORT, RSS ${rss:-?}"
         else
-            echo "cassandra: Cassandra $version answering CQL on 127.0.0.1:$CASS_PORT (not started by this script)"
+            echo "cassandra: Cassandra $version answering CQL on $CASS_HOST:$CASS_PORT (not started by this script)"
         fi
     elif pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
-        echo "cassandra: pid $pid alive but not (yet) answering CQL on 127.0.0.1:$CASS_PORT"
+        echo "cassandra: pid $pid alive but not (yet) answering CQL on $CASS_HOST:$CASS_PORT"
     else
         echo "cassandra: not running"
     fi
@@ -440,10 +465,194 @@ cassandra_nodetool() {
             opts+=($line)
         fi
     done <"$CONF_SRC/jvm-server.options"
-    exec "$JAVA" "${opts[@]}" -Xmx256m -XX:+UseSerialGC \
+    "$JAVA" "${opts[@]}" -Xmx256m -XX:+UseSerialGC \
         "-Dlogback.configurationFile=file://$CONF_SRC/logback-tools.xml" \
         "-Dcassandra.logdir=$CASS_LOGDIR" \
         -cp "$CASS_LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$CASS_JMX_PORT" "$@"
+}
+
+# --------------------------------------------------------------------------------------------
+# A three-node Cassandra ring (`ring start|stop|status|nodetool|replace`)
+# --------------------------------------------------------------------------------------------
+# Nodes on loopback addresses of their own (never 127.0.0.1: the single node's), each with the
+# same CQL and storage ports on its address, its own JMX port (JMX binds 127.0.0.1), data and
+# logs under $RING_DIR/nodeN, and the jars the single node fetched. The first address is the
+# seed; datacenter1 (SimpleSnitch). Clients log in as on the single node (same password file).
+
+RING_ADDRESSES="${HOURGLASS_RING_ADDRESSES:-127.0.0.2,127.0.0.3,127.0.0.4}"
+RING_PORT="${HOURGLASS_RING_PORT:-9042}"
+RING_STORAGE_PORT="${HOURGLASS_RING_STORAGE_PORT:-7000}"
+RING_JMX_PORT="${HOURGLASS_RING_JMX_PORT:-7201}"   # node N: this + N - 1
+RING_HEAP="${HOURGLASS_RING_HEAP:-640M}"
+RING_DIR="$SERVICES_DIR/ring"
+IFS=, read -r -a RING_HOSTS <<<"$RING_ADDRESSES"
+
+# Points the CASS_* settings at node $1 (1-based) of the ring.
+ring_node() {
+    local n=$1 count=${#RING_HOSTS[@]}
+    ((n >= 1 && n <= count)) || die "ring: no node $n (nodes 1-$count: $RING_ADDRESSES)"
+    CASS_HOST=${RING_HOSTS[n - 1]}
+    CASS_PORT=$RING_PORT
+    CASS_STORAGE_PORT=$RING_STORAGE_PORT
+    CASS_JMX_PORT=$((RING_JMX_PORT + n - 1))
+    CASS_HEAP=$RING_HEAP
+    CASS_DIR="$RING_DIR/node$n"
+    CASS_LOGDIR="$CASS_DIR/logs"
+    CASS_PIDFILE="$CASS_DIR/cassandra.pid"
+    CASS_SEEDS="${RING_HOSTS[0]}:$RING_STORAGE_PORT"
+    # Evenly spaced Murmur3 tokens: -2^63 + (n-1) * 2^64/count (no overflow in 64-bit bash).
+    CASS_TOKEN=$((-9223372036854775807 - 1 + (n - 1) * (9223372036854775807 / count) * 2))
+    CASS_AUTO_BOOTSTRAP=false
+    CASS_HINTS=true
+    # Not the single node's 0: a joining node's first gossip round with the seed may take that
+    # long on a busy box ("Unable to gossip with any peers" otherwise).
+    CASS_EXTRA_OPTS=(-Dcassandra.ring_delay_ms=15000)
+}
+
+# Launches node $1 unless it answers CQL or is already starting.
+ring_launch() {
+    local pid
+    ring_node "$1"
+    if cql_ping >/dev/null; then
+        log "ring: node $1 already answering CQL on $CASS_HOST:$CASS_PORT"
+    elif pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
+        log "ring: node $1 (pid $pid) is already starting"
+    else
+        cassandra_launch
+        log "ring: node $1 started, pid $(<"$CASS_PIDFILE"), $CASS_HOST (logs in ${CASS_LOGDIR#"$ROOT"/})"
+    fi
+}
+
+# Waits until node $1 answers CQL (a refused login counts: its roles come later).
+ring_wait_cql() {
+    local pid rc=0 started=$SECONDS
+    ring_node "$1"
+    pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon) || pid=""
+    "$PY" scripts/wait_cql.py --host "$CASS_HOST" --port "$CASS_PORT" --timeout "$CASS_TIMEOUT" \
+        ${pid:+--pid "$pid"} --password-file "$CASS_PASSWORD_FILE" >/dev/null || rc=$?
+    if ((rc == 2)) && [[ ${2:-} != again ]]; then
+        # It exited during start-up (on a busy box: no gossip with the seed in time): once more.
+        log "ring: node $1 exited during start-up; starting it once more"
+        cassandra_launch
+        ring_wait_cql "$1" again
+        return
+    fi
+    if ((rc != 0)); then
+        cassandra_show_logs
+        die "ring: node $1 ($CASS_HOST) did not answer CQL (see above)"
+    fi
+    log "ring: node $1 answering CQL on $CASS_HOST:$CASS_PORT after $((SECONDS - started))s"
+}
+
+# Waits until nodetool (through node 1, never the one killed) shows nodes $@ (default: all)
+# Up and Normal.
+ring_wait_un() {
+    local i n want=("$@") up status
+    ((${#want[@]})) || want=($(seq 1 ${#RING_HOSTS[@]}))
+    for ((i = 0; i < CASS_TIMEOUT / 2; i++)); do
+        status=$(ring_nodetool 1 status 2>/dev/null) || status=""
+        up=0
+        for n in "${want[@]}"; do
+            grep -q "^UN  *${RING_HOSTS[n - 1]//./\\.} " <<<"$status" && up=$((up + 1))
+        done
+        if ((up == ${#want[@]})); then
+            log "ring: node(s) ${want[*]} UN"
+            return 0
+        fi
+        sleep 2
+    done
+    ring_nodetool 1 status >&2 || true
+    die "ring: $up of nodes ${want[*]} UN after ${CASS_TIMEOUT}s"
+}
+
+# nodetool against node $1's JMX: ring_nodetool N ARGS...
+ring_nodetool() {
+    ring_node "$1"
+    shift
+    cassandra_nodetool "$@"
+}
+
+# Starts the ring (or the nodes named: `ring start 2 3`), waits until every node is UN, and
+# makes the logins once: system_auth replicated to every node first, so a lost node loses no role.
+ring_start() {
+    local n nodes=("$@")
+    ((${#nodes[@]})) || nodes=($(seq 1 ${#RING_HOSTS[@]}))
+    [[ -f $CASS_LIB/.complete ]] || cassandra_fetch
+    mkdir -p "$RING_DIR"
+    # The seed first: the others learn the ring from it.
+    if [[ " ${nodes[*]} " == *" 1 "* ]]; then
+        ring_launch 1
+        ring_wait_cql 1
+    fi
+    for n in "${nodes[@]}"; do [[ $n == 1 ]] || ring_launch "$n"; done
+    for n in "${nodes[@]}"; do [[ $n == 1 ]] || ring_wait_cql "$n"; done
+    ring_wait_un "${nodes[@]}"
+    ring_node 1
+    CASS_DIR=$RING_DIR   # the superuser's password file: one for the ring
+    CASS_ROLES_ARGS=(--auth-replication "datacenter1:${#RING_HOSTS[@]}")
+    cassandra_roles
+    log "ring: role hourglass logs in; store URL cassandra://hourglass@$RING_ADDRESSES:$RING_PORT/KEYSPACE?password_file=$CASS_PASSWORD_FILE"
+}
+
+# Replaces node $1 (down) by a new one with an empty disk at the same address: its data is
+# wiped, and it streams its ranges from the others (replace_address_first_boot).
+ring_replace() {
+    local pid
+    ring_node "$1"
+    if pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
+        die "ring: node $1 is running (pid $pid); stop or kill it first"
+    fi
+    rm -rf "$CASS_DIR"/{data,commitlog,saved_caches,hints}
+    CASS_AUTO_BOOTSTRAP=true
+    CASS_EXTRA_OPTS+=("-Dcassandra.replace_address_first_boot=$CASS_HOST")
+    cassandra_launch
+    log "ring: node $1 replacing itself with an empty disk, pid $(<"$CASS_PIDFILE")"
+    ring_wait_cql "$1" again   # no second launch: it would not be a replacement
+    ring_wait_un "$1"
+}
+
+ring_stop() {
+    local n nodes=("$@")
+    ((${#nodes[@]})) || nodes=($(seq 1 ${#RING_HOSTS[@]}))
+    for n in "${nodes[@]}"; do
+        ring_node "$n"
+        if pid=$(live_pid "$CASS_PIDFILE" CassandraDaemon); then
+            log "ring: stopping node $n (pid $pid)"
+            terminate "$pid" 60
+        fi
+        rm -f "$CASS_PIDFILE"
+    done
+}
+
+ring_status() {
+    local n
+    for n in $(seq 1 ${#RING_HOSTS[@]}); do
+        ring_node "$n"
+        printf 'node %s ' "$n"
+        cassandra_status
+    done
+}
+
+ring_cmd() {
+    local action=${1:-start}
+    shift || true
+    PY=$(pick_python)
+    case $action in
+        start)
+            # The ring's own lock: the shared one guards the single node, whose users must not
+            # wait minutes for a ring to start.
+            SERVICES_LOCK="$RING_DIR/.lock" take_lock
+            ring_start "$@"
+            ;;
+        stop) ring_stop "$@" ;;
+        status) ring_status ;;
+        replace) SERVICES_LOCK="$RING_DIR/.lock" take_lock; ring_replace "${1:?node number}" ;;
+        nodetool) ring_nodetool "${1:?node number}" "${@:2}" ;;
+        *)
+            echo "usage: $0 ring [start [N...]|stop [N...]|status|replace N|nodetool N ARGS...]" >&2
+            exit 2
+            ;;
+    esac
 }
 
 # --------------------------------------------------------------------------------------------
@@ -585,8 +794,12 @@ case $cmd in
         shift
         cassandra_nodetool "$@"
         ;;
+    ring)
+        shift
+        ring_cmd "$@"
+        ;;
     *)
-        echo "usage: $0 [start|kafka|stop|status|nodetool ARGS...]" >&2
+        echo "usage: $0 [start|kafka|stop|status|nodetool ARGS...|ring ACTION...]" >&2
         exit 2
         ;;
 esac

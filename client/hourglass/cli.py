@@ -440,7 +440,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args, "store", "num_shards")
     from hourglass_core.store.migrate import migrate
 
-    version = asyncio.run(migrate(settings))
+    version = asyncio.run(migrate(settings, args.replication))
     from hourglass_core.credentials import redact
 
     print(f"store {redact(settings.store)}: schema version {version}, {settings.num_shards} shards initialised")
@@ -693,6 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("migrate", help="create or upgrade the schema and shard checkpoints (idempotent)")
     p.add_argument("--store", help="store URL (default $HOURGLASS_STORE)")
     p.add_argument("--num-shards", type=int, help="shards (default $HOURGLASS_NUM_SHARDS)")
+    p.add_argument("--replication", help="a new keyspace's replication: SimpleStrategy:1 (one node, the default) or "
+                   "NetworkTopologyStrategy:DC=N[,DC=N] (default: the store URL's replication= or rf=)")
     p.set_defaults(handler=cmd_db_migrate)
     token_parser = sub.add_parser("token", help="bearer tokens for callers and workers")
     token_parser.set_defaults(handler=lambda _: _usage(token_parser))

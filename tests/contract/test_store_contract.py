@@ -940,3 +940,26 @@ async def test_a_cron_jobs_dst_policies_read_back(store: Store, ns: str, shard: 
     stored = await store.get_job(ns, plain.id)
     assert isinstance(stored.trigger, CronTrigger)
     assert (stored.trigger.dst_gap, stored.trigger.dst_repeat) == (DstGap.SHIFT_FORWARD, DstRepeat.ONCE)
+
+
+@pytest.mark.cassandra
+async def test_migrate_creates_the_keyspace_with_the_replication_asked_for(cassandra_url: str) -> None:
+    """NetworkTopologyStrategy on the single node (datacenter1, as on the ring), and an existing
+    keyspace keeps what it has: raising a factor without a repair would lose reads."""
+    keyspace = f"hg_repl_{uuid.uuid4().hex[:10]}"
+    base, _, query = cassandra_url.partition("?")
+    url = f"{base.rpartition('/')[0]}/{keyspace}?{query.replace('rf=1', '')}"
+    store = await open_store(url, migrate=True, replication="NetworkTopologyStrategy:datacenter1=1")
+    try:
+        again = await open_store(url, migrate=True, replication="SimpleStrategy:1")
+        await again.close()
+        cql = store._cql  # type: ignore[attr-defined]
+        rows = await cql.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", [keyspace])
+        assert dict(rows[0]["replication"]) == {
+            "class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "datacenter1": "1"}  # fmt: skip
+        job, fire = make_job("default", 0)
+        await store.create_jobs([(job, fire)])
+        assert await store.get_job("default", job.id) == job
+    finally:
+        await store._cql.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")  # type: ignore[attr-defined]
+        await store.close()

@@ -31,6 +31,9 @@ from hourglass_core.store.base import Checkpoint, Created
 from hourglass_core.store.cassandra_created import CreatedIndex
 from hourglass_core.store.cassandra_io import CqlSession, Row, open_session, unset_none
 from hourglass_core.store.cassandra_statements import RUN_BY_JOB_COLUMNS, Statements
+from hourglass_core.store.replication import Replication, simple
+
+SINGLE_NODE = simple(1)
 
 LIST_BUCKETS = 16  # fixed for a keyspace's life: a job's listing bucket is crc32(id) % 16
 _MAX_TTL = 630_720_000  # Cassandra's limit (20 years)
@@ -126,14 +129,14 @@ class CassandraStore:
         cql: CqlSession,
         keyspace: str,
         *,
-        replication_factor: int,
+        replication: Replication,
         run_retention: timedelta,
         bucket: timedelta,
     ) -> None:
         self._cluster = cluster
         self._cql = cql
         self._keyspace = keyspace
-        self._rf = replication_factor
+        self._replication = replication
         self._retention_s = math.ceil(run_retention.total_seconds())
         self._retention_us = codec.td_us(run_retention)
         self._bucket_us = codec.td_us(bucket)
@@ -147,7 +150,7 @@ class CassandraStore:
         port: int = 9042,
         keyspace: str = "hourglass",
         *,
-        replication_factor: int = 1,
+        replication: Replication = SINGLE_NODE,
         run_retention: timedelta = timedelta(days=7),
         bucket: timedelta = timedelta(seconds=60),
         consistency: int = ConsistencyLevel.LOCAL_QUORUM,
@@ -167,7 +170,7 @@ class CassandraStore:
             cluster,
             CqlSession(session),
             keyspace,
-            replication_factor=replication_factor,
+            replication=replication,
             run_retention=run_retention,
             bucket=bucket,
         )
@@ -188,7 +191,7 @@ class CassandraStore:
         return self._prepared
 
     async def migrate(self) -> int:
-        version = await schema.migrate(self._cql, self._cluster, self._keyspace, self._rf)
+        version = await schema.migrate(self._cql, self._cluster, self._keyspace, self._replication)
         await self._prepare()
         await self._created.backfill()  # once: the jobs created before version 12
         return version

@@ -35,7 +35,19 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionException,
 )
 
+# How a node says it could not read its own logins and permissions (system_auth, read at
+# LOCAL_QUORUM) because too few replicas are up: answered as Unauthorized or
+# AuthenticationFailed, yet an outage, not a refusal - it passes when a quorum is back.
+_AUTH_WITHOUT_QUORUM = "Cannot achieve consistency level"
+
 Row = dict[str, Any]
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether the request may succeed if retried later (see TRANSIENT and _AUTH_WITHOUT_QUORUM)."""
+    if isinstance(exc, TRANSIENT):
+        return True
+    return isinstance(exc, cassandra.Unauthorized | cassandra.AuthenticationFailed) and _AUTH_WITHOUT_QUORUM in str(exc)
 
 
 async def open_session(
@@ -62,6 +74,9 @@ async def open_session(
         # in pure Python (about a tenth of a busy coordinator's CPU); v4 has all this store uses.
         protocol_version=4,
         control_connection_timeout=5,
+        # DDL waits until every node has the change (default 10 s): on a busy ring agreement took
+        # longer, and the next statement found a node without the keyspace or table just made.
+        max_schema_agreement_wait=60,
         # The driver's default waits 1, 2, 4 ... up to 600 s between reconnection attempts: a
         # node back after a minute's outage would then sit unused for up to another minute.
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.2, max_delay=2.0, max_attempts=None),
@@ -110,8 +125,10 @@ class CqlSession:
             rows: list[Row] = []
             try:
                 future = self.session.execute_async(statement, params)
-            except TRANSIENT as exc:
-                raise Unavailable(f"cassandra: {exc}") from exc
+            except Exception as exc:
+                if transient(exc):
+                    raise Unavailable(f"cassandra: {exc}") from exc
+                raise
 
             def on_page(page: list[Row] | None) -> None:  # runs on the driver's thread
                 if page:
@@ -127,8 +144,10 @@ class CqlSession:
             future.add_callbacks(on_page, on_error)
             try:
                 return await done
-            except TRANSIENT as exc:
-                raise Unavailable(f"cassandra: {exc}") from exc
+            except Exception as exc:
+                if transient(exc):
+                    raise Unavailable(f"cassandra: {exc}") from exc
+                raise
 
     async def applied(self, statement: Any, params: Sequence[Any]) -> tuple[bool, Row]:
         """Runs a lightweight transaction; returns ([applied], the row it saw)."""
@@ -140,5 +159,7 @@ class CqlSession:
         """Runs a blocking driver call (connect, DDL, prepare) in a thread."""
         try:
             return await asyncio.to_thread(fn, *args)
-        except TRANSIENT as exc:
-            raise Unavailable(f"cassandra: {exc}") from exc
+        except Exception as exc:
+            if transient(exc):
+                raise Unavailable(f"cassandra: {exc}") from exc
+            raise

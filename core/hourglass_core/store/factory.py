@@ -1,6 +1,8 @@
 """`open_store(url)`: a `Store` from the `store` setting.
 
     cassandra://host1,host2:9042/keyspace?rf=1&run_retention_days=7&bucket_seconds=60
+    cassandra://h1,h2,h3/keyspace?replication=NetworkTopologyStrategy:datacenter1=3   (a ring; rf=N
+                                            is SimpleStrategy:N, for one node)
     cassandra://user:password@host/keyspace     (or user@host/keyspace?password_file=/path)
     cassandra://host/keyspace?tls=1&tls_ca_file=/ca.pem[&tls_cert_file=..&tls_key_file=..]
     sqlite:///absolute/path/to/file.db      (three slashes: the path starts with '/';
@@ -20,16 +22,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from hourglass_core.credentials import login, redact, tls_context
 from hourglass_core.store.base import Store
+from hourglass_core.store.replication import Replication, parse_replication, simple
 
 _CASSANDRA_TLS_FILES = {"tls_ca_file", "tls_cert_file", "tls_key_file"}
-_CASSANDRA_OPTIONS = {"rf", "run_retention_days", "bucket_seconds", "password_file", "tls", "tls_check_hostname",
+_CASSANDRA_OPTIONS = {"rf", "replication", "run_retention_days", "bucket_seconds", "password_file", "tls", "tls_check_hostname",
                       *_CASSANDRA_TLS_FILES}  # fmt: skip
 _SQLITE_OPTIONS = {"run_retention_days"}
 
 
-async def open_store(url: str, *, migrate: bool = False) -> Store:
+async def open_store(url: str, *, migrate: bool = False, replication: str | None = None) -> Store:
     """Connects to the store `url` names; with migrate=True also creates or upgrades its schema
-    (otherwise call `migrate()` once per deployment before first use).
+    (otherwise call `migrate()` once per deployment before first use). `replication` (see
+    replication.py) overrides the URL's for the keyspace a migration creates; Cassandra only.
 
     Raises ValueError for a URL this function does not understand (the message says what is
     accepted), Unavailable when the backend cannot be reached."""
@@ -37,7 +41,9 @@ async def open_store(url: str, *, migrate: bool = False) -> Store:
     if not sep:
         raise ValueError(f"store URL {redact(url)!r} has no scheme; {_EXPECTED}")
     if scheme == "cassandra":
-        store: Store = await _open_cassandra(url)
+        store: Store = await _open_cassandra(url, replication)
+    elif replication is not None:
+        raise ValueError(f"replication applies to cassandra:// stores, not {scheme}://")
     elif scheme == "sqlite":
         store = _open_sqlite(url, rest)
     else:
@@ -48,7 +54,7 @@ async def open_store(url: str, *, migrate: bool = False) -> Store:
 
 
 _EXPECTED = (
-    "expected cassandra://[user[:password]@]host[,host...][:port]/keyspace[?rf=N&run_retention_days=D"
+    "expected cassandra://[user[:password]@]host[,host...][:port]/keyspace[?rf=N|replication=R&run_retention_days=D"
     "&bucket_seconds=S&password_file=F&tls=1&tls_ca_file=F&tls_cert_file=F&tls_key_file=F&tls_check_hostname=1]"
     " or sqlite:///path/to/file.db or sqlite://:memory:"
 )
@@ -74,7 +80,7 @@ def _number(url: str, options: dict[str, str], name: str, default: float) -> flo
     return value
 
 
-async def _open_cassandra(url: str) -> Store:
+async def _open_cassandra(url: str, replication: str | None) -> Store:
     parts = urlsplit(url)
     options = _options(url, parts.query, _CASSANDRA_OPTIONS)
     credentials, netloc = login(parts.netloc, options, "store URL")
@@ -88,9 +94,7 @@ async def _open_cassandra(url: str) -> Store:
     hosts = [h for h in hosts_text.split(",") if h]
     if not hosts or not path or "/" in path:
         raise ValueError(f"store URL {redact(url)!r} needs hosts and one keyspace; {_EXPECTED}")
-    rf = _number(url, options, "rf", 1)
-    if rf != int(rf):
-        raise ValueError(f"store URL {redact(url)!r}: rf must be a whole number")
+    chosen = _replication(url, options, replication)
 
     from hourglass_core.store.cassandra import CassandraStore  # needs cassandra-driver
 
@@ -98,12 +102,30 @@ async def _open_cassandra(url: str) -> Store:
         hosts,
         port,
         path,
-        replication_factor=int(rf),
+        replication=chosen,
         run_retention=timedelta(days=_number(url, options, "run_retention_days", 7)),
         bucket=timedelta(seconds=_number(url, options, "bucket_seconds", 60)),
         login=credentials,
         tls=_cassandra_tls(url, options),
     )
+
+
+def _replication(url: str, options: dict[str, str], override: str | None) -> Replication:
+    """The replication asked for: `override`, else the URL's `replication`, else SimpleStrategy
+    with the URL's `rf` (default 1)."""
+    if "rf" in options and "replication" in options:
+        raise ValueError(f"store URL {redact(url)!r}: give rf or replication, not both")
+    if override is not None:
+        return parse_replication(override)
+    if "replication" in options:
+        try:
+            return parse_replication(options["replication"])
+        except ValueError as exc:
+            raise ValueError(f"store URL {redact(url)!r}: {exc}") from None
+    rf = _number(url, options, "rf", 1)
+    if rf != int(rf):
+        raise ValueError(f"store URL {redact(url)!r}: rf must be a whole number")
+    return simple(int(rf))
 
 
 def _flag(url: str, options: dict[str, str], name: str) -> bool:

@@ -38,11 +38,12 @@ async def initialise(store: Store, num_shards: int, now: datetime | None = None)
     return version
 
 
-async def migrate(settings: Settings) -> int:
+async def migrate(settings: Settings, replication: str | None = None) -> int:
     """Opens the store `settings.store` names, runs `initialise` for `settings.num_shards` shards
-    and closes it. Returns the schema version. Raises ValueError for a bad store URL,
-    Unavailable when the store cannot be reached."""
-    store = await open_store(settings.store)
+    and closes it; a keyspace it creates gets `replication` (default: the URL's). Returns the
+    schema version. Raises ValueError for a bad store URL or replication, Unavailable when the
+    store cannot be reached."""
+    store = await open_store(settings.store, replication=replication)
     try:
         return await initialise(store, settings.num_shards)
     finally:
