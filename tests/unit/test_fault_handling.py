@@ -11,7 +11,8 @@ import pytest
 
 from hourglass_core import claims
 from hourglass_core.backoff import Backoff, RateLimitedLog
-from hourglass_core.leases.base import Lease
+from hourglass_core.errors import Unavailable
+from hourglass_core.leases.base import Lease, shard_key
 from hourglass_core.leases.memory import MemoryLeases
 from hourglass_core.models import Fire
 from hourglass_worker.book import ShardBook
@@ -89,6 +90,42 @@ async def test_keeper_raises_the_fencing_counter_above_the_store_after_a_lost_le
     await keeper._step()
     second = keeper.token(0)
     assert second is not None and second > first
+
+
+async def test_after_a_redis_failover_tokens_pass_every_token_the_store_recorded() -> None:
+    """The promoted replica lacks the last INCRs (replication is asynchronous): a grant from
+    its counter would repeat a token the store already saw. The failed step makes the keeper
+    seed from the store before its next grant."""
+    leases, ttl = MemoryLeases(), timedelta(seconds=3)
+    store_max = [0]  # the largest token Cassandra recorded (checkpoints)
+    keeper = ShardKeeper(leases, "w1", ttl, lambda s, lease: None, lambda s, g: None,
+                         fencing_floor=lambda: _value(store_max[0]))  # fmt: skip
+    keeper.assign({0})
+    await keeper._step()
+    other = await leases.acquire(shard_key(1), "w2", ttl)  # on the old primary
+    assert other is not None
+    store_max[0] = other.token  # w2 wrote its checkpoint with it
+    leases._fencing, leases._held = other.token - 1, {k: v for k, v in leases._held.items() if k != shard_key(1)}
+    acquire, failures = leases.acquire, [1]
+
+    async def failing_over(key: str, owner: str, ttl: timedelta) -> Lease | None:
+        if failures:  # the first call meets the failover: the old primary is gone
+            failures.pop()
+            raise Unavailable("redis: acquire: Connection refused")
+        return await acquire(key, owner, ttl)
+
+    leases.acquire = failing_over  # type: ignore[method-assign]
+    keeper.assign({0, 1})  # w2 died meanwhile: its shard is ours now
+    task = asyncio.create_task(keeper.run())
+    try:
+        async with asyncio.timeout(5):
+            while (token := keeper.token(1)) is None:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert not failures and token is not None and token > store_max[0]
 
 
 async def test_a_new_assignment_takes_its_shards_without_renewing_fresh_leases_first() -> None:

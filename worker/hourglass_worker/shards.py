@@ -36,8 +36,9 @@ class ShardKeeper:
     shutting down) rather than lost (expired, taken by a newer owner, or found stale).
 
     `fencing_floor()` returns the largest fencing token the store has seen. Before taking
-    leases after a lease was lost (perhaps Redis lost its data, and with it the token counter)
-    the keeper raises the counter above it, so tokens never go backwards.
+    leases after a lease was lost or the lease backend failed (perhaps Redis lost its data, or
+    a replica lacking the last counter increments was promoted) the keeper raises the counter
+    above it, so tokens never go backwards.
     """
 
     def __init__(
@@ -109,6 +110,9 @@ class ShardKeeper:
                     await self._step()
                 except Exception as error:  # noqa: BLE001 - Redis may be away for a while
                     warn.warning("step", "shard leases: %s", error)
+                    # Perhaps a failover: the promoted replica may lack the last INCRs of the
+                    # counter, as an emptied Redis lacks all of them. Seed before the next grant.
+                    self._must_seed = True
                     self._drop_expired()
                 self._changed.clear()
                 missing = bool(self._desired - set(self._held))
