@@ -55,10 +55,13 @@ class SentinelSet:
     """`start()` waits until the replica is in sync and every sentinel knows the replica and
     the other sentinels (so a failover can be agreed); `url` is the coordination URL."""
 
-    def __init__(self, workdir: Path, redis_port: int = REDIS_PORT, sentinel_port: int = SENTINEL_PORT) -> None:
-        self.dir = workdir / f"sentinel-set-{redis_port}"
-        self.servers = [redis_port, redis_port + 1]
-        self.sentinels = [sentinel_port + i for i in range(3)]
+    def __init__(self, workdir: Path, servers: tuple[int, int] | None = None,
+                 sentinels: tuple[int, int, int] | None = None) -> None:  # fmt: skip
+        """`servers`: the primary's and the replica's ports, `sentinels`: the sentinels' (by
+        default from the environment variables above)."""
+        self.servers = list(servers or (REDIS_PORT, REDIS_PORT + 1))
+        self.sentinels = list(sentinels or (SENTINEL_PORT, SENTINEL_PORT + 1, SENTINEL_PORT + 2))
+        self.dir = workdir / f"sentinel-set-{self.servers[0]}"
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinels)
         self.url = f"redis+sentinel://{hosts}/{SERVICE}?db=0"
 
