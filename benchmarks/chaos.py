@@ -10,6 +10,8 @@ coordinator, 4 restart Redis with its data gone, 5 stop Cassandra for 20 s, 6 SI
 7 all in one run at 250 once-jobs/s with default options: Redis FLUSHALL, Cassandra SIGSTOPped
 for 15 s (14 s short), the leader SIGKILLed and restarted, a worker SIGKILLed and replaced;
 judged from the probe's calls alone (never run; duplicated within one attempt).
+11 the Redis primary SIGKILLed under a Sentinel set of its own, 12 rolling restarts of 6 workers
+under 3 coordinators (benchmarks/chaos_sentinel.py).
 Scenarios 4, 5 and 7 break a Redis (port 6390) and a Cassandra (port 9142, state in
 .services/chaos) of their own; the shared ones are only used, never stopped.
 
@@ -35,6 +37,7 @@ import psutil  # type: ignore[import-untyped]
 from benchmarks import chaos_load, history
 from benchmarks.chaos_faults import OwnCassandra
 from benchmarks.chaos_scenarios import SCENARIOS, run_scenario
+from benchmarks.chaos_sentinel import SENTINEL_SCENARIOS
 from benchmarks.cluster import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,7 +46,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="CI-sized load and faults")
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated numbers (default: all)")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,11,12", help="comma-separated numbers (default: all)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the load (jobs and submit rate) by this, e.g. 0.5 for a small machine")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -62,6 +65,8 @@ def _key_timing(r: dict[str, Any]) -> str:
         ("failover_s", "new leader after"),
         ("shards_running_elsewhere_s", "shards running elsewhere after"),
         ("shards_owned_elsewhere_s", "shards owned elsewhere after"),
+        ("promotion_s", "replica promoted after"), ("firing_again_s", "firing again after"),
+        ("settled_after_last_change_s", "settled after the last restart"),
     ) if key in f)  # fmt: skip
 
 
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "start"], check=True, cwd=ROOT)
     results: list[dict[str, Any]] = []
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    for spec in SCENARIOS:
+    for spec in SCENARIOS + SENTINEL_SCENARIOS:
         if spec.number not in chosen:
             continue
         # The second Cassandra lives only through the scenario that breaks it: after its

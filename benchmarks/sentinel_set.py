@@ -89,6 +89,14 @@ class SentinelSet:
         subprocess.run(["redis-server", str(conf), "--sentinel"], check=True)
 
     def start(self) -> None:
+        """Stops what it started if it cannot finish (so no server outlives a failed start)."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         primary, replica = self.servers
         self.start_server(primary)
