@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 
 from hourglass_core.credentials import Login
-from hourglass_core.leases.redis_connect import RedisTarget, parse_redis_url
+from hourglass_core.leases.redis_connect import AsyncRedis, RedisTarget, parse_redis_url, sync_client
 
 
 def test_a_sentinel_url_names_every_sentinel_the_service_and_the_servers_login(tmp_path: Path) -> None:
@@ -42,3 +45,22 @@ def test_bad_sentinel_urls_are_refused_naming_what_is_wrong_without_the_password
     with pytest.raises(ValueError, match=error) as refused:
         parse_redis_url(url)
     assert "secret" not in str(refused.value)
+
+
+async def test_tls_through_sentinel_reaches_both_the_sentinels_and_the_primary_over_tls() -> None:
+    url = "rediss+sentinel://app:pw@127.0.0.1:1,127.0.0.1:2/svc?ssl_ca_certs=/ca.pem&sentinel_username=mon"
+    handle = AsyncRedis(url, socket_timeout=1.5)  # builds clients only: nothing is connected yet
+    try:
+        assert handle.sentinel is not None and len(handle.sentinel.sentinels) == 2
+        for sentinel in handle.sentinel.sentinels:
+            kwargs = sentinel.connection_pool.connection_kwargs
+            assert issubclass(sentinel.connection_pool.connection_class, redis.asyncio.SSLConnection)
+            assert kwargs["ssl_ca_certs"] == "/ca.pem" and kwargs["socket_timeout"] == 1.5
+            assert kwargs["username"] == "mon" and not kwargs.get("password")  # their own login
+        primary = handle.client.connection_pool
+        assert issubclass(primary.connection_class, redis.asyncio.sentinel.SentinelManagedSSLConnection)
+        assert primary.connection_kwargs["username"] == "app" and primary.connection_kwargs["password"] == "pw"
+    finally:
+        await handle.aclose()
+    blocking = sync_client(url)
+    assert issubclass(blocking.connection_pool.connection_class, redis.sentinel.SentinelManagedSSLConnection)

@@ -102,7 +102,9 @@ def _host_port(text: str, url: str) -> tuple[str, int]:
 
 
 def _login_kwargs(who: Login | None) -> dict[str, Any]:
-    return {"username": who.username, "password": who.password} if who else {}
+    if who is None:
+        return {}
+    return {"username": who.username, "password": who.password} if who.password else {"username": who.username}
 
 
 def _sentinel_parts(target: RedisTarget, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -113,11 +115,9 @@ def _sentinel_parts(target: RedisTarget, kwargs: dict[str, Any]) -> tuple[dict[s
     if tls:
         server["ssl"] = True
     server.update(_login_kwargs(target.login), **kwargs)
+    # The sentinels: the servers' timeouts and TLS, their own login.
     sentinel = {k: v for k, v in server.items() if k.startswith(("socket_", "ssl"))}
     sentinel.update(_login_kwargs(target.sentinel_login))
-    if tls:  # a sentinel client is a plain Redis client: TLS by its connection class
-        sentinel.pop("ssl", None)
-        sentinel["connection_class"] = redis.asyncio.SSLConnection
     return server, sentinel
 
 
@@ -151,8 +151,6 @@ def sync_client(url: str, **kwargs: Any) -> redis.Redis:
     if not target.sentinels:
         return redis.Redis.from_url(target.address, **_login_kwargs(target.login), **kwargs)
     server, sentinel_kwargs = _sentinel_parts(target, kwargs)
-    if "connection_class" in sentinel_kwargs:
-        sentinel_kwargs["connection_class"] = redis.SSLConnection
     sentinels = redis.sentinel.Sentinel(target.sentinels, sentinel_kwargs=sentinel_kwargs)
     client: redis.Redis = sentinels.master_for(target.service, redis_class=redis.Redis, **server)
     return client
