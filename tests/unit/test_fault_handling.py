@@ -128,6 +128,31 @@ async def test_after_a_redis_failover_tokens_pass_every_token_the_store_recorded
     assert not failures and token is not None and token > store_max[0]
 
 
+async def test_a_stopped_keeper_ends_and_releases_its_leases_even_when_the_cancel_is_lost() -> None:
+    """Python 3.11's asyncio.wait_for (around redis-py's socket writes) can swallow a cancel;
+    a SIGTERMed worker then waited forever for its keeper, which went on taking leases."""
+    leases, ttl = MemoryLeases(), timedelta(seconds=3)
+    keeper = ShardKeeper(leases, "w1", ttl, lambda s, lease: None, lambda s, g: None, fencing_floor=lambda: _value(7))
+    seed, swallowed = leases.seed_fencing, []
+
+    async def losing_the_cancel(at_least: int) -> None:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            swallowed.append(at_least)  # as wait_for does when its operation completes meanwhile
+        await seed(at_least)
+
+    leases.seed_fencing = losing_the_cancel  # type: ignore[method-assign]
+    keeper.assign({0, 1})
+    task = asyncio.create_task(keeper.run())
+    await asyncio.sleep(0.01)  # seeding, before the acquires
+    keeper.stop()
+    task.cancel()
+    await asyncio.wait({task}, timeout=3)
+    assert swallowed and task.done() and keeper.held == set()
+    assert await leases.holder(shard_key(0)) is None and await leases.holder(shard_key(1)) is None
+
+
 async def test_a_new_assignment_takes_its_shards_without_renewing_fresh_leases_first() -> None:
     leases = MemoryLeases()
     renewed: list[int] = []

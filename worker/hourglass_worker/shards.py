@@ -58,6 +58,7 @@ class ShardKeeper:
         self._on_lost = on_lost
         self._fencing_floor = fencing_floor
         self._must_seed = True
+        self._stopping = False
         self._max_token = 0  # the largest token handed to this keeper
         self._desired: set[int] = set()
         self._held: dict[int, Held] = {}
@@ -102,10 +103,18 @@ class ShardKeeper:
         self._on_lost(shard, False)
         self._changed.set()
 
+    def stop(self) -> None:
+        """Makes run() return (releasing every lease) after its current step. Cancelling it
+        is not enough on Python 3.11: its asyncio.wait_for, which redis-py puts around every
+        socket write, swallows a cancel that arrives as the write completes, and the keeper
+        would go on taking leases for a worker that is shutting down."""
+        self._stopping = True
+        self._changed.set()
+
     async def run(self) -> None:
-        """Forever: converge the held leases on the assignment."""
+        """Until stopped (or cancelled): converge the held leases on the assignment."""
         try:
-            while True:
+            while not self._stopping:
                 try:
                     await self._step()
                 except Exception as error:  # noqa: BLE001 - Redis may be away for a while

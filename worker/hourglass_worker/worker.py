@@ -687,6 +687,7 @@ class Worker:
             log.info("worker %s stopping", self.worker_id)
             self._accepting = False
             await self.link.send_heartbeat()  # says we are leaving: the leader moves our shards
+            self._keeper.stop()  # should the cancel be lost (see ShardKeeper.stop)
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)  # releases every lease
             deadline = time.monotonic() + self._settings.lookahead.total_seconds() + 1
