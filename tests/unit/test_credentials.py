@@ -48,7 +48,7 @@ def test_unreadable_or_empty_secret_files_and_a_password_without_user_are_refuse
         login(":pw@h", {}, "store URL")
 
 
-def test_redis_address_takes_the_login_out_of_the_url(tmp_path: Path) -> None:
+def test_a_redis_url_gives_its_login_apart_from_the_address(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cret")
     target = parse_redis_url(f"rediss://app@r:6380/1?password_file={secret}&ssl_ca_certs=/ca.pem")

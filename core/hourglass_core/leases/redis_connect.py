@@ -33,9 +33,9 @@ PLAIN_SCHEMES = frozenset({"redis", "rediss", "unix"})
 SENTINEL_SCHEMES = frozenset({"redis+sentinel", "rediss+sentinel"})
 SCHEMES = PLAIN_SCHEMES | SENTINEL_SCHEMES
 
-_OPTIONS = frozenset({"db", "protocol", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
+OPTIONS = frozenset({"db", "protocol", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
                       "ssl_check_hostname", "password_file"})  # fmt: skip
-_SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password_file"})
+SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password_file"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +62,9 @@ def parse_redis_url(url: str) -> RedisTarget:
                          f"expected one of {sorted(SCHEMES)}")  # fmt: skip
     sentinel = scheme in SENTINEL_SCHEMES
     options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    unknown = options.keys() - _OPTIONS - (_SENTINEL_OPTIONS if sentinel else frozenset())
+    unknown = options.keys() - OPTIONS - (SENTINEL_OPTIONS if sentinel else frozenset())
     if unknown:
-        accepted = sorted(_OPTIONS | (_SENTINEL_OPTIONS if sentinel else frozenset()))
+        accepted = sorted(OPTIONS | (SENTINEL_OPTIONS if sentinel else frozenset()))
         raise ValueError(f"coordination URL {redact(url)!r}: unknown option(s) {sorted(unknown)}; accepted: {accepted}")
     tls = scheme.startswith("rediss")
     tls_options = sorted(k for k in options if k.startswith("ssl_"))
@@ -74,7 +74,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     if netloc.startswith(":") or ("password_file" in options and "@" not in netloc):
         netloc = "default" + (netloc if netloc.startswith(":") else "@" + netloc)  # Redis's own user
     login_, hosts = login(netloc, options, "coordination URL")
-    server_options = {k: v for k, v in options.items() if k in _OPTIONS and k != "password_file"}
+    server_options = {k: v for k, v in options.items() if k in OPTIONS and k != "password_file"}
     if not sentinel:
         return RedisTarget(urlunsplit(parts._replace(netloc=hosts, query=urlencode(server_options))), login_)
     service = unquote(parts.path.strip("/"))
