@@ -153,6 +153,26 @@ async def test_a_stopped_keeper_ends_and_releases_its_leases_even_when_the_cance
     assert await leases.holder(shard_key(0)) is None and await leases.holder(shard_key(1)) is None
 
 
+async def test_leases_that_come_in_after_the_keeper_was_stopped_are_given_back_not_opened() -> None:
+    leases, ttl = MemoryLeases(), timedelta(seconds=3)
+    gained: list[int] = []
+    keeper = ShardKeeper(leases, "w1", ttl, lambda s, lease: gained.append(s), lambda s, g: None)
+    acquire = leases.acquire
+
+    async def slow_acquire(key: str, owner: str, ttl: timedelta) -> Lease | None:
+        await asyncio.sleep(0.05)
+        return await acquire(key, owner, ttl)
+
+    leases.acquire = slow_acquire  # type: ignore[method-assign]
+    keeper.assign({0, 1})
+    task = asyncio.create_task(keeper.run())
+    await asyncio.sleep(0.01)  # acquiring
+    keeper.stop()  # SIGTERM meanwhile (the cancel lost, as it can be)
+    await asyncio.wait({task}, timeout=3)
+    assert task.done() and gained == [] and keeper.held == set()
+    assert await leases.holder(shard_key(0)) is None and await leases.holder(shard_key(1)) is None
+
+
 async def test_a_new_assignment_takes_its_shards_without_renewing_fresh_leases_first() -> None:
     leases = MemoryLeases()
     renewed: list[int] = []

@@ -165,6 +165,12 @@ class ShardKeeper:
         leases = await asyncio.gather(
             *(self._leases.acquire(shard_key(s), self._worker_id, self._ttl) for s in wanted)
         )
+        if self._stopping:
+            # Stopped while acquiring: a shard taken now would be read (and its checkpoint
+            # moved on) by a worker that no longer starts fires. Give them back at once.
+            await asyncio.gather(*(self._leases.release(lease) for lease in leases if lease is not None),
+                                 return_exceptions=True)  # fmt: skip
+            return
         floor = self._max_token  # tokens of this one round may come back in any order
         for shard, lease in zip(wanted, leases, strict=True):
             if lease is None or shard in self._held:
