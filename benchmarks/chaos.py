@@ -1,6 +1,6 @@
 """`python -m benchmarks.chaos`: the fault scenarios of issue 5, under steady load, with a report.
 
-    python -m benchmarks.chaos                    # all ten, full length (>= 250 fires/s; the ring's 100)
+    python -m benchmarks.chaos                    # all twelve, full length (>= 250 fires/s; the ring's 100)
     python -m benchmarks.chaos --scenarios 1,3    # some of them
     python -m benchmarks.chaos --scenarios 7      # the four faults in one run
     python -m benchmarks.chaos --short            # the CI-sized versions (~80 fires/s)
@@ -10,11 +10,12 @@ coordinator, 4 restart Redis with its data gone, 5 stop Cassandra for 20 s, 6 SI
 7 all in one run at 250 once-jobs/s with default options: Redis FLUSHALL, Cassandra SIGSTOPped
 for 15 s (14 s short), the leader SIGKILLed and restarted, a worker SIGKILLed and replaced;
 judged from the probe's calls alone (never run; duplicated within one attempt).
-Scenarios 4, 5 and 7 break a Redis (port 6390) and a Cassandra (port 9142, state in
-.services/chaos) of their own; the shared ones are only used, never stopped.
 8-10 (benchmarks/chaos_ring.py) run on a three-node Cassandra ring (127.0.0.2-4, started for
 each and stopped after): one node SIGKILLed and restarted, two nodes down (no quorum), a
-node's disk lost and the node replaced.
+node's disk lost and the node replaced. 11 the Redis primary SIGKILLed under a Sentinel set of
+its own, 12 rolling restarts of 6 workers under 3 coordinators (benchmarks/chaos_sentinel.py).
+Scenarios 4, 5 and 7 break a Redis (port 6390) and a Cassandra (port 9142, state in
+.services/chaos) of their own; the shared ones are only used, never stopped.
 
 Writes benchmarks/results/chaos-<stamp>.json and .md, and chaos-latest.md. Exit status 1 if a
 target was missed.
@@ -37,15 +38,17 @@ import psutil  # type: ignore[import-untyped]
 
 from benchmarks import chaos_load, chaos_ring, history
 from benchmarks.chaos_scenarios import SCENARIOS, run_scenario
+from benchmarks.chaos_sentinel import SENTINEL_SCENARIOS
 from benchmarks.cluster import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ALL_SCENARIOS = [*SCENARIOS, *chaos_ring.SCENARIOS, *SENTINEL_SCENARIOS]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="CI-sized load and faults")
-    parser.add_argument("--scenarios", default=",".join(str(s.number) for s in [*SCENARIOS, *chaos_ring.SCENARIOS]),
+    parser.add_argument("--scenarios", default=",".join(str(s.number) for s in ALL_SCENARIOS),
                         help="comma-separated numbers (default: all)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the load (jobs and submit rate) by this, e.g. 0.5 for a small machine")
@@ -65,6 +68,8 @@ def _key_timing(r: dict[str, Any]) -> str:
         ("failover_s", "new leader after"),
         ("shards_running_elsewhere_s", "shards running elsewhere after"),
         ("shards_owned_elsewhere_s", "shards owned elsewhere after"),
+        ("promotion_s", "replica promoted after"), ("firing_again_s", "firing again after"),
+        ("settled_after_last_change_s", "settled after the last restart"),
     ) if key in f)  # fmt: skip
 
 
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "start"], check=True, cwd=ROOT)
     results: list[dict[str, Any]] = []
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    for spec in [*SCENARIOS, *chaos_ring.SCENARIOS]:
+    for spec in ALL_SCENARIOS:
         if spec.number not in chosen:
             continue
         # The second Cassandra lives only through the scenario that breaks it: after its

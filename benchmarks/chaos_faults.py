@@ -21,6 +21,7 @@ import redis
 
 from benchmarks.cassandra_login import password_file, services_dir
 from benchmarks.cluster import ROOT
+from hourglass_core.leases.redis_connect import sync_client
 
 US = 1_000_000
 
@@ -197,7 +198,7 @@ class LeaseWatch:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
+        client = sync_client(self.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
         keys = [f"{self.prefix}lease:shard:{s}" for s in range(self.num_shards)] + [f"{self.prefix}lease:leader"]
         last: tuple[object, ...] | None = None
         while not self._stop.wait(self.period):

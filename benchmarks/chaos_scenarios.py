@@ -31,6 +31,7 @@ from benchmarks import chaos_judge, chaos_load, chaos_probe, environment
 from benchmarks.chaos_faults import LeaseWatch, OwnCassandra, OwnRedis, wall_us
 from benchmarks.chaos_load import FULL, SHORT, Profile, Workload, now
 from benchmarks.cluster import Cluster
+from benchmarks.sentinel_set import SentinelSet
 
 US = 1_000_000
 NUM_SHARDS = 16
@@ -65,6 +66,7 @@ class Run:
     short: bool = False
     own_redis: OwnRedis | None = None  # the scenario's own instances, when it breaks them
     own_cassandra: OwnCassandra | None = None
+    sentinels: SentinelSet | None = None  # coordination through Redis Sentinel
 
     def worker_pid(self, worker: str) -> int:
         return self.cluster.workers[worker].pid
@@ -78,6 +80,7 @@ class Run:
 
 Outcome = tuple[int, float, dict[str, Any], dict[str, bool]]  # fault µs, watch s, facts, checks
 Scenario = Callable[[Run], Outcome]
+Checks = Callable[[Run, int, dict[str, Any], list[dict[str, Any]]], dict[str, bool]]
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ class Spec:
     # (chaos_judge.call_log), instead of "lost" and "duplicated" (which use run records).
     judge_by_calls: bool = False
     cassandra: Callable[[], OwnCassandra] = OwnCassandra  # own_cassandra: which (chaos_ring.Ring: a ring)
-    checks: Callable[[Run, int, dict[str, Any], list[dict[str, Any]]], dict[str, bool]] | None = None  # or CHECKS'
+    sentinel: bool = False  # on a Redis Sentinel set of its own (benchmarks/sentinel_set.py)
+    checks: Checks | None = None  # instead of CHECKS[name]
 
     def profile(self, short: bool) -> Profile:
         full, short_one = self.profiles or (FULL, SHORT)
@@ -576,6 +580,7 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
                  workdir: Path | None = None) -> dict[str, Any]:  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix=f"chaos-{spec.name}-", dir=workdir))
     own_redis = OwnRedis(OWN_REDIS_PORT, tmp) if spec.own_redis else None
+    sentinels = SentinelSet(tmp) if spec.sentinel else None
     cassandra = own_cassandra.address if spec.own_cassandra and own_cassandra else None
     store_options = own_cassandra.store_options if spec.own_cassandra and own_cassandra else ""
     cluster = Cluster(name=f"chaos_{spec.name}_{uuid.uuid4().hex[:6]}", tmp=tmp, num_shards=NUM_SHARDS,
@@ -585,6 +590,9 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
     if own_redis:
         own_redis.start()
         cluster.redis = own_redis.url
+    if sentinels:
+        sentinels.start()
+        cluster.redis = sentinels.url
     exec_dir = tmp / "exec"
     fault_s = spec.short_fault_s if short else spec.fault_s
     watch = LeaseWatch(cluster.redis, f"hg-{cluster.name}:", NUM_SHARDS)
@@ -604,7 +612,8 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
         workload.submit_recurring()
         workload.start_feed()
         run = Run(spec.name, profile, cluster, watch, workload, exec_dir, start_us=round(start.timestamp() * US),
-                  short=short, own_redis=own_redis, own_cassandra=own_cassandra if spec.own_cassandra else None)  # fmt: skip
+                  short=short, own_redis=own_redis, own_cassandra=own_cassandra if spec.own_cassandra else None,
+                  sentinels=sentinels)  # fmt: skip
         fault, watch_s, facts, _ = spec.run(run)
         run.sleep_until(round(end.timestamp() * US))
         workload.stop_feed()
@@ -644,6 +653,8 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
         cluster.stop()
         if own_redis:
             own_redis.stop()
+        if sentinels:
+            sentinels.stop()
         if not os.environ.get("HOURGLASS_CHAOS_KEEP"):
             chaos_judge.drop_keyspace(cluster.cassandra, cluster.keyspace)
 

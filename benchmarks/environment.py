@@ -66,13 +66,9 @@ def cassandra_version(host: str, port: int) -> str | None:
 
 def redis_version(url: str) -> str | None:
     try:
-        import redis
+        from hourglass_core.leases.redis_connect import sync_client
 
-        from hourglass_core.leases.redis import redis_address
-
-        address, login = redis_address(url)  # the URL may name a password file
-        client = redis.Redis.from_url(address, username=login and login.username, password=login and login.password,
-                                      socket_timeout=5)  # fmt: skip
+        client = sync_client(url, socket_timeout=5)  # the URL may name a password file or sentinels
         try:
             return str(client.info("server")["redis_version"])
         finally:

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from benchmarks.cassandra_login import cassandra_ca, password_file
+from benchmarks.cluster import free_port
 from benchmarks.secured_redis import SecuredRedis, start_secured_redis
+from benchmarks.sentinel_set import SentinelSet
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -61,3 +63,14 @@ def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredR
     server = start_secured_redis(tmp_path_factory.mktemp("secured-redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The coordination URL of a Redis Sentinel set of this run's own (a primary, a replica,
+    three sentinels on free loopback ports)."""
+    p = [free_port() for _ in range(5)]
+    sentinels = SentinelSet(tmp_path_factory.mktemp("sentinel"), servers=(p[0], p[1]), sentinels=(p[2], p[3], p[4]))
+    sentinels.start()
+    yield sentinels.url
+    sentinels.stop()

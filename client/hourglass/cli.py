@@ -519,7 +519,8 @@ def _client_flags(top: bool) -> argparse.ArgumentParser:
 def _server_flags(p: argparse.ArgumentParser, *flags: str) -> None:
     helps = {
         "--listen": "gRPC address to listen on", "--store": "cassandra://host:port/keyspace or sqlite:///path.db",
-        "--coordination": "redis://host:port/db or memory://", "--num-shards": "shards (fixed for a cluster's life)",
+        "--coordination": "redis://host:port/db, redis+sentinel://host:port,.../service or memory://",
+        "--num-shards": "shards (fixed for a cluster's life)",
         "--coordinator": "coordinator address(es)", "--capacity": "runs at once",
         "--executors": "extra executors: name=pkg.module:function,...", "--worker-id": "stable worker id",
         "--metrics-listen": "host:port of plain HTTP /metrics and /healthz ('' for none)",

@@ -38,6 +38,7 @@ from hourglass_core.credentials import redact
 from hourglass_core.leases.base import ReplicaInfo
 from hourglass_core.ops_http import OpsServer
 from hourglass_core.probe import BackendProbe
+from hourglass_core.tasks import cancel_all
 from hourglass_core.tls import server_credentials
 from hourglass_pb.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
 
@@ -154,9 +155,7 @@ async def serve(
         await server.stop(GRACE_S)
         if dashboard is not None:
             await dashboard.stop()
-        for task in loops:
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await cancel_all(loops)  # a lost cancel must not keep the process up
         if owned:
             await membership.close()
             await leases.close()

@@ -1,4 +1,5 @@
-"""The `Leases` / `Membership` contract, run against every backend (in-process and Redis).
+"""The `Leases` / `Membership` contract, run against every backend (in-process and Redis; the
+general tests also through Redis Sentinel, on a loopback set of the session's own).
 
 Redis comes from HOURGLASS_REDIS_URL (default redis://127.0.0.1:6379/0); each test uses its own
 key prefix and deletes its keys afterwards. An unreachable Redis fails the redis tests (it never
@@ -36,6 +37,7 @@ from hourglass_core.leases.base import (
 from hourglass_core.leases.factory import open_coordination
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
 from hourglass_core.leases.redis import RedisLeases
+from hourglass_core.leases.redis_connect import AsyncRedis
 from hourglass_core.models import Fire, FireKind, OverlapPolicy
 
 REDIS_URL = os.environ.get("HOURGLASS_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -51,21 +53,23 @@ class Backend:
     leases: Leases
     membership: Membership
     prefix: str
+    url: str = REDIS_URL
 
 
-async def _open(kind: str, prefix: str | None = None, dead_retention: timedelta = DEFAULT_DEAD_RETENTION) -> Backend:
+async def _open(kind: str, prefix: str | None = None, dead_retention: timedelta = DEFAULT_DEAD_RETENTION,
+                url: str = REDIS_URL) -> Backend:  # fmt: skip
     if kind == "memory":
         leases, membership = await open_coordination("memory://", dead_retention=dead_retention)
         return Backend(kind, leases, membership, "")
     prefix = prefix or f"hourglass-test:{uuid.uuid4().hex}:"
     try:
-        leases, membership = await open_coordination(REDIS_URL, prefix, dead_retention)
+        leases, membership = await open_coordination(url, prefix, dead_retention)
     except Unavailable as exc:
         down = str(exc)
     else:
-        return Backend(kind, leases, membership, prefix)
+        return Backend(kind, leases, membership, prefix, url)
     pytest.fail(
-        f"Redis is not reachable at {REDIS_URL} ({down}). Start it with "
+        f"Redis is not reachable at {url} ({down}). Start it with "
         "`scripts/services.sh start` or set HOURGLASS_REDIS_URL; redis tests never skip.",
         pytrace=False,
     )
@@ -76,25 +80,27 @@ async def _close(backend: Backend) -> None:
     await backend.leases.close()
 
 
-async def _delete_prefix(prefix: str) -> None:
-    client = redis.asyncio.Redis.from_url(REDIS_URL, decode_responses=True)
+async def _delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
+    handle = AsyncRedis(url, decode_responses=True)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        keys = [k async for k in handle.client.scan_iter(match=f"{prefix}*")]
         if keys:
-            await client.delete(*keys)
+            await handle.client.delete(*keys)
     finally:
-        await client.aclose()
+        await handle.aclose()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("sentinel", marks=pytest.mark.redis)])  # fmt: skip
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    opened = await _open(request.param)
+    url = request.getfixturevalue("sentinel_url") if request.param == "sentinel" else REDIS_URL
+    opened = await _open(request.param, url=url)
     try:
         yield opened
     finally:
         await _close(opened)
-        if opened.kind == "redis":
-            await _delete_prefix(opened.prefix)
+        if opened.kind != "memory":
+            await _delete_prefix(opened.prefix, url)
 
 
 @pytest.fixture

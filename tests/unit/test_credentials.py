@@ -9,7 +9,7 @@ import pytest
 
 from hourglass_core.credentials import Login, login, read_secret, redact, tls_context
 from hourglass_core.dev_certs import write_dev_certificates
-from hourglass_core.leases.redis import redis_address
+from hourglass_core.leases.redis_connect import RedisTarget, parse_redis_url
 from hourglass_core.store.factory import _cassandra_tls, open_store
 
 
@@ -48,14 +48,14 @@ def test_unreadable_or_empty_secret_files_and_a_password_without_user_are_refuse
         login(":pw@h", {}, "store URL")
 
 
-def test_redis_address_takes_the_login_out_of_the_url(tmp_path: Path) -> None:
+def test_a_redis_url_gives_its_login_apart_from_the_address(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cret")
-    address, who = redis_address(f"rediss://app@r:6380/1?password_file={secret}&ssl_ca_certs=/ca.pem")
-    assert address == "rediss://r:6380/1?ssl_ca_certs=%2Fca.pem" and who == Login("app", "s3cret")
-    assert redis_address("redis://:pw@r/0") == ("redis://r/0", Login("default", "pw"))
-    assert redis_address(f"redis://r/0?password_file={secret}") == ("redis://r/0", Login("default", "s3cret"))
-    assert redis_address("redis://r:6379/0") == ("redis://r:6379/0", None)
+    target = parse_redis_url(f"rediss://app@r:6380/1?password_file={secret}&ssl_ca_certs=/ca.pem")
+    assert target == RedisTarget("rediss://r:6380/1?ssl_ca_certs=%2Fca.pem", Login("app", "s3cret"))
+    assert parse_redis_url("redis://:pw@r/0") == RedisTarget("redis://r/0", Login("default", "pw"))
+    assert parse_redis_url(f"redis://r/0?password_file={secret}") == RedisTarget("redis://r/0", Login("default", "s3cret"))
+    assert parse_redis_url("redis://r:6379/0") == RedisTarget("redis://r:6379/0", None)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_redis_address_takes_the_login_out_of_the_url(tmp_path: Path) -> None:
 )
 def test_bad_redis_urls_are_refused_without_showing_the_password(url: str, error: str) -> None:
     with pytest.raises(ValueError, match=error) as refused:
-        redis_address(url)
+        parse_redis_url(url)
     assert "secret" not in str(refused.value)
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from hourglass_core import claims
 from hourglass_core.backoff import Backoff, RateLimitedLog
-from hourglass_core.leases.base import Lease
+from hourglass_core.errors import Unavailable
+from hourglass_core.leases.base import Lease, shard_key
 from hourglass_core.leases.memory import MemoryLeases
 from hourglass_core.models import Fire
 from hourglass_worker.book import ShardBook
@@ -89,6 +90,87 @@ async def test_keeper_raises_the_fencing_counter_above_the_store_after_a_lost_le
     await keeper._step()
     second = keeper.token(0)
     assert second is not None and second > first
+
+
+async def test_after_a_redis_failover_tokens_pass_every_token_the_store_recorded() -> None:
+    """The promoted replica lacks the last INCRs (replication is asynchronous): a grant from
+    its counter would repeat a token the store already saw. The failed step makes the keeper
+    seed from the store before its next grant."""
+    leases, ttl = MemoryLeases(), timedelta(seconds=3)
+    store_max = [0]  # the largest token Cassandra recorded (checkpoints)
+    keeper = ShardKeeper(leases, "w1", ttl, lambda s, lease: None, lambda s, g: None,
+                         fencing_floor=lambda: _value(store_max[0]))  # fmt: skip
+    keeper.assign({0})
+    await keeper._step()
+    other = await leases.acquire(shard_key(1), "w2", ttl)  # on the old primary
+    assert other is not None
+    store_max[0] = other.token  # w2 wrote its checkpoint with it
+    leases._fencing, leases._held = other.token - 1, {k: v for k, v in leases._held.items() if k != shard_key(1)}
+    acquire, failures = leases.acquire, [1]
+
+    async def failing_over(key: str, owner: str, ttl: timedelta) -> Lease | None:
+        if failures:  # the first call meets the failover: the old primary is gone
+            failures.pop()
+            raise Unavailable("redis: acquire: Connection refused")
+        return await acquire(key, owner, ttl)
+
+    leases.acquire = failing_over  # type: ignore[method-assign]
+    keeper.assign({0, 1})  # w2 died meanwhile: its shard is ours now
+    task = asyncio.create_task(keeper.run())
+    try:
+        async with asyncio.timeout(5):
+            while (token := keeper.token(1)) is None:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert not failures and token is not None and token > store_max[0]
+
+
+async def test_a_stopped_keeper_ends_and_releases_its_leases_even_when_the_cancel_is_lost() -> None:
+    """Python 3.11's asyncio.wait_for (around redis-py's socket writes) can swallow a cancel;
+    a SIGTERMed worker then waited forever for its keeper, which went on taking leases."""
+    leases, ttl = MemoryLeases(), timedelta(seconds=3)
+    keeper = ShardKeeper(leases, "w1", ttl, lambda s, lease: None, lambda s, g: None, fencing_floor=lambda: _value(7))
+    seed, swallowed = leases.seed_fencing, []
+
+    async def losing_the_cancel(at_least: int) -> None:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            swallowed.append(at_least)  # as wait_for does when its operation completes meanwhile
+        await seed(at_least)
+
+    leases.seed_fencing = losing_the_cancel  # type: ignore[method-assign]
+    keeper.assign({0, 1})
+    task = asyncio.create_task(keeper.run())
+    await asyncio.sleep(0.01)  # seeding, before the acquires
+    keeper.stop()
+    task.cancel()
+    await asyncio.wait({task}, timeout=3)
+    assert swallowed and task.done() and keeper.held == set()
+    assert await leases.holder(shard_key(0)) is None and await leases.holder(shard_key(1)) is None
+
+
+async def test_leases_that_come_in_after_the_keeper_was_stopped_are_given_back_not_opened() -> None:
+    leases, ttl = MemoryLeases(), timedelta(seconds=3)
+    gained: list[int] = []
+    keeper = ShardKeeper(leases, "w1", ttl, lambda s, lease: gained.append(s), lambda s, g: None)
+    acquire = leases.acquire
+
+    async def slow_acquire(key: str, owner: str, ttl: timedelta) -> Lease | None:
+        await asyncio.sleep(0.05)
+        return await acquire(key, owner, ttl)
+
+    leases.acquire = slow_acquire  # type: ignore[method-assign]
+    keeper.assign({0, 1})
+    task = asyncio.create_task(keeper.run())
+    await asyncio.sleep(0.01)  # acquiring
+    keeper.stop()  # SIGTERM meanwhile (the cancel lost, as it can be)
+    await asyncio.wait({task}, timeout=3)
+    assert task.done() and gained == [] and keeper.held == set()
+    assert await leases.holder(shard_key(0)) is None and await leases.holder(shard_key(1)) is None
 
 
 async def test_a_new_assignment_takes_its_shards_without_renewing_fresh_leases_first() -> None:

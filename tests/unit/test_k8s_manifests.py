@@ -15,7 +15,7 @@ import yaml
 
 from hourglass import cli
 from hourglass_core.config import Settings
-from hourglass_core.leases.redis import _REDIS_OPTIONS
+from hourglass_core.leases.redis_connect import OPTIONS as REDIS_OPTIONS
 from hourglass_core.store.factory import _CASSANDRA_OPTIONS
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -67,7 +67,7 @@ def test_the_backend_urls_use_only_options_the_code_accepts() -> None:
     store, coordination = urlsplit(CONFIG["data"]["HOURGLASS_STORE"]), urlsplit(CONFIG["data"]["HOURGLASS_COORDINATION"])
     assert (store.scheme, coordination.scheme) == ("cassandra", "rediss")
     assert set(parse_qs(store.query)) <= _CASSANDRA_OPTIONS
-    assert set(parse_qs(coordination.query)) <= _REDIS_OPTIONS
+    assert set(parse_qs(coordination.query)) <= REDIS_OPTIONS
     assert store.password is None and coordination.password is None  # passwords come from files
 
 

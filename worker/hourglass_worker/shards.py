@@ -36,8 +36,9 @@ class ShardKeeper:
     shutting down) rather than lost (expired, taken by a newer owner, or found stale).
 
     `fencing_floor()` returns the largest fencing token the store has seen. Before taking
-    leases after a lease was lost (perhaps Redis lost its data, and with it the token counter)
-    the keeper raises the counter above it, so tokens never go backwards.
+    leases after a lease was lost or the lease backend failed (perhaps Redis lost its data, or
+    a replica lacking the last counter increments was promoted) the keeper raises the counter
+    above it, so tokens never go backwards.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class ShardKeeper:
         self._on_lost = on_lost
         self._fencing_floor = fencing_floor
         self._must_seed = True
+        self._stopping = False
         self._max_token = 0  # the largest token handed to this keeper
         self._desired: set[int] = set()
         self._held: dict[int, Held] = {}
@@ -101,14 +103,25 @@ class ShardKeeper:
         self._on_lost(shard, False)
         self._changed.set()
 
+    def stop(self) -> None:
+        """Makes run() return (releasing every lease) after its current step. Cancelling it
+        is not enough on Python 3.11: its asyncio.wait_for, which redis-py puts around every
+        socket write, swallows a cancel that arrives as the write completes, and the keeper
+        would go on taking leases for a worker that is shutting down."""
+        self._stopping = True
+        self._changed.set()
+
     async def run(self) -> None:
-        """Forever: converge the held leases on the assignment."""
+        """Until stopped (or cancelled): converge the held leases on the assignment."""
         try:
-            while True:
+            while not self._stopping:
                 try:
                     await self._step()
                 except Exception as error:  # noqa: BLE001 - Redis may be away for a while
                     warn.warning("step", "shard leases: %s", error)
+                    # Perhaps a failover: the promoted replica may lack the last INCRs of the
+                    # counter, as an emptied Redis lacks all of them. Seed before the next grant.
+                    self._must_seed = True
                     self._drop_expired()
                 self._changed.clear()
                 missing = bool(self._desired - set(self._held))
@@ -152,6 +165,12 @@ class ShardKeeper:
         leases = await asyncio.gather(
             *(self._leases.acquire(shard_key(s), self._worker_id, self._ttl) for s in wanted)
         )
+        if self._stopping:
+            # Stopped while acquiring: a shard taken now would be read (and its checkpoint
+            # moved on) by a worker that no longer starts fires. Give them back at once.
+            await asyncio.gather(*(self._leases.release(lease) for lease in leases if lease is not None),
+                                 return_exceptions=True)  # fmt: skip
+            return
         floor = self._max_token  # tokens of this one round may come back in any order
         for shard, lease in zip(wanted, leases, strict=True):
             if lease is None or shard in self._held:

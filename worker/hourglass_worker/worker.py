@@ -36,6 +36,7 @@ from hourglass_core.leases.base import Lease, Leases, Membership
 from hourglass_core.models import Fire, FireKind, JobCompletion, JobState, OverlapPolicy, Run, RunReason, RunStatus
 from hourglass_core.slo import breached
 from hourglass_core.store.base import Checkpoint, Store
+from hourglass_core.tasks import cancel_all
 from hourglass_core.tls import channel_credentials
 from hourglass_pb.v1 import worker_pb2 as wpb
 from hourglass_worker.begun import BegunMark
@@ -687,6 +688,7 @@ class Worker:
             log.info("worker %s stopping", self.worker_id)
             self._accepting = False
             await self.link.send_heartbeat()  # says we are leaving: the leader moves our shards
+            self._keeper.stop()  # should the cancel be lost (see ShardKeeper.stop)
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)  # releases every lease
             deadline = time.monotonic() + self._settings.lookahead.total_seconds() + 1
@@ -699,9 +701,7 @@ class Worker:
                 await asyncio.wait(set(self._tasks), timeout=30)
             await self._claimer.drain(timeout=5)
             await self.link.flush(timeout=10)
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await cancel_all(loops)  # a lost cancel must not keep the process up
             PAST_DUE.dec(self._past_due)
             self._runner.close()
             log.info("worker %s stopped", self.worker_id)

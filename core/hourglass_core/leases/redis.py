@@ -1,4 +1,5 @@
-"""`Leases` and `Membership` in Redis: many processes, one standalone Redis.
+"""`Leases` and `Membership` in Redis: many processes, one Redis (standalone, or the primary
+Redis Sentinel names: see `redis_connect`).
 
 Key layout (P is the key prefix, default "hourglass:"):
     P fencing          string   fencing counter; only INCR or raised by seed_fencing
@@ -30,7 +31,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis.exceptions
 from redis.asyncio import Redis
@@ -38,7 +38,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from hourglass_core.cluster import COUNT_WINDOW, WorkerState
-from hourglass_core.credentials import Login, login, redact
 from hourglass_core.errors import Unavailable
 from hourglass_core.leases.base import (
     DEFAULT_DEAD_RETENTION,
@@ -50,6 +49,7 @@ from hourglass_core.leases.base import (
     WorkerRecord,
 )
 from hourglass_core.leases.memory import DEFAULT_HINT_BUFFER, HintFanout, HintStream, ttl_seconds
+from hourglass_core.leases.redis_connect import AsyncRedis
 from hourglass_core.models import Fire, FireKind, OverlapPolicy
 
 log = logging.getLogger(__name__)
@@ -288,17 +288,16 @@ class SharedRedis:
 
     def __init__(self, url: str, *, timeout: float = 2.0, health_check_interval: int = 5) -> None:
         self.timeout = timeout
-        address, login = redis_address(url)
-        self.client: Redis = Redis.from_url(
-            address,
-            username=login.username if login else None,
-            password=login.password if login else None,
+        # A standalone Redis or, through Sentinel, whichever server is the primary now.
+        self._handle = AsyncRedis(
+            url,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=health_check_interval,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
         )
+        self.client: Redis = self._handle.client
         self._users = 0
 
     def attach(self) -> Redis:
@@ -308,38 +307,12 @@ class SharedRedis:
     async def detach(self) -> None:
         self._users -= 1
         if self._users == 0:
-            await self.client.aclose()
+            await self._handle.aclose()
 
     async def ping(self) -> None:
         """Raises Unavailable unless Redis answers."""
         with _unavailable("ping"):
             await self.client.ping()
-
-
-# What a coordination URL's query may hold: redis-py's TLS options and the password file.
-_REDIS_OPTIONS = {"db", "protocol", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname",
-                  "password_file"}  # fmt: skip
-
-
-def redis_address(url: str) -> tuple[str, Login | None]:
-    """The URL redis-py connects to, without user, password or password_file, and the login
-    they give (ACL user and password; `default` for a bare password as in redis-py). Raises
-    ValueError naming an unknown query option or an unreadable password file."""
-    parts = urlsplit(url)
-    options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    unknown = options.keys() - _REDIS_OPTIONS
-    if unknown:
-        raise ValueError(f"coordination URL {redact(url)!r}: unknown option(s) {sorted(unknown)}; "
-                         f"accepted: {sorted(_REDIS_OPTIONS)}")  # fmt: skip
-    tls_options = sorted(k for k in options if k.startswith("ssl_"))
-    if tls_options and parts.scheme != "rediss":
-        raise ValueError(f"coordination URL {redact(url)!r}: {tls_options} need TLS: rediss://")
-    netloc = parts.netloc
-    if netloc.startswith(":") or ("password_file" in options and "@" not in netloc):
-        netloc = "default" + (netloc if netloc.startswith(":") else "@" + netloc)  # Redis's own user
-    login_, hosts = login(netloc, options, "coordination URL")
-    query = urlencode({k: v for k, v in options.items() if k != "password_file"})
-    return urlunsplit(parts._replace(netloc=hosts, query=query)), login_
 
 
 def _shared(redis_or_url: SharedRedis | str) -> SharedRedis:

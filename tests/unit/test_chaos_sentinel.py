@@ -1,0 +1,36 @@
+"""The measurements of chaos scenarios 11 and 12: shard moves against the minimum, and the
+pause in firing around a fault."""
+
+from __future__ import annotations
+
+from benchmarks.chaos_faults import Snapshot
+from benchmarks.chaos_sentinel import Change, firing_pause, minimum_moves, shard_moves
+
+S = 1_000_000
+
+
+def _snap(at_s: float, owners: dict[int, str]) -> Snapshot:
+    return Snapshot(int(at_s * S), {shard: (owner, 1) for shard, owner in owners.items()}, None)
+
+
+def test_a_shard_moves_when_another_worker_takes_it_not_when_its_owner_takes_it_back() -> None:
+    history = [
+        _snap(0, {0: "a", 1: "a", 2: "b"}),
+        _snap(1, {0: "a", 2: "b"}),  # shard 1 free for a while ...
+        _snap(2, {0: "a", 1: "a", 2: "b"}),  # ... and taken back by a: no move
+        _snap(3, {0: "c", 1: "a", 2: "c"}),  # two moves
+        _snap(9, {0: "a", 1: "a", 2: "c"}),  # after the window
+    ]
+    assert shard_moves(history, since_us=1 * S, until_us=5 * S) == 2
+    assert shard_moves(history, since_us=0, until_us=10 * S) == 3
+
+
+def test_the_minimum_is_the_leavers_shards_plus_a_floor_share_for_each_joiner() -> None:
+    changes = [Change(0, "w1", False, 3, 5), Change(1, "w1", True, 0, 6), Change(2, "w2", False, 2, 5)]
+    assert minimum_moves(16, changes) == 3 + 16 // 6 + 2
+
+
+def test_the_firing_pause_is_the_longest_gap_ending_after_the_fault() -> None:
+    calls = [int(t * S) for t in (8.5, 9.0, 9.1, 10.2, 12.7, 12.8)]
+    assert firing_pause(calls, fault_us=10 * S) == (2.5, 2.7)
+    assert firing_pause([], fault_us=10 * S) == (0.0, 0.0)
