@@ -4,17 +4,30 @@ shard's new owner does with a fire an earlier holder claimed, by what that holde
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from hourglass_coordinator.jobs import JobsApi
 from hourglass_core import claims
 from hourglass_core.firing import run_id_for
+from hourglass_core.leases.base import WorkerInfo
 from hourglass_core.leases.memory import MemoryLeases, MemoryMembership
-from hourglass_core.models import Fire, FireKind, JobSpec, JobState, OnceTrigger, Run, RunReason, RunStatus
+from hourglass_core.models import (
+    Fire,
+    FireKind,
+    IntervalTrigger,
+    Job,
+    JobSpec,
+    JobState,
+    OnceTrigger,
+    Run,
+    RunReason,
+    RunStatus,
+)
 from hourglass_core.store.base import Store
 from hourglass_worker.claiming import Claimer, Later, Prepared
 from hourglass_worker.shards import ShardKeeper
@@ -50,14 +63,15 @@ async def _claimed_fire(store: Store, holder: str) -> Fire:
     return fire
 
 
-async def _new_owner(store: Store, link: _Link, taken: list[Fire] | None = None, *, held_for: float = 10.0) -> Claimer:
-    """w2, holding shard 0 for `held_for` seconds already."""
-    keeper = ShardKeeper(MemoryLeases(), "w2", timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
+async def _new_owner(store: Store, link: _Link, taken: list[Fire] | None = None, *, held_for: float = 10.0,
+                     worker: str = "w2", membership: MemoryMembership | None = None) -> Claimer:
+    """`worker` (w2), holding shard 0 for `held_for` seconds already."""
+    keeper = ShardKeeper(MemoryLeases(), worker, timedelta(seconds=3), lambda s, lease: None, lambda s, g: None)
     keeper.assign({0})
     await keeper._step()
     take = (taken if taken is not None else []).append
     gained = datetime.now(UTC) - timedelta(seconds=held_for)
-    return Claimer("w2", store, MemoryMembership(), keeper, link,  # type: ignore[arg-type]
+    return Claimer(worker, store, membership or MemoryMembership(), keeper, link,  # type: ignore[arg-type]
                    take=take, skipped=lambda *a: None, lookahead=timedelta(seconds=3),
                    gained_at=lambda shard: gained, lease_ttl=timedelta(seconds=3))
 
@@ -165,3 +179,92 @@ async def test_a_result_landing_after_the_holder_was_read_is_not_taken_for_a_cut
     assert outcome is None
     assert link.reported == []
     assert (await fresh_sqlite_store.get_run(run_id)).status is RunStatus.SUCCEEDED
+
+
+class _MoveTimesOutOnce:
+    """The store, but the first batch of schedule moves after a won claim lands and then times
+    out (as a coalesced LOGGED batch does: every claim in it fails)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def advance_schedules(self, moves: Sequence[tuple[Job, Fire | None, datetime]]) -> None:
+        await self._store.advance_schedules(moves)
+        if not self.failed:
+            self.failed = True
+            raise TimeoutError("advance_schedules timed out (but applied)")
+
+
+async def _recurring_fire(store: Store) -> Fire:
+    """An hourly job's fire due a second ago, claimed by nobody yet."""
+
+    async def no_hint(fires: Any) -> None:
+        return None
+
+    api = JobsApi(store, num_shards=1, max_params_bytes=1024, hint=no_hint)
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    trigger = IntervalTrigger(every=timedelta(hours=1), start=due)
+    [created] = await api.submit([JobSpec(name="j", executor="echo", trigger=trigger)])
+    job = created.job
+    assert job.next_fire_time is not None
+    return Fire(due=job.next_fire_time, namespace=job.namespace, job_id=job.id, shard=job.shard)
+
+
+async def test_a_claim_whose_schedule_move_failed_runs_as_the_same_attempt_when_tried_again(
+    fresh_sqlite_store: Store,
+) -> None:
+    """w2 claims a fire, and the schedule move after it lands but times out: claim() fails, and
+    the fire is tried again. The claim is w2's own and its executor never ran, although w2, busy
+    with other fires, has a begun watermark past the due time: the same attempt runs, nothing
+    is recorded LOST, no retry follows."""
+    flaky = _MoveTimesOutOnce(fresh_sqlite_store)
+    fire = await _recurring_fire(fresh_sqlite_store)
+    await fresh_sqlite_store.save_begun("w2", fire.due + timedelta(seconds=1))
+    link, taken = _Link(), list[Fire]()
+    claimer = await _new_owner(cast(Store, flaky), link, taken)
+
+    with pytest.raises(TimeoutError):
+        await claimer.claim(fire)
+    assert flaky.failed and claims.parse(await fresh_sqlite_store.claim_owner(fire) or "").worker_id == "w2"
+    outcome = await claimer.claim(fire)
+
+    run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+    assert isinstance(outcome, Prepared) and outcome.run_id == run_id and outcome.fire.attempt == 1
+    assert outcome.holder == await fresh_sqlite_store.claim_owner(fire)
+    assert link.reported == [] and [f for f in taken if f.kind is FireKind.RETRY] == []
+    assert claimer.unsettled == {}
+
+
+async def test_a_claim_whose_schedule_move_failed_is_handed_over_when_the_shard_life_ends(
+    fresh_sqlite_store: Store,
+) -> None:
+    """w1 claims a fire, the schedule move after it times out, and the shard is released (a
+    graceful handover) before the fire is tried again: the claim is marked abandoned, so the
+    shard's new owner runs the fire as the same attempt, although w1 is still alive, rather
+    than watch w1's claim forever."""
+    flaky = _MoveTimesOutOnce(fresh_sqlite_store)
+    fire = await _recurring_fire(fresh_sqlite_store)
+    old = await _new_owner(cast(Store, flaky), _Link(), worker="w1")
+    with pytest.raises(TimeoutError):
+        await old.claim(fire)
+    holder = await fresh_sqlite_store.claim_owner(fire)
+    assert holder is not None and claims.parse(holder).worker_id == "w1"
+
+    assert old.abandon_unsettled(fire)  # what the worker does when it finds the shard's life over
+    await old.drain(timeout=5)
+    assert await fresh_sqlite_store.claim_owner(fire) == claims.abandoned(holder)
+    membership = MemoryMembership()
+    await membership.heartbeat(WorkerInfo("w1"), timedelta(seconds=30))
+    link, taken = _Link(), list[Fire]()
+    new = await _new_owner(fresh_sqlite_store, link, taken, membership=membership)
+
+    outcome = await new.claim(fire, backlog=True)
+
+    run_id = run_id_for(fire.namespace, fire.job_id, fire.due, fire.attempt)
+    assert isinstance(outcome, Prepared) and outcome.run_id == run_id and outcome.fire.attempt == 1
+    assert link.reported == [] and [f for f in taken if f.kind is FireKind.RETRY] == []
+    assert claims.parse(await fresh_sqlite_store.claim_owner(fire) or "").worker_id == "w2"

@@ -126,6 +126,11 @@ class Claimer:
         self.mine: dict[FireKey, str] = {}
         # Claims being given up or dropped right now (their fire is watched until that is durable).
         self.abandoning: dict[FireKey, str] = {}
+        # Claims this process asked for (as this holder) whose claim() then failed: the claim or
+        # the schedule move after it may have landed. Its executor was never called, so a retry
+        # that finds the claim runs it as the same attempt, and a life that ends first gives the
+        # claim up (see `abandon_unsettled`) rather than leave a live holder's claim behind.
+        self.unsettled: dict[FireKey, tuple[str, Fire]] = {}  # holder, fire
         self._live: tuple[float, set[str]] = (float("-inf"), set())
         self._tasks: set[asyncio.Task[None]] = set()
         # Claims of one shard made together go as one conditional batch per time bucket (see
@@ -144,6 +149,14 @@ class Claimer:
         )
 
     async def claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
+        """See `_claim`. A claim asked for stays in `unsettled` until an outcome settles it: it
+        raised, or a Later outcome looks at the fire again."""
+        outcome = await self._claim(fire, backlog=backlog)
+        if outcome is None or isinstance(outcome, Prepared):
+            self.unsettled.pop(fire_key(fire), None)
+        return outcome
+
+    async def _claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
         """Reads the job, decides, claims the fire and moves the schedule on. `backlog`: the
         fire was due before this worker took its shard over, so its previous owner most likely
         claimed it, and ran it or died with it: its claim and run are read along with the job,
@@ -185,6 +198,8 @@ class Claimer:
             may_run = job.state in (JobState.ACTIVE, JobState.COMPLETED)
             return await self.settle_claimed(job, fire, may_run=may_run, known=known)
         holder = claims.holder_id(self._worker_id, lease.token)
+        # Kept if already there: a claim an earlier try may have written under an earlier life.
+        self.unsettled.setdefault(fire_key(fire), (holder, fire))
         claimed = await self._claims.call(fire.shard, (fire, holder, lease.token))
         if not claimed and fire_key(fire) in self.abandoning:
             return Later.WATCH  # ours, being dropped right now: looked at again once marked
@@ -262,6 +277,8 @@ class Claimer:
             return Later.WATCH  # ours: running here, or being given up right now
         if run is not None and run.status.finished:
             return None
+        if holder == self.unsettled.get(key, ("", fire))[0]:
+            return await self._own_unsettled(job, fire, holder, run_id, may_run)
         claimer = claims.parse(holder)
         if claimer.dropped:
             return await self._wanted_again(fire, holder, run_id, may_run)
@@ -296,6 +313,38 @@ class Claimer:
                       manual=fire.manual)  # fmt: skip
         await self._close_cut_off(job, fire, run, claimer.worker_id, lease.token)
         return None
+
+    async def _own_unsettled(self, job: Job, fire: Fire, holder: str, run_id: str, may_run: bool) -> Outcome:
+        """A claim this process took but whose claim() failed after (the schedule move timed
+        out, or the claim's answer did): no executor of it was called here, so it runs as the
+        same attempt, whatever the begun watermark says (a busy worker's is past its due time)."""
+        lease = self._keeper.lease(fire.shard)
+        if lease is None:
+            return Later.RETRY
+        mine = claims.holder_id(self._worker_id, lease.token)
+        if not may_run:  # its job was halted meanwhile: dropped, as a prepared fire would be
+            await self._store.steal_claim(fire, holder, claims.dropped(holder), lease.token)
+            return None
+        if holder != mine and not await self._store.steal_claim(fire, holder, mine, lease.token):
+            return Later.WATCH  # the claim moved meanwhile: look again
+        return Prepared(job, fire, run_id, mine, lease.token, utcnow())
+
+    def abandon_unsettled(self, fire: Fire) -> bool:
+        """The fire's shard life ended before a claim of it, whose claim() failed, was settled:
+        marks the claim abandoned (a no-op if it never landed), so the shard's owner runs the
+        fire as the same attempt instead of watching a live worker's claim forever."""
+        entry = self.unsettled.pop(fire_key(fire), None)
+        if entry is None:
+            return False
+        holder, claimed = entry
+        run_id = run_id_for(fire.namespace, fire.job_id, fire.at, fire.attempt)
+        self._spawn_mark(claimed, holder, claims.parse(holder).token or 0, run_id, claims.abandoned(holder), "abandon")
+        return True
+
+    def abandon_all_unsettled(self) -> None:
+        """On shutdown, once every lease is released: see `abandon_unsettled`."""
+        for _holder, fire in list(self.unsettled.values()):
+            self.abandon_unsettled(fire)
 
     async def _wanted_again(self, fire: Fire, holder: str, run_id: str, may_run: bool) -> Outcome:
         """A fire whose claim was dropped (its job was paused, cancelled or updated before
@@ -387,25 +436,29 @@ class Claimer:
         key = fire_key(prepared.fire)
         if self.mine.get(key) == prepared.holder:
             del self.mine[key]
-        self.abandoning[key] = prepared.holder
-        task = asyncio.create_task(self._mark(key, prepared, marked), name=f"{what}-{prepared.run_id}")
+        self._spawn_mark(prepared.fire, prepared.holder, prepared.token, prepared.run_id, marked, what)
+
+    def _spawn_mark(self, fire: Fire, holder: str, token: int, run_id: str, marked: str, what: str) -> None:
+        key = fire_key(fire)
+        self.abandoning[key] = holder
+        task = asyncio.create_task(self._mark(key, fire, holder, token, run_id, marked), name=f"{what}-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _mark(self, key: FireKey, prepared: Prepared, marked: str) -> None:
+    async def _mark(self, key: FireKey, fire: Fire, holder: str, token: int, run_id: str, marked: str) -> None:
         backoff = Backoff(0.1, 2.0)
         try:
             for _ in range(100):
                 try:
                     # Moves only the claim this holder has: no-op if the new owner took it.
-                    await self._store.steal_claim(prepared.fire, prepared.holder, marked, prepared.token)
+                    await self._store.steal_claim(fire, holder, marked, token)
                     return
                 except Exception as error:  # noqa: BLE001
-                    warn.warning("mark", "marking the claim of run %s %s failed: %s", prepared.run_id, marked, error,
-                                 fields=lambda: logs.of_fire(prepared.fire, self._worker_id, prepared.token, prepared.run_id))
+                    warn.warning("mark", "marking the claim of run %s %s failed: %s", run_id, marked, error,
+                                 fields=lambda: logs.of_fire(fire, self._worker_id, token, run_id))
                     await asyncio.sleep(backoff.next_delay())
         finally:
-            if self.abandoning.get(key) == prepared.holder:
+            if self.abandoning.get(key) == holder:
                 del self.abandoning[key]
 
     def forget_live_workers(self) -> None:

@@ -383,6 +383,9 @@ class Worker:
                             extra=logs.of_fire(fire, self.worker_id, life))  # fmt: skip
             self._book.handled(fire, life)  # the shard's next owner reads it from our checkpoint
             self._later.forget(fire)
+            # A claim of it whose claim() failed may have landed: given up, so the next owner
+            # runs it (as the same attempt) instead of watching our claim while we live.
+            self._claimer.abandon_unsettled(fire)
             return
         backlog = fire.due < self._fence.since.get(fire.shard, fire.due)
         async with self._backlog_slots if backlog else self._prepare_slots:
@@ -699,6 +702,7 @@ class Worker:
             self._prepared.clear()
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=30)
+            self._claimer.abandon_all_unsettled()  # claims whose claim() failed, not retried yet
             await self._claimer.drain(timeout=5)
             await self.link.flush(timeout=10)
             await cancel_all(loops)  # a lost cancel must not keep the process up
