@@ -199,9 +199,14 @@ class Claimer:
             return await self.settle_claimed(job, fire, may_run=may_run, known=known)
         holder = claims.holder_id(self._worker_id, lease.token)
         # Kept if already there: a claim an earlier try may have written under an earlier life.
-        self.unsettled.setdefault(fire_key(fire), (holder, fire))
+        key = fire_key(fire)
+        fresh = key not in self.unsettled
+        if fresh:
+            self.unsettled[key] = (holder, fire)
         claimed = await self._claims.call(fire.shard, (fire, holder, lease.token))
-        if not claimed and fire_key(fire) in self.abandoning:
+        if not claimed and fresh:
+            self.unsettled.pop(key, None)  # someone else's claim: nothing of ours to settle
+        if not claimed and key in self.abandoning:
             return Later.WATCH  # ours, being dropped right now: looked at again once marked
         if not claimed:
             # Read now for settle_claimed below. Dropped by its holder (the job was halted) and
