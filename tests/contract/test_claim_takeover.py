@@ -181,22 +181,34 @@ async def test_a_result_landing_after_the_holder_was_read_is_not_taken_for_a_cut
     assert (await fresh_sqlite_store.get_run(run_id)).status is RunStatus.SUCCEEDED
 
 
-class _MoveTimesOutOnce:
-    """The store, but the first batch of schedule moves after a won claim lands and then times
-    out (as a coalesced LOGGED batch does: every claim in it fails)."""
+class _TimesOutOnce:
+    """The store, but the first call of `failing` (the claims, or the schedule moves after won
+    claims) lands and then times out (as a coalesced batch does: every claim in it fails)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, failing: str) -> None:
         self._store = store
+        self._failing = failing
         self.failed = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    def _fail_once(self, call: str) -> None:
+        if call == self._failing and not self.failed:
+            self.failed = True
+            raise TimeoutError(f"{call} timed out (but applied)")
+
+    async def claim_fires(self, claims: Sequence[tuple[Fire, str, int]]) -> list[bool]:
+        won = await self._store.claim_fires(claims)
+        self._fail_once("claim_fires")
+        return won
+
     async def advance_schedules(self, moves: Sequence[tuple[Job, Fire | None, datetime]]) -> None:
         await self._store.advance_schedules(moves)
-        if not self.failed:
-            self.failed = True
-            raise TimeoutError("advance_schedules timed out (but applied)")
+        self._fail_once("advance_schedules")
+
+
+_FAILING = pytest.mark.parametrize("failing", ["advance_schedules", "claim_fires"])
 
 
 async def _recurring_fire(store: Store) -> Fire:
@@ -214,14 +226,16 @@ async def _recurring_fire(store: Store) -> Fire:
     return Fire(due=job.next_fire_time, namespace=job.namespace, job_id=job.id, shard=job.shard)
 
 
+@_FAILING
 async def test_a_claim_whose_schedule_move_failed_runs_as_the_same_attempt_when_tried_again(
-    fresh_sqlite_store: Store,
+    fresh_sqlite_store: Store, failing: str
 ) -> None:
-    """w2 claims a fire, and the schedule move after it lands but times out: claim() fails, and
+    """w2 claims a fire, and the schedule move after it (or the claim's answer) lands but times
+    out: claim() fails, and
     the fire is tried again. The claim is w2's own and its executor never ran, although w2, busy
     with other fires, has a begun watermark past the due time: the same attempt runs, nothing
     is recorded LOST, no retry follows."""
-    flaky = _MoveTimesOutOnce(fresh_sqlite_store)
+    flaky = _TimesOutOnce(fresh_sqlite_store, failing)
     fire = await _recurring_fire(fresh_sqlite_store)
     await fresh_sqlite_store.save_begun("w2", fire.due + timedelta(seconds=1))
     link, taken = _Link(), list[Fire]()
@@ -239,14 +253,15 @@ async def test_a_claim_whose_schedule_move_failed_runs_as_the_same_attempt_when_
     assert claimer.unsettled == {}
 
 
+@_FAILING
 async def test_a_claim_whose_schedule_move_failed_is_handed_over_when_the_shard_life_ends(
-    fresh_sqlite_store: Store,
+    fresh_sqlite_store: Store, failing: str
 ) -> None:
-    """w1 claims a fire, the schedule move after it times out, and the shard is released (a
+    """w1 claims a fire, the schedule move after it (or the claim's answer) times out, and the shard is released (a
     graceful handover) before the fire is tried again: the claim is marked abandoned, so the
     shard's new owner runs the fire as the same attempt, although w1 is still alive, rather
     than watch w1's claim forever."""
-    flaky = _MoveTimesOutOnce(fresh_sqlite_store)
+    flaky = _TimesOutOnce(fresh_sqlite_store, failing)
     fire = await _recurring_fire(fresh_sqlite_store)
     old = await _new_owner(cast(Store, flaky), _Link(), worker="w1")
     with pytest.raises(TimeoutError):
