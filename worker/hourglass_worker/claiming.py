@@ -149,8 +149,8 @@ class Claimer:
         )
 
     async def claim(self, fire: Fire, *, backlog: bool = False) -> Outcome:
-        """See `_claim`. A claim asked for stays in `unsettled` until an outcome settles it: it
-        raised, or a Later outcome looks at the fire again."""
+        """See `_claim`. A claim asked for stays in `unsettled` while claim() raises or answers
+        Later (the fire is looked at again); a Prepared or None outcome settles it."""
         outcome = await self._claim(fire, backlog=backlog)
         if outcome is None or isinstance(outcome, Prepared):
             self.unsettled.pop(fire_key(fire), None)
