@@ -40,7 +40,6 @@ _MAX_TTL = 630_720_000  # Cassandra's limit (20 years)
 _CLAIM_TTL_SLACK = 3600  # claims outlive their fire row, so an expiring row is never re-claimed
 _BUCKETS_AT_ONCE = 8  # due_fires reads this many schedule buckets concurrently
 _CLAIMS_PER_BATCH = 32  # ~150 bytes each: under the 5 KiB batch warning threshold
-_MOVES_PER_BATCH = 16  # schedule moves (a fire row and a job pointer, ~250 bytes) per batch
 _KEYS_PER_READ = 100  # job ids looked up by one read
 _JOB_ROW_BYTES = 700  # a new job's row without its params and labels, about
 # Rows of several partitions share an unlogged batch up to Cassandra's
@@ -440,32 +439,34 @@ class CassandraStore:
                 (JobState.COMPLETED.value, job.fired + 1, job.namespace, job.id, JobState.ACTIVE.value, expected),
             )
             return
-        await self._cql.execute(_batch(BatchType.LOGGED, self._move_writes(job, next_fire, decided)))
+        await self._move([(job, next_fire, decided)])
 
     async def advance_schedules(self, moves: Sequence[tuple[Job, Fire | None, datetime]]) -> None:
-        """The moves of claim winners (see advance_schedule), _MOVES_PER_BATCH to a batch: a
-        LOGGED one where a next fire's row and its job's pointer to it must land together; an
-        UNLOGGED one for completions (one idempotent write each, with a fixed timestamp:
-        nothing to keep together, so no batchlog write and delete)."""
-        moving = [m for m in moves if m[1] is not None]
-        completing = [m for m in moves if m[1] is None]
-        batches = [
-            _batch(kind, [write for job, nxt, read_at in group[i : i + size]
-                          for write in self._move_writes(job, nxt, codec.to_us(read_at))])
-            for kind, group, size in ((BatchType.LOGGED, moving, _MOVES_PER_BATCH),
-                                      (BatchType.UNLOGGED, completing, _PARTITIONS_PER_BATCH))
-            for i in range(0, len(group), size)
-        ]
-        await asyncio.gather(*(self._cql.execute(b) for b in batches))
+        """The moves of claim winners (see advance_schedule)."""
+        await self._move([(job, nxt, codec.to_us(read_at)) for job, nxt, read_at in moves])
 
-    def _move_writes(self, job: Job, next_fire: Fire | None, decided: int) -> list[tuple[Any, Sequence[Any]]]:
-        """Writes moving `job` on to `next_fire` (None: completing it), stamped `decided`."""
+    async def _move(self, moves: Sequence[tuple[Job, Fire | None, int]]) -> None:
+        """Moves each job on to its next fire (None: completes it), stamped with its decision
+        time: the next fires' rows first and, once they are durable, the jobs' pointers to them,
+        so a job never points at a missing row. Until its pointer lands a row is just ahead of
+        its job's next fire, which workers look at again for a while (Later.MOVING) before
+        taking it for stale; a claimer whose move failed keeps its claim unsettled and moves
+        again. Unlogged batches by partition, not one LOGGED batch: a batchlog costs Cassandra
+        a write and a delete per batch, and needs two live nodes besides the coordinator, so
+        on a three-node ring every move stalled from a node's death until gossip convicted it
+        (10-20 s)."""
+        fires = [self._fire_values(nxt) for _, nxt, _ in moves if nxt is not None]
+        if fires:
+            await self._unlogged(_by_partition([(("fires", *v[:2]), (self._st.fire_put, v)) for v in fires]))
+        await self._unlogged(_by_partition([
+            (("jobs", job.namespace, job.id), self._pointer_write(job, nxt, decided)) for job, nxt, decided in moves
+        ]))  # fmt: skip
+
+    def _pointer_write(self, job: Job, next_fire: Fire | None, decided: int) -> tuple[Any, Sequence[Any]]:
+        """The write pointing `job` at `next_fire` (None: completing it), stamped `decided`."""
         if next_fire is None:
-            return [(self._st.job_complete_at, (decided, JobState.COMPLETED.value, job.fired + 1, job.namespace, job.id))]
-        return [
-            (self._st.fire_put, self._fire_values(next_fire)),
-            (self._st.job_set_next, (decided, codec.to_us(next_fire.at), job.fired + 1, job.namespace, job.id)),
-        ]
+            return self._st.job_complete_at, (decided, JobState.COMPLETED.value, job.fired + 1, job.namespace, job.id)
+        return self._st.job_set_next, (decided, codec.to_us(next_fire.at), job.fired + 1, job.namespace, job.id)
 
     # -- schedule -------------------------------------------------------------------------
     def _ttl_from_due(self, due_us: int, slack_s: int = 0) -> int:
