@@ -80,12 +80,13 @@ CASS_DIR="$SERVICES_DIR/cassandra"
 CASS_LIB="$CASS_DIR/lib"
 CASS_LOGDIR="$CASS_DIR/logs"
 CASS_PIDFILE="$CASS_DIR/cassandra.pid"
-# What differs on a node of the ring (ring_node sets them): seeds, token, bootstrap, hints,
+# What differs on a node of the ring (ring_node sets them): seeds, token, bootstrap, hints, snitch,
 # extra JVM options (a replacement's replace_address_first_boot), roles' extra arguments.
 CASS_SEEDS="127.0.0.1:$CASS_STORAGE_PORT"
 CASS_TOKEN=0
 CASS_AUTO_BOOTSTRAP=true
 CASS_HINTS=false
+CASS_DYNAMIC_SNITCH=false
 CASS_EXTRA_OPTS=()
 CASS_ROLES_ARGS=()
 # Clients log in as `hourglass` with this password (store URL: cassandra://hourglass@host/ks?password_file=..).
@@ -297,6 +298,7 @@ cassandra_render_config() {
         -e "s|@INITIAL_TOKEN@|$CASS_TOKEN|g" \
         -e "s|@AUTO_BOOTSTRAP@|$CASS_AUTO_BOOTSTRAP|g" \
         -e "s|@HINTS@|$CASS_HINTS|g" \
+        -e "s|@DYNAMIC_SNITCH@|$CASS_DYNAMIC_SNITCH|g" \
         "$CONF_SRC/cassandra.yaml" >"$CASS_DIR/conf/cassandra.yaml"
     cassandra_tls_files
 }
@@ -504,6 +506,7 @@ ring_node() {
     CASS_TOKEN=$((-9223372036854775807 - 1 + (n - 1) * (9223372036854775807 / count) * 2))
     CASS_AUTO_BOOTSTRAP=false
     CASS_HINTS=true
+    CASS_DYNAMIC_SNITCH=true
     # Not the single node's 0: a joining node's first gossip round with the seed may take that
     # long on a busy box ("Unable to gossip with any peers" otherwise).
     CASS_EXTRA_OPTS=(-Dcassandra.ring_delay_ms=15000)
