@@ -72,6 +72,7 @@ def judge(
     calls: Iterable[Call],
     records: list[dict[str, Any]],
     fault_us: int,
+    steady_since_us: int = 0,
 ) -> dict[str, Any]:
     starts = [c for c in calls if c.kind == "S" and c.job_id in expected]
     by_attempt: dict[tuple[str, int, int], list[Call]] = defaultdict(list)
@@ -95,7 +96,7 @@ def judge(
                 lost.append((job_id, due))
                 continue
             late_ms = (min(c.at_us for c in first) - due) / 1000
-            if due < fault_us - STEADY_MARGIN_US:
+            if steady_since_us <= due < fault_us - STEADY_MARGIN_US:
                 steady.append(late_ms)
             late_by_second[(due - fault_us) // US].append(late_ms)
     unexpected = sum(1 for (job, due, attempt) in by_attempt if attempt == 1 and due not in expected[job])

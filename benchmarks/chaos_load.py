@@ -47,6 +47,15 @@ class Profile:
     # `OPTIONS`; and the share of them that sleep `long_sleep` (mid-run when a worker dies).
     once_defaults: bool = False
     long_once_share: float = 0.0
+    # The steady lateness (the baseline of "back to normal") is taken over this many seconds
+    # before the fault (None: all of `before_s`); a longer `before_s` then warms the cluster up
+    # first (a freshly started Cassandra ring runs its first minute's load tens of seconds late).
+    steady_s: float | None = None
+
+    def steady_since_us(self, start_us: int) -> int:
+        """When the steady window before the fault begins, for a load that began at `start_us`."""
+        skip = 0.0 if self.steady_s is None else max(0.0, self.before_s - self.steady_s)
+        return start_us + int(skip * US)
 
     def scaled(self, factor: float) -> Profile:
         """The same scenario with `factor` times the jobs and submits."""

@@ -40,9 +40,13 @@ RECOVER_S = 10.0
 RESUME_S = 10.0
 
 # 100 fires/s of mixed recurring (interval, cron, long) and once jobs: every write goes to three
-# nodes on two cores shared with the rest; 150 fires/s was already minutes late before any fault.
-RING_FULL = Profile(interval_jobs=55, cron_jobs=20, long_jobs=6, once_rate=22, before_s=15, after_s=20, drain_s=60)
-RING_SHORT = replace(RING_FULL, interval_jobs=35, cron_jobs=15, once_rate=17, before_s=8, after_s=10,
+# nodes on two cores shared with the rest. A ring started for the scenario runs the first minute
+# of load up to 20 s late (cold JVMs, start-up compactions; at e55ce9d it caught up after ~70 s
+# and then ran 100-160 fires/s at 3-10 ms), so the load warms it up for a minute and the steady
+# lateness is the last 15 s before the fault.
+RING_FULL = Profile(interval_jobs=55, cron_jobs=20, long_jobs=6, once_rate=22, before_s=90, after_s=20, drain_s=60,
+                    steady_s=15)
+RING_SHORT = replace(RING_FULL, interval_jobs=35, cron_jobs=15, once_rate=17, before_s=60, steady_s=8, after_s=10,
                      drain_s=30, timing_slack_s=2.0)  # fmt: skip
 
 
@@ -118,7 +122,9 @@ def _late_after(run: Run, since: int, until: int | None) -> tuple[float, int]:
     fault, 1-10 s; 0 if none was), and how many fires were due in that window."""
     fault = run.start_us + int(run.profile.before_s * US)
     calls = [c for c in run.calls() if c.kind == "S"]
-    steady = [(c.at_us - c.due_us) / 1000 for c in calls if run.start_us <= c.due_us < fault - chaos_judge.STEADY_MARGIN_US]
+    steady_since = run.profile.steady_since_us(run.start_us)
+    steady = [(c.at_us - c.due_us) / 1000 for c in calls
+              if steady_since <= c.due_us < fault - chaos_judge.STEADY_MARGIN_US]  # fmt: skip
     threshold_us = chaos_judge.late_threshold_ms(chaos_judge.pct(steady, 0.99)) * 1000
     window = [c for c in calls if since <= c.due_us < (until or 2**62)]
     late = [c.due_us for c in window if c.at_us - c.due_us > threshold_us]
@@ -190,12 +196,13 @@ def no_quorum_checks(run: Run, fault: int, facts: dict[str, Any], records: list[
     facts["firing_resumed_after_quorum_s"] = resumed = _s(starts[0], quorum) if starts else None
     facts["fires_called_without_quorum"] = sum(1 for c in run.calls() if c.kind == "S" and fault + 5 * US <= c.at_us < quorum)
     limit = RESUME_S + run.profile.timing_slack_s
-    label, ok = _recovered(run, facts, "was back (a quorum again)", quorum)
+    # How long the backlog of the time without a quorum took to drain is recorded, not judged:
+    # it depends on the spare capacity of the box, not on the scheduler.
+    _recovered(run, facts, "was back (a quorum again)", quorum)
     return {
         "submits answered UNAVAILABLE without a quorum, and retried": during > 0,
         "no submit given up (every batch accepted after retries)": run.workload.stats.gave_up == 0,
         f"firing resumed within {limit:g} s of a quorum being back": resumed is not None and resumed <= limit,
-        label: ok,
     }
 
 

@@ -621,7 +621,7 @@ def run_scenario(spec: Spec, profile: Profile, *, short: bool, own_cassandra: Ow
         cluster.stop()
         records = environment.recorded_runs(cluster.cassandra, cluster.keyspace)
         calls = run.calls()
-        result = chaos_judge.judge(workload.expected, calls, records, fault)
+        result = chaos_judge.judge(workload.expected, calls, records, fault, profile.steady_since_us(run.start_us))
         call_log = chaos_judge.call_log(workload.expected, calls)
         recovered_s, lateness = chaos_judge.recovery(result, fault, watch_s)
         checks = (spec.checks or CHECKS[spec.name])(run, fault, facts, records)
