@@ -175,10 +175,27 @@ class Snapshot:
     leader: tuple[str, int] | None
 
 
+class Changes:
+    """Which of a poller's answers to keep: a changed one, and the first after a failure."""
+
+    def __init__(self) -> None:
+        self._last: object = None
+        self._failed = False
+
+    def failed(self) -> None:
+        self._failed = True
+
+    def worth_keeping(self, answer: object) -> bool:
+        keep = answer != self._last or self._failed
+        self._last, self._failed = answer, False
+        return keep
+
+
 @dataclass
 class LeaseWatch:
     """Polls the lease keys every `period` seconds and keeps every change: who owned which
-    shard (and with which fencing token), and who was leader, when."""
+    shard (and with which fencing token), and who was leader, when; and the first answer after
+    Redis failed to answer, changed or not (a promoted replica that kept every lease is seen)."""
 
     redis_url: str
     prefix: str
@@ -200,18 +217,17 @@ class LeaseWatch:
     def _run(self) -> None:
         client = sync_client(self.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
         keys = [f"{self.prefix}lease:shard:{s}" for s in range(self.num_shards)] + [f"{self.prefix}lease:leader"]
-        last: tuple[object, ...] | None = None
+        changes = Changes()
         while not self._stop.wait(self.period):
             try:
                 values = cast(list[str | None], client.mget(keys))  # decode_responses: str
             except redis.exceptions.RedisError:
-                continue  # Redis is down: nothing is owned that we can see
+                changes.failed()  # Redis is down: nothing is owned that we can see
+                continue
             shards = {s: _parse(v) for s, v in enumerate(values[:-1]) if v is not None}
             leader = _parse(values[-1]) if values[-1] is not None else None
-            key = (tuple(sorted(shards.items())), leader)
-            if key != last:
+            if changes.worth_keeping((tuple(sorted(shards.items())), leader)):
                 self.history.append(Snapshot(wall_us(), shards, leader))
-                last = key
 
     def at(self, t_us: int) -> Snapshot | None:
         before = [s for s in self.history if s.at_us <= t_us]

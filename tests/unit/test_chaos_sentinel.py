@@ -34,3 +34,19 @@ def test_the_firing_pause_is_the_longest_gap_ending_after_the_fault() -> None:
     calls = [int(t * S) for t in (8.5, 9.0, 9.1, 10.2, 12.7, 12.8)]
     assert firing_pause(calls, fault_us=10 * S) == (2.5, 2.7)
     assert firing_pause([], fault_us=10 * S) == (0.0, 0.0)
+
+
+def test_the_lease_watch_keeps_the_first_answer_after_redis_failed_even_unchanged() -> None:
+    """A promoted replica that kept every lease answers as the old primary did: that answer
+    is the evidence that the shards are leased there, so it is kept."""
+    from benchmarks.chaos_faults import Changes
+
+    changes = Changes()
+    leases = ((0, ("w1", 3)),)
+    assert changes.worth_keeping(leases)
+    assert not changes.worth_keeping(leases)
+    changes.failed()
+    changes.failed()
+    assert changes.worth_keeping(leases)
+    assert not changes.worth_keeping(leases)
+    assert changes.worth_keeping(((0, ("w2", 4)),))
