@@ -21,17 +21,17 @@ from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 from benchmarks import probe
 from benchmarks.loadgen import HIGHEST_US, LOWEST_US, percentiles_ms
 
-Expected = dict[str, int]  # job id -> due (µs since the epoch)
+Expected = set[tuple[str, int]]  # fires: (job id, due in µs since the epoch)
 
 
 def wait_for_executions(
     directory: Path, expected: Expected, deadline: float, on_tick: Callable[[int], None] | None = None
 ) -> int:
-    """Polls the probe records until every expected job ran once or `deadline` (monotonic)
-    passes; then a second more, so late duplicates are seen. Returns how many jobs ran."""
+    """Polls the probe records until every expected fire ran or `deadline` (monotonic)
+    passes; then a second more, so late duplicates are seen. Returns how many fires ran."""
     seen = 0
     while True:
-        seen = len({e.job_id for e in probe.read_executions(directory) if e.job_id in expected})
+        seen = len({(e.job_id, e.due_us) for e in probe.read_executions(directory)} & expected)
         if on_tick is not None:
             on_tick(seen)
         if seen >= len(expected) or time.monotonic() > deadline:
@@ -63,18 +63,18 @@ def judge(
     runs: dict[tuple[str, int], list[probe.Execution]] = defaultdict(list)
     retries = 0
     for e in executions:
-        if e.job_id not in expected:
+        if (e.job_id, e.due_us) not in expected:
             continue
         if e.attempt == 1:
-            runs[(e.job_id, e.attempt)].append(e)
+            runs[(e.job_id, e.due_us)].append(e)
         else:
             retries += 1
     hist = HdrHistogram(LOWEST_US, HIGHEST_US, 3)
     per_second: dict[int, HdrHistogram] = {}
     values: list[int] = []
     early = duplicates = lost = 0
-    for job_id, due in expected.items():
-        execs = runs.get((job_id, 1))
+    for job_id, due in expected:
+        execs = runs.get((job_id, due))
         if not execs:
             lost += 1
             continue
@@ -92,14 +92,14 @@ def judge(
             h = per_second[sec] = HdrHistogram(LOWEST_US, HIGHEST_US, 2)
         h.record_value(v)
 
-    by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_fire: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for row in recorded:
-        by_job[row["job_id"]].append(row)
+        by_fire[(row["job_id"], row["due"])].append(row)
     rec_hist = HdrHistogram(LOWEST_US, HIGHEST_US, 3)
     statuses: Counter[str] = Counter()
     missing_records = 0
-    for job_id, due in expected.items():
-        rows = [r for r in by_job.get(job_id, ()) if r["attempt"] == 1]
+    for job_id, due in expected:
+        rows = [r for r in by_fire.get((job_id, due), ()) if r["attempt"] == 1]
         if not rows:
             missing_records += 1
             continue

@@ -207,29 +207,69 @@ def fire(b: Bench, rate: float | None = None, duration: float | None = None, lea
     lead_s = lead_s or (4.0 if b.quick else 10.0)
     batch = batch or max(1, round(rate / (2 if b.quick else 4)))  # 2-4 feed calls a second
     grace_s = grace_s or (15.0 if b.quick else 60.0)
-    spawn_allowance_s = 3.0  # generator processes start before the feed's first batch
-    start_us = (time.time_ns() // 1000) + int((lead_s + spawn_allowance_s) * 1e6)
+    start_us = (time.time_ns() // 1000) + int((lead_s + SPAWN_ALLOWANCE_S) * 1e6)
     interval_us = int(1e6 / rate)
     batches = max(1, round(rate * duration / batch))
     out: dict[str, Any] = {"params": {"rate": rate, "duration_s": duration, "lead_s": lead_s,
                                       "batch": batch, "grace_s": grace_s}}
-    with b.watch(out, "firing", profile_after=lead_s + spawn_allowance_s + 2):
+    with b.watch(out, "firing", profile_after=lead_s + SPAWN_ALLOWANCE_S + 2):
         feed = b.load("fire_feed", rate / batch, batches / (rate / batch), batch=batch,
                       interval_us=interval_us, start_us=start_us)
         feed = replace(feed, collect=True, timeout_s=30.0, processes=1)
         r = b.run(feed, f"feed {rate:g} fires/s")
-        expected = {job_id: due for part in r.collected for job_id, due in part}
-        end = start_us / 1e6 + batches * batch / rate
-        deadline = time.monotonic() + max(0.0, end - time.time()) + grace_s
-        with tqdm(total=len(expected), desc="fires", leave=False, disable=not b.progress) as bar:
-            def tick(n: int) -> None:
-                bar.n = n
-                bar.refresh()
-            firing.wait_for_executions(b.probe_dir, expected, deadline, tick)
-    recorded = environment.recorded_runs(b.cassandra, b.keyspace, set(expected))
+        expected = {(job_id, due) for part in r.collected for job_id, due in part}
+        _wait_for_fires(b, expected, start_us / 1e6 + batches * batch / rate + grace_s)
+    return _judged(b, out, expected, start_us, r.summary(), planned=batches * batch)
+
+
+def fire_recurring(b: Bench, rate: float | None = None, duration: float | None = None, every_s: float | None = None,
+                   lead_s: float | None = None, grace_s: float | None = None) -> dict[str, Any]:
+    """Scenario 8: the firing of scenario 4 by recurring jobs: `rate` x `every_s` interval jobs,
+    each every `every_s`, anchored evenly over the first period (a steady `rate` fires/s) and
+    ending after `duration` seconds; submitted beforehand in batches of 500."""
+    rate = rate or (50 if b.quick else 1000)
+    duration = duration or b.seconds(300, 3)
+    every_s = every_s or (1.0 if b.quick else 10.0)
+    grace_s = grace_s or (15.0 if b.quick else 60.0)
+    jobs, batch = max(1, round(rate * every_s)), 500
+    # Submitting at about 2,000 jobs a second (scenario 3 on this box) before the first anchor.
+    lead_s = lead_s or (4.0 if b.quick else 10.0) + jobs / 2000
+    every_us = int(every_s * 1e6)
+    start_us = (time.time_ns() // 1000) + int((lead_s + SPAWN_ALLOWANCE_S) * 1e6)
+    end_us = start_us + int(duration * 1e6) - 1
+    calls = -(-jobs // batch)
+    out: dict[str, Any] = {"params": {"rate": rate, "duration_s": duration, "every_s": every_s, "jobs": jobs,
+                                      "lead_s": lead_s, "grace_s": grace_s}}  # fmt: skip
+    with b.watch(out, "firing-recurring", profile_after=lead_s + SPAWN_ALLOWANCE_S + 2):
+        feed = b.load("recurring_feed", min(float(calls), 20.0), calls / min(float(calls), 20.0), batch=batch,
+                      jobs=jobs, every_us=every_us, start_us=start_us, end_us=end_us)  # fmt: skip
+        feed = replace(feed, collect=True, timeout_s=60.0, processes=1)
+        r = b.run(feed, f"submit {jobs} recurring jobs")
+        expected = {(job_id, due) for part in r.collected for job_id, anchor in part
+                    for due in range(anchor, end_us + 1, every_us)}  # fmt: skip
+        _wait_for_fires(b, expected, end_us / 1e6 + grace_s)
+    planned = sum(len(range(start_us + j * every_us // jobs, end_us + 1, every_us)) for j in range(jobs))
+    return _judged(b, out, expected, start_us, r.summary(), planned=planned)
+
+
+SPAWN_ALLOWANCE_S = 3.0  # generator processes start before the feed's first call
+
+
+def _wait_for_fires(b: Bench, expected: firing.Expected, until_epoch_s: float) -> None:
+    """Until every expected fire ran, or `until_epoch_s` (wall clock) passed."""
+    deadline = time.monotonic() + max(0.0, until_epoch_s - time.time())
+    with tqdm(total=len(expected), desc="fires", leave=False, disable=not b.progress) as bar:
+        def tick(n: int) -> None:
+            bar.n = n
+            bar.refresh()
+        firing.wait_for_executions(b.probe_dir, expected, deadline, tick)
+
+
+def _judged(b: Bench, out: dict[str, Any], expected: firing.Expected, start_us: int, feed_summary: dict[str, Any],
+            *, planned: int) -> dict[str, Any]:  # fmt: skip
+    """`out` with the verdict on `expected` (lost, duplicated, late), the CPU per fire and the figures."""
+    recorded = environment.recorded_runs(b.cassandra, b.keyspace, {job_id for job_id, _ in expected})
     verdict = firing.judge(expected, probe.read_executions(b.probe_dir), recorded, start_us)
-    feed_summary = r.summary()
-    not_submitted = batches * batch - len(expected)
     out.update(feed=feed_summary, timeline=verdict.pop("timeline"), lateness_histogram=verdict.pop("lateness_histogram"))
     out["result"] = verdict
     b.cost(out, verdict["ran"], "fire (its submit included)")
@@ -237,9 +277,10 @@ def fire(b: Bench, rate: float | None = None, duration: float | None = None, lea
     out["figures"] = {
         "lateness_p50_ms": lat.get("p50"), "lateness_p99_ms": lat.get("p99"),
         "lateness_p99.9_ms": lat.get("p99.9"), "lateness_max_ms": lat.get("max"),
-        "planned": batches * batch, "expected": verdict["expected"], "lost": verdict["lost"],
+        "planned": planned, "expected": verdict["expected"], "lost": verdict["lost"],
         "duplicates": verdict["duplicates"],
-        "not_submitted": not_submitted, "missing_run_records": verdict["recorded"]["missing"],
+        "not_submitted": planned - len(expected),
+        "missing_run_records": verdict["recorded"]["missing"],
         # Runs Hourglass itself recorded as LOST (it judged their worker dead): with one attempt
         # allowed, such a fire never runs.
         "recorded_lost": verdict["recorded"]["statuses"].get("lost", 0),
@@ -259,9 +300,9 @@ def seed_runs(b: Bench, count: int) -> list[tuple[str, str]]:
     start_us = time.time_ns() // 1000 + 5_000_000
     feed = b.load("fire_feed", rate / batch, count / rate, batch=batch, interval_us=int(1e6 / rate), start_us=start_us)
     r = run_load(replace(feed, collect=True, timeout_s=30.0, processes=1))
-    expected = {job_id: due for part in r.collected for job_id, due in part}
+    expected = {(job_id, due) for part in r.collected for job_id, due in part}
     firing.wait_for_executions(b.probe_dir, expected, time.monotonic() + 60)
-    return sorted({(e.job_id, e.run_id) for e in probe.read_executions(b.probe_dir) if e.job_id in expected})
+    return sorted({(e.job_id, e.run_id) for e in probe.read_executions(b.probe_dir) if (e.job_id, e.due_us) in expected})
 
 
 def reads(b: Bench, rates: list[float] | None = None, step_s: float | None = None, seed: int | None = None,
@@ -347,4 +388,5 @@ SCENARIOS: dict[int, tuple[str, Callable[..., dict[str, Any]]]] = {
     4: ("firing", fire),
     5: ("reads", reads),
     7: ("ingest", kafka_ingest.ingest),
+    8: ("firing-recurring", fire_recurring),
 }

@@ -48,6 +48,16 @@ def set_once(spec: pb.JobSpec, at_us: int) -> None:
     spec.trigger.once.at.nanos = micros * 1000
 
 
+def set_interval(spec: pb.JobSpec, start_us: int, every_us: int, end_us: int) -> None:
+    """An interval trigger anchored at `start_us`, every `every_us`, no fire after `end_us`."""
+    spec.trigger.Clear()
+    spec.trigger.interval.every.seconds, micros = divmod(every_us, 1_000_000)
+    spec.trigger.interval.every.nanos = micros * 1000
+    for field, at in ((spec.trigger.start, start_us), (spec.trigger.end, end_us)):
+        field.seconds, micros = divmod(at, 1_000_000)
+        field.nanos = micros * 1000
+
+
 def _key_prefix() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -114,6 +124,31 @@ def fire_feed(stubs: Sequence[Any], params: dict[str, Any]) -> Call:
                 spec.idempotency_key = f"{prefix}-{i}-{k}"
         resp = await stubs[i % n].SubmitJobs(req, timeout=timeout)
         return [(r.job.id, due) for r, due in zip(resp.results, dues, strict=True)]
+
+    return call
+
+
+def recurring_feed(stubs: Sequence[Any], params: dict[str, Any]) -> Call:
+    """Call i submits jobs i*batch ... (i+1)*batch - 1 of ``jobs`` interval jobs, every
+    ``every_us`` from ``start_us`` to ``end_us``, job j anchored ``j * every_us / jobs`` after
+    ``start_us`` (so their fires come at a steady rate). Returns [(job id, anchor µs)]."""
+    template = spec_template(params)
+    batch, jobs = int(params["batch"]), int(params["jobs"])
+    every_us, start_us, end_us = int(params["every_us"]), int(params["start_us"]), int(params["end_us"])
+    timeout, n = params["timeout"], len(stubs)
+    prefix = _key_prefix()
+
+    async def call(i: int) -> list[tuple[str, int]]:
+        req = pb.SubmitJobsRequest()
+        anchors = [start_us + j * every_us // jobs for j in range(i * batch, min(jobs, (i + 1) * batch))]
+        for j, anchor in enumerate(anchors):
+            spec = req.jobs.add()
+            spec.CopyFrom(template)
+            spec.name = f"recurring-{i}-{j}"
+            set_interval(spec, anchor, every_us, end_us)
+            spec.idempotency_key = f"{prefix}-{i}-{j}"
+        resp = await stubs[i % n].SubmitJobs(req, timeout=timeout)
+        return [(r.job.id, anchor) for r, anchor in zip(resp.results, anchors, strict=True)]
 
     return call
 

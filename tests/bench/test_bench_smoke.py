@@ -1,8 +1,9 @@
 """A short smoke of the load-test harness (benchmarks/), so it keeps working.
 
-Runs `python -m benchmarks.run --quick` for scenarios 1 (submit at 50/s for 2 s) and 4 (firing
-at 50/s for 3 s) against a real cluster on the real Cassandra and Redis, and checks that the
-results are written and complete. Not a timed test: it asserts no latency figure.
+Runs `python -m benchmarks.run --quick` for scenarios 1 (submit at 50/s for 2 s), 4 (firing
+at 50/s for 3 s) and 8 (50 interval jobs every second for 3 s) against a real cluster on the
+real Cassandra and Redis, and checks that the results are written and complete. Not a timed
+test: it asserts no latency figure.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def test_quick_harness_run_writes_results_and_submits_without_errors(
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--scenarios", "1,4", "--no-ghz",
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--scenarios", "1,4,8", "--no-ghz",
          "--coordinators", "1", "--shards", "16", "--no-progress", "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=140,
     )
@@ -57,6 +58,13 @@ def test_quick_harness_run_writes_results_and_submits_without_errors(
     assert figures["expected"] + figures["not_submitted"] == 150
     assert isinstance(figures["lost"], int) and isinstance(figures["duplicates"], int)
     assert firing["lateness_histogram"]["counts"]
+
+    recurring = json.loads(_one(out, "*-firing-recurring.json").read_text())
+    assert recurring["params"]["jobs"] == 50
+    # Anchored 20 ms apart over the first second, three fires each before the end.
+    assert recurring["figures"]["planned"] == 150
+    assert recurring["figures"]["expected"] + recurring["figures"]["not_submitted"] == 150
+    assert recurring["result"]["ran"] > 0
 
     for pattern in ("*-submit-latency.png", "*-submit-cpu.png", "*-firing-lateness.png"):
         assert _one(out, pattern).stat().st_size > 0
