@@ -44,18 +44,15 @@ def spec_template(params: dict[str, Any]) -> pb.JobSpec:
 
 
 def set_once(spec: pb.JobSpec, at_us: int) -> None:
-    spec.trigger.once.at.seconds, micros = divmod(at_us, 1_000_000)
-    spec.trigger.once.at.nanos = micros * 1000
+    spec.trigger.once.at.FromMicroseconds(at_us)
 
 
 def set_interval(spec: pb.JobSpec, start_us: int, every_us: int, end_us: int) -> None:
     """An interval trigger anchored at `start_us`, every `every_us`, no fire after `end_us`."""
     spec.trigger.Clear()
-    spec.trigger.interval.every.seconds, micros = divmod(every_us, 1_000_000)
-    spec.trigger.interval.every.nanos = micros * 1000
-    for field, at in ((spec.trigger.start, start_us), (spec.trigger.end, end_us)):
-        field.seconds, micros = divmod(at, 1_000_000)
-        field.nanos = micros * 1000
+    spec.trigger.interval.every.FromMicroseconds(every_us)
+    spec.trigger.start.FromMicroseconds(start_us)
+    spec.trigger.end.FromMicroseconds(end_us)
 
 
 def _key_prefix() -> str:

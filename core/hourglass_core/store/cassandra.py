@@ -276,9 +276,13 @@ class CassandraStore:
             *self._created.rows(job),
         ]
         if fire is not None:
-            values = self._fire_values(fire)
-            rows.append((("fires", *values[:2]), (self._st.fire_put, values)))
+            rows.append(self._fire_row(fire))
         return rows
+
+    def _fire_row(self, fire: Fire) -> tuple[tuple[Any, ...], tuple[Any, Sequence[Any]]]:
+        """A fire's row, with its partition (for _by_partition)."""
+        values = self._fire_values(fire)
+        return ("fires", *values[:2]), (self._st.fire_put, values)
 
     def _job_row(self, job: Job) -> tuple[Any, Sequence[Any]]:
         cols = codec.narrow_job_columns(job)
@@ -455,9 +459,9 @@ class CassandraStore:
         a write and a delete per batch, and needs two live nodes besides the coordinator, so
         on a three-node ring every move stalled from a node's death until gossip convicted it
         (10-20 s)."""
-        fires = [self._fire_values(nxt) for _, nxt, _ in moves if nxt is not None]
+        fires = [self._fire_row(nxt) for _, nxt, _ in moves if nxt is not None]
         if fires:
-            await self._unlogged(_by_partition([(("fires", *v[:2]), (self._st.fire_put, v)) for v in fires]))
+            await self._unlogged(_by_partition(fires))
         await self._unlogged(_by_partition([
             (("jobs", job.namespace, job.id), self._pointer_write(job, nxt, decided)) for job, nxt, decided in moves
         ]))  # fmt: skip
