@@ -21,6 +21,7 @@ from cassandra.query import UNSET_VALUE, dict_factory
 
 from hourglass_core.credentials import Login
 from hourglass_core.errors import Unavailable
+from hourglass_core.store.warm_up import WarmUpPolicy
 
 T = TypeVar("T")
 
@@ -54,12 +55,12 @@ async def open_session(
     hosts: list[str], port: int, consistency: int, request_timeout: float, *,
     login: Login | None = None, tls: ssl.SSLContext | None = None,
 ) -> tuple[Any, Any]:
-    """A connected (Cluster, Session) with rows as dicts, token-aware routing, `consistency`
-    for reads and writes and LOCAL_SERIAL for LWTs, logged in as `login` (PasswordAuthenticator)
-    over `tls` when given. Connecting blocks, so it runs in a thread. Raises Unavailable if no
-    host answers."""
+    """A connected (Cluster, Session) with rows as dicts, token-aware routing (a node that
+    comes back eased in: see warm_up), `consistency` for reads and writes and LOCAL_SERIAL for
+    LWTs, logged in as `login` (PasswordAuthenticator) over `tls` when given. Connecting
+    blocks, so it runs in a thread. Raises Unavailable if no host answers."""
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        load_balancing_policy=WarmUpPolicy(TokenAwarePolicy(DCAwareRoundRobinPolicy())),
         consistency_level=consistency,
         serial_consistency_level=cassandra.ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=request_timeout,
