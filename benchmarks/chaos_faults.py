@@ -202,6 +202,7 @@ class LeaseWatch:
     num_shards: int
     period: float = 0.05
     history: list[Snapshot] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)  # when a poll got no answer
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -223,6 +224,7 @@ class LeaseWatch:
                 values = cast(list[str | None], client.mget(keys))  # decode_responses: str
             except redis.exceptions.RedisError:
                 changes.failed()  # Redis is down: nothing is owned that we can see
+                self.failures.append(wall_us())
                 continue
             shards = {s: _parse(v) for s, v in enumerate(values[:-1]) if v is not None}
             leader = _parse(values[-1]) if values[-1] is not None else None
@@ -239,6 +241,12 @@ class LeaseWatch:
             if snapshot.at_us >= after_us and test(snapshot):  # type: ignore[operator]
                 return snapshot.at_us
         return None
+
+    def first_after_a_failure(self, after_us: int, test: object) -> int | None:
+        """`first`, from the first poll at or after `after_us` that got no answer: what a
+        promoted replica answered, however soon the watch saw it."""
+        failed = next((t for t in self.failures if t >= after_us), None)
+        return None if failed is None else self.first(failed, test)
 
     def owned_by(self, worker: str, t_us: int) -> set[int]:
         snapshot = self.at(t_us)

@@ -50,3 +50,19 @@ def test_the_lease_watch_keeps_the_first_answer_after_redis_failed_even_unchange
     assert changes.worth_keeping(leases)
     assert not changes.worth_keeping(leases)
     assert changes.worth_keeping(((0, ("w2", 4)),))
+
+
+def test_leases_on_the_promoted_primary_are_looked_for_from_the_first_failed_poll() -> None:
+    """The watch may see the promoted replica (every lease kept: nothing changed) before the
+    scenario learns of the promotion: the answer counts from the poll that failed, not from
+    when the scenario noticed."""
+    from benchmarks.chaos_faults import LeaseWatch, Snapshot
+
+    watch = LeaseWatch("redis://unused", "hg:", 1)
+    leased = {0: ("w1", 3)}
+    watch.history = [Snapshot(1 * S, leased, None), Snapshot(5 * S, leased, ("c1", 1))]
+    watch.failures = [2 * S, 3 * S]
+    everything = lambda s: len(s.shards) == 1  # noqa: E731
+    assert watch.first_after_a_failure(2 * S, everything) == 5 * S  # before wait_promoted returned at 6 s
+    assert watch.first_after_a_failure(4 * S, everything) is None  # no failed poll after the fault
+    assert watch.first(6 * S, everything) is None  # what the check looked for before
