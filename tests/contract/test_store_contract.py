@@ -11,6 +11,7 @@ apart by using their own namespace (`ns`) and shard (`shard`) fixtures.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -843,6 +844,23 @@ async def test_open_store_sqlite_memory_works_after_migrate() -> None:
         assert await store.get_job("default", job.id) == job
     finally:
         await store.close()
+
+
+@pytest.mark.cassandra
+async def test_grouped_run_records_stay_under_cassandras_batch_warning(
+    cassandra_store: Store, ns: str, shard: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once-job runs, each completing its job, recorded together as under load: grouped into
+    batches Cassandra does not warn about (past batch_size_warn_threshold, 5 KiB by default, it
+    logs every batch, and the driver logs its warning again in our process)."""
+    made = [await create(cassandra_store, ns, shard) for _ in range(24)]
+    runs = [make_run(job, fire.due, RunStatus.SUCCEEDED, started_at=fire.due, ended_at=fire.due + US,
+                     completes=JobCompletion(datetime.now(UTC), 1)) for job, fire in made]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="cassandra"):
+        await cassandra_store.record_runs(runs)
+    assert [r.getMessage() for r in caplog.records if "Batch for" in r.getMessage()] == []
+    states = {(await cassandra_store.get_job(ns, job.id)).state for job, _ in made}
+    assert states == {JobState.COMPLETED}
 
 
 @pytest.mark.cassandra
