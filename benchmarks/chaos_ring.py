@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -116,28 +117,42 @@ def _down_s(run: Run) -> float:
     return DOWN_S[1 if run.short else 0]
 
 
-def _late_after(run: Run, since: int, until: int | None) -> tuple[float, int]:
+def late_seconds(calls: Sequence[tuple[int, int]], since: int, until: int | None, threshold_us: float) -> dict[int, float]:
+    """Of the (due, called) pairs due in [since, until): each second after `since` (by due
+    time) in which a fire was called more than `threshold_us` late, with its worst lateness (ms)."""
+    late: dict[int, float] = {}
+    for due, at in calls:
+        if since <= due < (until or 2**62) and at - due > threshold_us:
+            second = (due - since) // US
+            late[second] = max(late.get(second, 0.0), (at - due) / 1000)
+    return late
+
+
+def _late_after(run: Run, since: int, until: int | None) -> tuple[float, int, dict[int, float]]:
     """Seconds after `since` to the end of the last second (by due time, before `until`) in
     which a fire was called later than the judge's threshold (3 x the steady p99 before the
-    fault, 1-10 s; 0 if none was), and how many fires were due in that window."""
+    fault, 1-10 s; 0 if none was), how many fires were due in that window, and its late seconds."""
     fault = run.start_us + int(run.profile.before_s * US)
     calls = [c for c in run.calls() if c.kind == "S"]
     steady_since = run.profile.steady_since_us(run.start_us)
     steady = [(c.at_us - c.due_us) / 1000 for c in calls
               if steady_since <= c.due_us < fault - chaos_judge.STEADY_MARGIN_US]  # fmt: skip
     threshold_us = chaos_judge.late_threshold_ms(chaos_judge.pct(steady, 0.99)) * 1000
-    window = [c for c in calls if since <= c.due_us < (until or 2**62)]
-    late = [c.due_us for c in window if c.at_us - c.due_us > threshold_us]
-    return (0.0 if not late else float((max(late) - since) // US + 1)), len(window)
+    due = sum(1 for c in calls if since <= c.due_us < (until or 2**62))
+    late = late_seconds([(c.due_us, c.at_us) for c in calls], since, until, threshold_us)
+    return (float(max(late) + 1) if late else 0.0), due, late
 
 
 def _recovered(run: Run, facts: dict[str, Any], name: str, since: int, until: int | None = None) -> tuple[str, bool]:
     """Records and judges how soon lateness was back to normal after `since` (no fires due in
-    the window: not judged as recovered)."""
-    late, due = _late_after(run, since, until)
+    the window: not judged as recovered), and which seconds after it were late, by how much."""
+    late, due, seconds = _late_after(run, since, until)
     key = name.split(" (")[0].replace(" ", "_")
     facts[f"late_fires_until_s_after_the_node_{key}"] = late
     facts[f"fires_due_after_the_node_{key}"] = due
+    if seconds:  # e.g. "26 s: 1.1 s late", to tell a stall from blips
+        facts[f"late_seconds_after_the_node_{key}"] = ", ".join(
+            f"{s} s: {ms / 1000:.1f} s late" for s, ms in sorted(seconds.items())[:20])
     limit = RECOVER_S + run.profile.timing_slack_s
     return f"lateness back to normal within {limit:g} s of the node {name}{_slack(run)}", due > 0 and late <= limit
 
