@@ -138,9 +138,9 @@ def _late_after(run: Run, since: int, until: int | None) -> tuple[float, int, di
     steady = [(c.at_us - c.due_us) / 1000 for c in calls
               if steady_since <= c.due_us < fault - chaos_judge.STEADY_MARGIN_US]  # fmt: skip
     threshold_us = chaos_judge.late_threshold_ms(chaos_judge.pct(steady, 0.99)) * 1000
-    due = sum(1 for c in calls if since <= c.due_us < (until or 2**62))
-    late = late_seconds([(c.due_us, c.at_us) for c in calls], since, until, threshold_us)
-    return (float(max(late) + 1) if late else 0.0), due, late
+    window = [(c.due_us, c.at_us) for c in calls if since <= c.due_us < (until or 2**62)]
+    late = late_seconds(window, since, until, threshold_us)
+    return (float(max(late) + 1) if late else 0.0), len(window), late
 
 
 def _recovered(run: Run, facts: dict[str, Any], name: str, since: int, until: int | None = None) -> tuple[str, bool]:

@@ -57,6 +57,9 @@ class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untype
         self._forget(host)
         self._child_policy.on_remove(host)
 
+    def check_supported(self) -> None:  # WrapperPolicy does not pass this one on
+        self._child_policy.check_supported()
+
     def _forget(self, host: Any) -> None:
         self._warming = {h: t for h, t in self._warming.items() if h != host}
 
