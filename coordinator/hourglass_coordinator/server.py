@@ -36,6 +36,7 @@ from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
 from hourglass_core.credentials import redact
 from hourglass_core.leases.base import ReplicaInfo
+from hourglass_core.loop_lag import watch_loop_lag
 from hourglass_core.ops_http import OpsServer
 from hourglass_core.probe import BackendProbe
 from hourglass_core.tasks import cancel_all
@@ -137,6 +138,7 @@ async def serve(
         asyncio.create_task(announce(membership, lambda: ReplicaInfo(rid, settings.listen, started, leader.since)),
                             name="presence"),
         asyncio.create_task(probe.run(), name="health-probe"),
+        asyncio.create_task(watch_loop_lag(), name="loop-lag"),
     ]
     if stop is None:
         stop = asyncio.Event()

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hourglass_core.backoff import RateLimitedLog
 from hourglass_core.errors import (
     InvalidArgument,
     JobNotFound,
@@ -50,7 +52,7 @@ from hourglass_core.models import (
     Trigger,
     WorkerLostPolicy,
 )
-from hourglass_core.store import codec
+from hourglass_core.store import cassandra_io, codec
 from hourglass_core.store.base import Checkpoint, Store
 from hourglass_core.store.cassandra_io import unset_none
 from hourglass_core.store.factory import open_store
@@ -861,6 +863,23 @@ async def test_grouped_run_records_stay_under_cassandras_batch_warning(
     assert [r.getMessage() for r in caplog.records if "Batch for" in r.getMessage()] == []
     states = {(await cassandra_store.get_job(ns, job.id)).state for job, _ in made}
     assert states == {JobState.COMPLETED}
+
+
+@pytest.mark.cassandra
+async def test_a_slow_request_is_logged_with_its_node_and_its_cql(
+    cassandra_store: Store, ns: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request counts as slow here: the line names the node that coordinated it, both
+    times (to the driver's thread, to the caller) and the statement."""
+    monkeypatch.setattr(cassandra_io, "SLOW_REQUEST_S", 0.0)
+    monkeypatch.setattr(cassandra_io, "warn", RateLimitedLog(cassandra_io.log))
+    with caplog.at_level(logging.WARNING, logger=cassandra_io.__name__), pytest.raises(JobNotFound):
+        await cassandra_store.get_job(ns, "no-such-job")
+    lines = [r.getMessage() for r in caplog.records if r.name == cassandra_io.__name__]
+    assert len(lines) == 1, lines
+    pattern = (r"slow cassandra request: \d+\.\d\d s to the driver, \d+\.\d\d s to the caller; "
+               r"coordinated by [\d.]+:\d+ \(nodes tried: 1\): SELECT .* FROM \S*jobs.*")
+    assert re.fullmatch(pattern, lines[0]), lines[0]
 
 
 @pytest.mark.cassandra

@@ -10,6 +10,7 @@ import signal
 from hourglass_core import gc_tuning, logs
 from hourglass_core.backends import Backends, open_backends
 from hourglass_core.config import Settings
+from hourglass_core.loop_lag import watch_loop_lag
 from hourglass_core.ops_http import OpsServer
 from hourglass_core.probe import BackendProbe
 from hourglass_worker.executors import load_executors
@@ -60,9 +61,11 @@ async def run_worker(
         gc_tuning.settle()
     log.info("worker %s starting (executors: %s)", worker.worker_id, ", ".join(sorted(executors)))
     probing = asyncio.create_task(probe.run(), name="health-probe") if ops is not None else None
+    lag = asyncio.create_task(watch_loop_lag(), name="loop-lag")
     try:
         await worker.run(stop)
     finally:
+        lag.cancel()
         if probing is not None:
             probing.cancel()
         if ops is not None:

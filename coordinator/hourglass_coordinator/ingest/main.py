@@ -20,6 +20,7 @@ from hourglass_coordinator.worker_streams import WorkerStreams
 from hourglass_core.backends import open_backends
 from hourglass_core.config import Settings
 from hourglass_core.credentials import redact
+from hourglass_core.loop_lag import watch_loop_lag
 from hourglass_core.ops_http import OpsServer
 from hourglass_core.probe import BackendProbe
 
@@ -65,7 +66,8 @@ async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> N
                     namespaces=frozenset(_names(settings.kafka_namespaces)))  # fmt: skip
     probe = BackendProbe({"store": store.ping, "coordination": leases.ping})
     loops = [asyncio.create_task(streams.follow_shard_map(), name="shard-map"),
-             asyncio.create_task(probe.run(), name="health-probe")]  # fmt: skip
+             asyncio.create_task(probe.run(), name="health-probe"),
+             asyncio.create_task(watch_loop_lag(), name="loop-lag")]  # fmt: skip
     if settings.kafka_results_topic:
         results = ResultsPublisher(streams.watch, store.get_job, Publisher(producer_config(settings.kafka_brokers, extra)),
                                    settings.kafka_results_topic)  # fmt: skip

@@ -8,7 +8,9 @@ the event loop with `loop.call_soon_threadsafe` and never touch asyncio objects 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -19,11 +21,18 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, dict_factory
 
+from hourglass_core.backoff import RateLimitedLog
 from hourglass_core.credentials import Login
 from hourglass_core.errors import Unavailable
 from hourglass_core.store.warm_up import WarmUpPolicy
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+warn = RateLimitedLog(log)
+# A request slower than this is logged (at most one line per node every 5 s) with the node that
+# coordinated it and how long its answer took to reach the driver and then the caller: a slow
+# node and a busy event loop look alike in a latency histogram, not in these two figures.
+SLOW_REQUEST_S = 0.5
 
 # Errors after which the request may succeed if retried (node down, overloaded, partitioned).
 # Anything else from the driver (InvalidRequest, SyntaxException, ...) is a bug and propagates.
@@ -108,6 +117,18 @@ def _reject(fut: asyncio.Future[list[Row]], exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
+def cql_of(statement: Any) -> str:
+    """The CQL of a statement (bound, prepared, simple or a string) on one line."""
+    prepared = getattr(statement, "prepared_statement", None) or statement
+    return " ".join(str(getattr(prepared, "query_string", prepared)).split())
+
+
+def _log_slow(statement: Any, hosts: Sequence[Any], to_driver: float, to_caller: float) -> None:
+    node = str(hosts[-1].endpoint) if hosts else "no node"
+    warn.warning(f"slow:{node}", "slow cassandra request: %.2f s to the driver, %.2f s to the caller; coordinated by %s "
+                 "(nodes tried: %d): %.100s", to_driver, to_caller, node, len(hosts), cql_of(statement))  # fmt: skip
+
+
 class CqlSession:
     """A driver `Session` seen from asyncio. Every call maps transient errors to Unavailable."""
 
@@ -124,6 +145,7 @@ class CqlSession:
             loop = asyncio.get_running_loop()
             done: asyncio.Future[list[Row]] = loop.create_future()
             rows: list[Row] = []
+            started = answered = time.perf_counter()
             try:
                 future = self.session.execute_async(statement, params)
             except Exception as exc:
@@ -132,14 +154,18 @@ class CqlSession:
                 raise
 
             def on_page(page: list[Row] | None) -> None:  # runs on the driver's thread
+                nonlocal answered
                 if page:
                     rows.extend(page)
                 if future.has_more_pages:
                     future.start_fetching_next_page()  # calls on_page again
                 else:
+                    answered = time.perf_counter()
                     loop.call_soon_threadsafe(_resolve, done, rows)
 
             def on_error(exc: BaseException) -> None:
+                nonlocal answered
+                answered = time.perf_counter()
                 loop.call_soon_threadsafe(_reject, done, exc)
 
             future.add_callbacks(on_page, on_error)
@@ -149,6 +175,10 @@ class CqlSession:
                 if transient(exc):
                     raise Unavailable(f"cassandra: {exc}") from exc
                 raise
+            finally:
+                taken = time.perf_counter() - started
+                if taken > SLOW_REQUEST_S:
+                    _log_slow(statement, future.attempted_hosts, max(answered - started, 0.0), taken)
 
     async def applied(self, statement: Any, params: Sequence[Any]) -> tuple[bool, Row]:
         """Runs a lightweight transaction; returns ([applied], the row it saw)."""
