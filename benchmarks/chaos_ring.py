@@ -3,12 +3,13 @@
 reads and writes at LOCAL_QUORUM, LWTs at LOCAL_SERIAL).
 
 8  one node SIGKILLed, started again 15 s later: nothing lost or duplicated, lateness back to
-   normal within seconds of the kill and of the node's return;
+   normal within seconds of the kill, and within seconds of its first late fire once the node
+   is started again (its return is a disturbance; the minute it takes to start is judged too);
 9  two nodes SIGKILLed: submits answered UNAVAILABLE (and retried), nothing accepted lost;
    one node started again (a quorum), firing resumes; then the other;
 10 one node SIGKILLed, its disk wiped, and a new node with an empty disk replacing it at the
-   same address (replace_address_first_boot, streaming from the other two): nothing lost, and
-   the rebuilt node alone holds every run record.
+   same address (replace_address_first_boot, streaming from the other two): nothing lost, the
+   rebuilt node alone holds every run record, lateness judged from the replacement's start as in 8.
 
 The harness starts the ring before each of these scenarios and stops it after (`Ring`); the
 seed (node 1) is never the one killed, so nodetool always has a live node to ask.
@@ -35,7 +36,9 @@ US = 1_000_000
 # How long a killed node stays down (full, short) before it is started again.
 DOWN_S = (15.0, 10.0)
 # "Lateness recovers within seconds": no second's fires (by due time) later than the judge's
-# threshold (>= 1 s) from this long after a node went or came back.
+# threshold (>= 1 s) from this long after a node went; once it is started again, no late
+# seconds further apart than this (the node is seen up before nodetool says UN, and fires ran
+# late then too, unjudged while the window began at UN).
 RECOVER_S = 10.0
 # Firing resumes this soon after a quorum is back (the driver reconnects within 2 s).
 RESUME_S = 10.0
@@ -128,10 +131,15 @@ def late_seconds(calls: Sequence[tuple[int, int]], since: int, until: int | None
     return late
 
 
-def _late_after(run: Run, since: int, until: int | None) -> tuple[float, int, dict[int, float]]:
-    """Seconds after `since` to the end of the last second (by due time, before `until`) in
-    which a fire was called later than the judge's threshold (3 x the steady p99 before the
-    fault, 1-10 s; 0 if none was), how many fires were due in that window, and its late seconds."""
+def late_span(late: dict[int, float]) -> float:
+    """Seconds from the start of the first late second to the end of the last (0 if none)."""
+    return float(max(late) - min(late) + 1) if late else 0.0
+
+
+def _late_after(run: Run, since: int, until: int | None) -> tuple[int, dict[int, float]]:
+    """How many fires were due in [since, until), and the seconds after `since` (by due time)
+    in which a fire was called later than the judge's threshold (3 x the steady p99 before the
+    fault, 1-10 s), each with its worst lateness (ms)."""
     fault = run.start_us + int(run.profile.before_s * US)
     calls = [c for c in run.calls() if c.kind == "S"]
     steady_since = run.profile.steady_since_us(run.start_us)
@@ -139,22 +147,26 @@ def _late_after(run: Run, since: int, until: int | None) -> tuple[float, int, di
               if steady_since <= c.due_us < fault - chaos_judge.STEADY_MARGIN_US]  # fmt: skip
     threshold_us = chaos_judge.late_threshold_ms(chaos_judge.pct(steady, 0.99)) * 1000
     window = [(c.due_us, c.at_us) for c in calls if since <= c.due_us < (until or 2**62)]
-    late = late_seconds(window, since, until, threshold_us)
-    return (float(max(late) + 1) if late else 0.0), len(window), late
+    return len(window), late_seconds(window, since, until, threshold_us)
 
 
-def _recovered(run: Run, facts: dict[str, Any], name: str, since: int, until: int | None = None) -> tuple[str, bool]:
-    """Records and judges how soon lateness was back to normal after `since` (no fires due in
-    the window: not judged as recovered), and which seconds after it were late, by how much."""
-    late, due, seconds = _late_after(run, since, until)
+def _recovered(run: Run, facts: dict[str, Any], name: str, since: int, until: int | None = None, *,
+               from_first_late: bool = False) -> tuple[str, bool]:
+    """Records and judges how soon lateness was back to normal after `since` (or, with
+    `from_first_late`, after the first late second since then): no fires due in the window is
+    not judged as recovered. Records which seconds after `since` were late, by how much."""
+    due, seconds = _late_after(run, since, until)
+    late = late_span(seconds) if from_first_late else (float(max(seconds) + 1) if seconds else 0.0)
     key = name.split(" (")[0].replace(" ", "_")
-    facts[f"late_fires_until_s_after_the_node_{key}"] = late
+    span = "late_seconds_span" if from_first_late else "late_fires_until_s"
+    facts[f"{span}_after_the_node_{key}"] = late
     facts[f"fires_due_after_the_node_{key}"] = due
     if seconds:  # e.g. "26 s: 1.1 s late", to tell a stall from blips
         facts[f"late_seconds_after_the_node_{key}"] = ", ".join(
             f"{s} s: {ms / 1000:.1f} s late" for s, ms in sorted(seconds.items())[:20])
     limit = RECOVER_S + run.profile.timing_slack_s
-    return f"lateness back to normal within {limit:g} s of the node {name}{_slack(run)}", due > 0 and late <= limit
+    after = f"its first late fire after the node {name}" if from_first_late else f"the node {name}"
+    return f"lateness back to normal within {limit:g} s of {after}{_slack(run)}", due > 0 and late <= limit
 
 
 # -- 8. one node SIGKILLed, started again later ----------------------------------------------------
@@ -169,13 +181,13 @@ def kill_one_node(run: Run) -> Outcome:
     time.sleep(5)
     return fault, (wall_us() - fault) / US + 10, {
         "node": ring.hosts[node - 1], "down_s": _s(restarted, fault), "restart_to_un_s": _s(back, restarted),
-        "_restarted": restarted, "_back": back}, {}  # fmt: skip
+        "_restarted": restarted}, {}  # fmt: skip
 
 
 def one_node_checks(run: Run, fault: int, facts: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, bool]:
-    restarted, back = facts.pop("_restarted"), facts.pop("_back")
+    restarted = facts.pop("_restarted")
     killed_label, killed_ok = _recovered(run, facts, "was killed", fault, restarted)
-    back_label, back_ok = _recovered(run, facts, "was back", back)
+    back_label, back_ok = _recovered(run, facts, "was started again", restarted, from_first_late=True)
     facts["submits_answered_unavailable"] = _unavailable_since(run, fault)
     return {killed_label: killed_ok, back_label: back_ok,
             "no submit given up (every batch accepted after retries)": run.workload.stats.gave_up == 0}  # fmt: skip
@@ -232,7 +244,7 @@ def replace_node(run: Run) -> Outcome:
     back = wall_us()
     time.sleep(5)
     return fault, (wall_us() - fault) / US + 10, {
-        "node": ring.hosts[node - 1], "replace_to_un_s": _s(back, replacing), "_node": node, "_back": back}, {}  # fmt: skip
+        "node": ring.hosts[node - 1], "replace_to_un_s": _s(back, replacing), "_node": node, "_replacing": replacing}, {}  # fmt: skip
 
 
 def _run_rows(address: str, keyspace: str, *, only: str | None) -> int:
@@ -254,12 +266,12 @@ def _run_rows(address: str, keyspace: str, *, only: str | None) -> int:
 
 
 def replaced_checks(run: Run, fault: int, facts: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, bool]:
-    node, back = facts.pop("_node"), facts.pop("_back")
+    node, replacing = facts.pop("_node"), facts.pop("_replacing")
     ring = _ring(run)
     facts["run_records_at_quorum"] = everywhere = _run_rows(ring.address, run.cluster.keyspace, only=None)
     facts["run_records_on_the_new_node_alone"] = alone = _run_rows(ring.address, run.cluster.keyspace,
                                                                    only=ring.hosts[node - 1])  # fmt: skip
-    label, ok = _recovered(run, facts, "was replaced", back)
+    label, ok = _recovered(run, facts, "was replaced", replacing, from_first_late=True)
     return {
         "the new node, alone, holds every run record": alone == everywhere > 0,
         "no submit given up (every batch accepted after retries)": run.workload.stats.gave_up == 0,
