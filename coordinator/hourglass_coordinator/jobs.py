@@ -49,7 +49,6 @@ DEFAULT_PAGE = 100
 MAX_BATCH = 10_000
 EXPLAIN_MAX_RUNS = 20_000
 MAX_NOTE = 1024
-EXECUTORS_REFRESH_S = 2.0
 # How long a replica trusts a namespace policy it read. Submits are the hot path: reading the
 # policy from the store on each would add a round trip to every submit. A policy narrowed
 # through another replica may so let a submit through here for this long after; that job's
@@ -120,8 +119,7 @@ class JobsApi:
         self._backfill_max_range = backfill_max_range
         self._backfill_max_fires = backfill_max_fires
         self._backfill_rate = backfill_rate
-        self._executors: set[str] = set()
-        self._executors_at = 0.0
+        self._executors: set[str] | None = None  # as last read; the store only ever adds to them
         self._policies: dict[str, tuple[float, NamespacePolicy]] = {}  # by namespace, with when read
         self._policy_sets = 0  # policies set through this replica: a read begun before one is not cached
         # Single submits arriving while others are being written go to the store together.
@@ -130,9 +128,12 @@ class JobsApi:
         )
 
     async def _known_executors(self, force: bool = False) -> set[str]:
-        if force or time.monotonic() - self._executors_at > EXECUTORS_REFRESH_S:
+        """The executors workers have registered, read once and again only when `force`d (a
+        spec names one not among them). Names are never removed, so the set read is never too
+        wide; reading it on a timer put a table scan on the submit path every 2 s, and a scan
+        waits out its whole timeout (10 s) for a node just killed and not yet convicted."""
+        if force or self._executors is None:
             self._executors = await self._store.known_executors()
-            self._executors_at = time.monotonic()
         return self._executors
 
     async def submit(self, specs: Sequence[JobSpec], field: str = "jobs") -> list[Created]:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -390,3 +391,33 @@ async def test_submit_each_stores_the_valid_specs_and_answers_each_refused_one_w
     assert not isinstance(again, Exception) and again.job.id == ok.job.id and again.job.name == "ok"
     [redone] = await api.submit_each(specs[:1])
     assert not isinstance(redone, Exception) and not redone.created and redone.job.id == ok.job.id
+
+
+async def test_executors_are_read_once_and_again_only_for_a_name_not_among_them(
+    fresh_sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submits do not scan the executors table on a timer (a scan waits 10 s for a Cassandra
+    node just killed): the names read stand until a spec names one not among them."""
+    reads = 0
+    read = fresh_sqlite_store.known_executors
+
+    async def counted() -> set[str]:
+        nonlocal reads
+        reads += 1
+        return await read()
+
+    monkeypatch.setattr(fresh_sqlite_store, "known_executors", counted)
+    monotonic = [1000.0]
+    monkeypatch.setattr(jobs, "time", SimpleNamespace(monotonic=lambda: monotonic[0]))
+    api = _api(fresh_sqlite_store, NOW)
+    spec = JobSpec(name="a", executor="echo", trigger=OnceTrigger(at=NOW + timedelta(hours=1)))
+    await api.submit([spec])
+    monotonic[0] += 60
+    await api.submit([replace(spec, name="b")])
+    assert reads == 1
+    with pytest.raises(InvalidArgument, match="executor"):
+        await api.submit([replace(spec, name="c", executor="unheard-of")])
+    assert reads == 2
+    await fresh_sqlite_store.register_executors(["new-one"])
+    await api.submit([replace(spec, name="d", executor="new-one")])  # a miss reads them again
+    assert reads == 3
