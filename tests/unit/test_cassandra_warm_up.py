@@ -6,8 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from cassandra.policies import LoadBalancingPolicy
+from cassandra.query import BatchType, SimpleStatement
 
-from hourglass_core.store.warm_up import WarmUpPolicy, warm_order
+from hourglass_core.store.cassandra import _batch
+from hourglass_core.store.cassandra_statements import CQL, Statements, idempotent
+from hourglass_core.store.warm_up import WarmUpPolicy, WarmUpSpeculation, warm_order
+
+READ = SimpleStatement("SELECT * FROM jobs WHERE namespace = ? AND id = ?", is_idempotent=True)
+LWT = SimpleStatement(CQL["claim"])  # not idempotent: the driver's default
 
 
 class Fixed(LoadBalancingPolicy):  # type: ignore[misc]
@@ -60,13 +66,15 @@ def test_a_host_that_comes_back_coordinates_last_then_takes_its_place() -> None:
     policy.on_down("a")
     policy.on_up("a")
     assert child.signals == [("down", "a"), ("up", "a")]  # the child still hears of it
-    assert list(policy.make_query_plan()) == ["b", "c", "a"]
+    assert list(policy.make_query_plan(None, READ)) == ["b", "c", "a"]
     clock.now += 29
-    assert list(policy.make_query_plan()) == ["b", "c", "a"]  # chance 0.5 > 29/60
+    assert list(policy.make_query_plan(None, READ)) == ["b", "c", "a"]  # chance 0.5 > 29/60
     clock.now += 2
-    assert list(policy.make_query_plan()) == ["a", "b", "c"]  # 31/60 > 0.5
+    assert list(policy.make_query_plan(None, READ)) == ["a", "b", "c"]  # 31/60 > 0.5
+    assert list(policy.make_query_plan(None, LWT)) == ["b", "c", "a"]  # never while warming
     clock.now += 30
-    assert list(policy.make_query_plan()) == ["a", "b", "c"]
+    assert list(policy.make_query_plan(None, READ)) == ["a", "b", "c"]
+    assert list(policy.make_query_plan(None, LWT)) == ["a", "b", "c"]
     assert not policy._warming  # warmed up: forgotten, the plan is the child's again
 
 
@@ -79,3 +87,34 @@ def test_a_host_down_again_or_removed_is_no_longer_warming() -> None:
     policy.on_remove("b")
     assert not policy._warming
     assert list(policy.make_query_plan()) == ["a", "b", "c"]
+
+
+def test_while_a_host_is_warming_an_idempotent_request_is_sent_once_more_after_the_delay() -> None:
+    clock = Clock()
+    policy = WarmUpPolicy(Fixed(["a", "b", "c"]), 60, clock=clock)
+    speculation = WarmUpSpeculation(policy, 0.2)
+    assert speculation.new_plan("ks", READ).next_execution(None) == -1  # nothing warming
+    policy.on_up("a")
+    plan = speculation.new_plan("ks", READ)
+    assert plan.next_execution(None) == 0.2  # asked before the driver picks a coordinator
+    assert plan.next_execution("b") == -1  # once at most
+    clock.now += 60
+    assert speculation.new_plan("ks", READ).next_execution(None) == -1  # warmed up
+
+
+def test_every_statement_but_a_lightweight_transaction_is_idempotent() -> None:
+    assert not idempotent(CQL["claim"]) and not idempotent(CQL["checkpoint_update"])
+    assert idempotent(CQL["job_insert"]) and idempotent(CQL["begun_put"])
+
+    class Prepared:
+        is_idempotent = False
+
+    statements = Statements.prepare(lambda cql: Prepared())
+    assert statements.claim.is_idempotent is False
+    assert statements.begun_put.is_idempotent is True
+
+
+def test_a_batch_is_idempotent_only_if_every_statement_is() -> None:
+    write = SimpleStatement(CQL["begun_put"], is_idempotent=True)
+    assert _batch(BatchType.UNLOGGED, [(write, ()), (write, ())]).is_idempotent
+    assert not _batch(BatchType.UNLOGGED, [(write, ()), (LWT, ())]).is_idempotent

@@ -75,10 +75,11 @@ def _conflict(job: Job, row: Row) -> HourglassError:
 
 
 def _batch(kind: BatchType, writes: Sequence[tuple[Any, Sequence[Any]]]) -> BatchStatement:
-    """One request carrying every (prepared statement, values) of `writes`."""
+    """One request carrying every (prepared statement, values) of `writes`: idempotent if each is."""
     batch = BatchStatement(batch_type=kind)
     for statement, values in writes:
         batch.add(statement, values)
+    batch.is_idempotent = all(statement.is_idempotent for statement, _ in writes)
     return batch
 
 

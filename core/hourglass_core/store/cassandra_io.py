@@ -24,15 +24,20 @@ from cassandra.query import UNSET_VALUE, dict_factory
 from hourglass_core.backoff import RateLimitedLog
 from hourglass_core.credentials import Login
 from hourglass_core.errors import Unavailable
-from hourglass_core.store.warm_up import WarmUpPolicy
+from hourglass_core.store.warm_up import WarmUpPolicy, WarmUpSpeculation
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 warn = RateLimitedLog(log)
-# A request slower than this is logged (at most one line per node every 5 s) with the node that
-# coordinated it and how long its answer took to reach the driver and then the caller: a slow
-# node and a busy event loop look alike in a latency histogram, not in these two figures.
+# A request slower than this is logged (at most a line every 5 s per node it was sent to) with
+# those nodes (the first coordinates; a second means it was sent again) and how long its answer
+# took to reach the driver's thread and then the caller: a slow node and a busy event loop look
+# alike in a latency histogram, not in these two figures.
 SLOW_REQUEST_S = 0.5
+# While a node that came back is warming up, an idempotent request with no answer by then is
+# sent again to the next node (see warm_up): a warm node answers in milliseconds, a cold one
+# coordinating took 0.5-1.8 s here.
+WARMING_RETRY_AFTER_S = 0.25
 
 # Errors after which the request may succeed if retried (node down, overloaded, partitioned).
 # Anything else from the driver (InvalidRequest, SyntaxException, ...) is a bug and propagates.
@@ -68,8 +73,10 @@ async def open_session(
     comes back eased in: see warm_up), `consistency` for reads and writes and LOCAL_SERIAL for
     LWTs, logged in as `login` (PasswordAuthenticator) over `tls` when given. Connecting
     blocks, so it runs in a thread. Raises Unavailable if no host answers."""
+    routing = WarmUpPolicy(TokenAwarePolicy(DCAwareRoundRobinPolicy()))
     profile = ExecutionProfile(
-        load_balancing_policy=WarmUpPolicy(TokenAwarePolicy(DCAwareRoundRobinPolicy())),
+        load_balancing_policy=routing,
+        speculative_execution_policy=WarmUpSpeculation(routing, WARMING_RETRY_AFTER_S),
         consistency_level=consistency,
         serial_consistency_level=cassandra.ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=request_timeout,
@@ -124,9 +131,9 @@ def cql_of(statement: Any) -> str:
 
 
 def _log_slow(statement: Any, hosts: Sequence[Any], to_driver: float, to_caller: float) -> None:
-    node = str(hosts[-1].endpoint) if hosts else "no node"
-    warn.warning(f"slow:{node}", "slow cassandra request: %.2f s to the driver, %.2f s to the caller; coordinated by %s "
-                 "(nodes tried: %d): %.100s", to_driver, to_caller, node, len(hosts), cql_of(statement))  # fmt: skip
+    nodes = ", then ".join(str(h.endpoint) for h in hosts) or "no node"  # a second: sent again
+    warn.warning(f"slow:{nodes}", "slow cassandra request: %.2f s to the driver, %.2f s to the caller; sent to %s: %.100s",
+                 to_driver, to_caller, nodes, cql_of(statement))  # fmt: skip
 
 
 class CqlSession:

@@ -125,6 +125,15 @@ CQL: dict[str, str] = {
 RUN_BY_JOB_COLUMNS = _RUN_BY_JOB_COLUMNS
 
 
+def idempotent(cql: str) -> bool:
+    """Whether running `cql` twice leaves what running it once does, so the driver may send it
+    again when its first coordinator is slow (see warm_up): every statement here but a
+    lightweight transaction, whose second run would answer "not applied" to its own first. No
+    statement adds to a counter or a list, and each write carries the driver's timestamp (the
+    same in a request sent twice)."""
+    return " IF " not in cql
+
+
 @dataclass(frozen=True, slots=True)
 class Statements:
     """Prepared statements, one per entry of CQL (driver objects, hence Any)."""
@@ -179,5 +188,9 @@ class Statements:
 
     @classmethod
     def prepare(cls, prepare: Callable[[str], Any]) -> Statements:
-        """Prepares every statement with `prepare` (Session.prepare: blocking)."""
-        return cls(**{f.name: prepare(CQL[f.name]) for f in fields(cls)})
+        """Prepares every statement with `prepare` (Session.prepare: blocking), each marked
+        idempotent but the lightweight transactions (see `idempotent`)."""
+        prepared = {f.name: prepare(CQL[f.name]) for f in fields(cls)}
+        for name, statement in prepared.items():
+            statement.is_idempotent = idempotent(CQL[name])
+        return cls(**prepared)

@@ -6,6 +6,12 @@ nodes, RF 3), token-aware routing makes it the coordinator of a third of the req
 moment the driver sees it up, and the fires those requests carry run seconds late (15-16 s of
 them on this box before this policy). Writes still reach it as a replica: only its turn to
 coordinate is eased in, from last in every query plan to its usual place over `warm_up_s`.
+
+Even so, the requests it coordinates in its first seconds took 0.5-1.8 s here (a shard read
+of 1.8 s made a 1-second job's fires 2.4 s late). So within `warm_up_s` a lightweight
+transaction (which may not be sent twice) never has it as coordinator, and an idempotent request
+that has no answer within `retry_after_s` is sent again to the next node of its plan
+(`WarmUpSpeculation`): the first answer wins. With no node warming, nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -15,13 +21,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from cassandra.policies import LoadBalancingPolicy, WrapperPolicy
+from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
+    LoadBalancingPolicy,
+    NoSpeculativeExecutionPlan,
+    SpeculativeExecutionPlan,
+    SpeculativeExecutionPolicy,
+    WrapperPolicy,
+)
 
 
 def warm_order(plan: Iterable[Any], warming: dict[Any, float], now: float, warm_up_s: float,
                chance: Callable[[], float]) -> list[Any]:
     """`plan` with each warming host (up since `warming[host]`) kept in its place with a chance
-    that grows from 0 to 1 over `warm_up_s`, and moved to the end otherwise."""
+    that grows from 0 to 1 over `warm_up_s`, and moved to the end otherwise (always, given a
+    `chance` of 1)."""
     first: list[Any] = []
     last: list[Any] = []
     for host in plan:
@@ -63,6 +77,11 @@ class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untype
     def _forget(self, host: Any) -> None:
         self._warming = {h: t for h, t in self._warming.items() if h != host}
 
+    def any_warming(self) -> bool:
+        """Whether a host came up less than `warm_up_s` ago."""
+        now = self._clock()
+        return any(now - since < self._warm_up_s for since in self._warming.values())
+
     def make_query_plan(self, working_keyspace: Any = None, query: Any = None) -> Iterator[Any]:
         plan = self._child_policy.make_query_plan(working_keyspace, query)
         warming = self._warming
@@ -73,4 +92,30 @@ class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untype
             if self._warming is warming:  # else a host came up meanwhile
                 self._warming = {}
             return plan  # type: ignore[no-any-return]
-        return iter(warm_order(plan, warming, now, self._warm_up_s, self._chance))
+        # A statement that may not be sent twice (a lightweight transaction) is not speculated
+        # on, so it never waits for a warming coordinator.
+        chance = self._chance if getattr(query, "is_idempotent", False) else _always_last
+        return iter(warm_order(plan, warming, now, self._warm_up_s, chance))
+
+
+def _always_last() -> float:
+    return 1.0
+
+
+class WarmUpSpeculation(SpeculativeExecutionPolicy):  # type: ignore[misc]  # the driver is untyped
+    """While a node is warming (see WarmUpPolicy), sends an idempotent request that has no
+    answer after `retry_after_s` once more, to the next node of its plan; the first answer wins.
+    Any slow request, not only those the warming node coordinates: the driver asks for the plan
+    before it has picked a coordinator. The driver asks only for statements marked idempotent."""
+
+    def __init__(self, policy: WarmUpPolicy, retry_after_s: float) -> None:
+        self._policy = policy
+        self._once = ConstantSpeculativeExecutionPolicy(retry_after_s, 1)
+
+    def new_plan(self, keyspace: Any, statement: Any) -> SpeculativeExecutionPlan:
+        if not self._policy.any_warming():  # nearly always
+            return _NEVER
+        return self._once.new_plan(keyspace, statement)
+
+
+_NEVER = NoSpeculativeExecutionPlan()
