@@ -10,7 +10,7 @@ from cassandra.query import BatchType, SimpleStatement
 
 from hourglass_core.store.cassandra import _batch
 from hourglass_core.store.cassandra_statements import CQL, Statements, idempotent
-from hourglass_core.store.warm_up import WarmUpPolicy, WarmUpSpeculation, warm_order
+from hourglass_core.store.warm_up import MIN_SAMPLES, TRICKLE, WarmUpPolicy, WarmUpSpeculation, share_of, warm_order
 
 READ = SimpleStatement("SELECT * FROM jobs WHERE namespace = ? AND id = ?", is_idempotent=True)
 LWT = SimpleStatement(CQL["claim"])  # not idempotent: the driver's default
@@ -45,15 +45,23 @@ class Clock:
         return self.now
 
 
-def test_warm_order_moves_a_warming_host_last_until_its_chance_comes() -> None:
+def test_warm_order_moves_a_warming_host_last_unless_its_chance_comes() -> None:
     plan = ["a", "b", "c"]
-    assert warm_order(plan, {"a": 0.0}, now=0.0, warm_up_s=60, chance=lambda: 0.0) == ["b", "c", "a"]
-    assert warm_order(plan, {"a": 0.0}, now=30.0, warm_up_s=60, chance=lambda: 0.6) == ["b", "c", "a"]
-    assert warm_order(plan, {"a": 0.0}, now=30.0, warm_up_s=60, chance=lambda: 0.4) == ["a", "b", "c"]
-    assert warm_order(plan, {"a": 0.0, "b": 0.0}, now=0.0, warm_up_s=60, chance=lambda: 0.0) == ["c", "a", "b"]
+    assert warm_order(plan, {"a": 0.0}, chance=lambda: 0.0) == ["b", "c", "a"]
+    assert warm_order(plan, {"a": 0.5}, chance=lambda: 0.6) == ["b", "c", "a"]
+    assert warm_order(plan, {"a": 0.5}, chance=lambda: 0.4) == ["a", "b", "c"]
+    assert warm_order(plan, {"a": 0.0, "b": 0.0}, chance=lambda: 0.0) == ["c", "a", "b"]
 
 
-def test_hosts_up_at_connect_keep_the_child_plan() -> None:
+def test_a_warming_host_keeps_a_growing_share_of_its_place_but_a_trickle_while_slow() -> None:
+    assert share_of(0, 60, slow=False) == 0.0
+    assert share_of(30, 60, slow=False) == 0.5
+    assert share_of(90, 60, slow=False) == 1.0
+    assert share_of(30, 60, slow=True) == TRICKLE
+    assert share_of(1, 60, slow=True) == 1 / 60
+
+
+def test_hosts_never_signalled_up_keep_the_child_plan() -> None:
     child = Fixed(["a", "b", "c"])
     policy = WarmUpPolicy(child, 60, clock=Clock(), chance=lambda: 0.99)
     assert list(policy.make_query_plan()) == ["a", "b", "c"]
@@ -118,3 +126,42 @@ def test_a_batch_is_idempotent_only_if_every_statement_is() -> None:
     write = SimpleStatement(CQL["begun_put"], is_idempotent=True)
     assert _batch(BatchType.UNLOGGED, [(write, ()), (write, ())]).is_idempotent
     assert not _batch(BatchType.UNLOGGED, [(write, ()), (LWT, ())]).is_idempotent
+
+
+def _answers(policy: WarmUpPolicy, host: str, seconds: float) -> None:
+    for _ in range(MIN_SAMPLES):
+        policy.observe(host, seconds)
+
+
+def test_a_host_still_slow_after_the_warm_up_stays_warming_until_it_is_fast() -> None:
+    clock = Clock()
+    policy = WarmUpPolicy(Fixed(["a", "b", "c"]), 60, clock=clock, chance=lambda: 0.5)
+    policy.on_up("a")
+    assert policy.watching
+    _answers(policy, "b", 0.005)
+    _answers(policy, "c", 0.008)
+    _answers(policy, "a", 1.5)  # a node replaced with an empty disk, compacting what it streamed
+    clock.now += 90
+    assert policy.any_warming()  # past the warm-up, but 300 times slower than "b"
+    assert list(policy.make_query_plan(None, READ)) == ["b", "c", "a"]  # chance 0.5 > TRICKLE
+    assert list(policy.make_query_plan(None, LWT)) == ["b", "c", "a"]
+    for _ in range(60):
+        policy.observe("a", 0.006)  # the moving average comes down
+    assert not policy.any_warming()
+    assert list(policy.make_query_plan(None, READ)) == ["a", "b", "c"]
+    assert not policy.watching  # forgotten, latencies too
+
+
+def test_a_warming_host_is_not_judged_slow_on_too_few_answers_or_without_others_to_compare() -> None:
+    clock = Clock()
+    policy = WarmUpPolicy(Fixed(["a", "b", "c"]), 60, clock=clock)
+    policy.on_up("a")
+    _answers(policy, "a", 2.0)
+    clock.now += 61
+    assert not policy.any_warming()  # nobody else measured: nothing to call it slow against
+    policy.on_up("a")
+    _answers(policy, "b", 0.005)
+    for _ in range(MIN_SAMPLES - 1):
+        policy.observe("a", 2.0)
+    clock.now += 61
+    assert not policy.any_warming()  # one answer short of judging it

@@ -141,6 +141,9 @@ class CqlSession:
 
     def __init__(self, session: Any, *, max_in_flight: int = 512) -> None:
         self.session = session
+        routing = session.cluster.profile_manager.default.load_balancing_policy
+        # Told how long each request took while a node warms up (see warm_up).
+        self._routing = routing if isinstance(routing, WarmUpPolicy) else None
         # Bounds fan-out (a 10k-job submit, a listing's concurrent reads) below the driver's
         # per-connection stream limit, where it would start failing requests instead of queuing.
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -184,6 +187,9 @@ class CqlSession:
                 raise
             finally:
                 taken = time.perf_counter() - started
+                if self._routing is not None and self._routing.watching and future.attempted_hosts:
+                    # Charged to the first node even when sent again: it had not answered by then.
+                    self._routing.observe(future.attempted_hosts[0], taken)
                 if taken > SLOW_REQUEST_S:
                     _log_slow(statement, future.attempted_hosts, max(answered - started, 0.0), taken)
 

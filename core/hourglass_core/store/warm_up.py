@@ -5,10 +5,12 @@ empty, and it is taking hints or streaming. With every node a replica of every p
 nodes, RF 3), token-aware routing makes it the coordinator of a third of the requests the
 moment the driver sees it up, and the fires those requests carry run seconds late (15-16 s of
 them on this box before this policy). Writes still reach it as a replica: only its turn to
-coordinate is eased in, from last in every query plan to its usual place over `warm_up_s`.
+coordinate is eased in, from last in every query plan to its usual place over `warm_up_s`, and
+a node still slow by then (its moving average of request latency, fed by `observe`, over twice
+the fastest other node's) stays warming until it is fast.
 
 Even so, the requests it coordinates in its first seconds took 0.5-1.8 s here (a shard read
-of 1.8 s made a 1-second job's fires 2.4 s late). So within `warm_up_s` a lightweight
+of 1.8 s made a 1-second job's fires 2.4 s late). So while it warms up a lightweight
 transaction (which may not be sent twice) never has it as coordinator, and an idempotent request
 that has no answer within `retry_after_s` is sent again to the next node of its plan
 (`WarmUpSpeculation`): the first answer wins. With no node warming, nothing is sent twice.
@@ -16,6 +18,7 @@ that has no answer within `retry_after_s` is sent again to the next node of its 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,24 +33,41 @@ from cassandra.policies import (
     WrapperPolicy,
 )
 
+log = logging.getLogger(__name__)
+# A warming host whose requests take this many times as long as the fastest other host's (on
+# average, once it has answered MIN_SAMPLES) is still cold: it keeps only TRICKLE of its place,
+# enough to go on measuring it, and it stays warming past `warm_up_s` until it is fast. A node
+# replaced with an empty disk answered in 1-4 s for more than a minute after it was up.
+SLOW_FACTOR = 2.0
+MIN_SAMPLES = 20
+TRICKLE = 0.05
+_WEIGHT = 0.1  # of each new observation in a host's moving average
 
-def warm_order(plan: Iterable[Any], warming: dict[Any, float], now: float, warm_up_s: float,
-               chance: Callable[[], float]) -> list[Any]:
-    """`plan` with each warming host (up since `warming[host]`) kept in its place with a chance
-    that grows from 0 to 1 over `warm_up_s`, and moved to the end otherwise (always, given a
-    `chance` of 1)."""
+
+def warm_order(plan: Iterable[Any], shares: dict[Any, float], chance: Callable[[], float]) -> list[Any]:
+    """`plan` with each warming host (a key of `shares`) kept in its place with the chance its
+    share gives (0 to 1), and moved to the end otherwise."""
     first: list[Any] = []
     last: list[Any] = []
     for host in plan:
-        since = warming.get(host)
-        keep = since is None or chance() < (now - since) / warm_up_s
+        share = shares.get(host)
+        keep = share is None or chance() < share
         (first if keep else last).append(host)
     return first + last
 
 
+def share_of(elapsed_s: float, warm_up_s: float, slow: bool) -> float:
+    """How much of its place a host warming for `elapsed_s` keeps: growing from 0 to 1 over
+    `warm_up_s`, TRICKLE at most while it is slow."""
+    ramp = min(1.0, elapsed_s / warm_up_s)
+    return min(ramp, TRICKLE) if slow else ramp
+
+
 class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untyped
-    """Wraps a policy: a host the driver sees come back up coordinates less for `warm_up_s`
-    (see the module). Hosts up when the driver connects are not warming."""
+    """Wraps a policy: a host the driver sees come back up coordinates less for `warm_up_s`,
+    and for as long after as it answers slowly (see the module; `observe` feeds it the
+    latencies). The driver may signal every host up as it connects: they then warm up together,
+which reorders nothing much (a host is judged slow only against hosts not warming)."""
 
     def __init__(self, child_policy: LoadBalancingPolicy, warm_up_s: float = 60.0, *,
                  clock: Callable[[], float] = time.monotonic,
@@ -58,8 +78,28 @@ class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untype
         self._chance = chance
         # Replaced, never mutated: the driver's threads signal hosts while the event loop plans.
         self._warming: dict[Any, float] = {}
+        self._latency: dict[Any, tuple[float, int]] = {}  # moving average (s) and samples, while watching
+
+    @property
+    def watching(self) -> bool:
+        """Whether latencies are wanted: a host is (or was until the last plan) warming."""
+        return bool(self._warming)
+
+    def observe(self, host: Any, seconds: float) -> None:
+        """A request `host` coordinated (alone) took `seconds`."""
+        average, samples = self._latency.get(host, (seconds, 0))
+        self._latency[host] = (average + _WEIGHT * (seconds - average), samples + 1)
+
+    def _slow(self, host: Any) -> bool:
+        average, samples = self._latency.get(host, (0.0, 0))
+        others = [a for h, (a, n) in list(self._latency.items()) if h != host and h not in self._warming and n >= MIN_SAMPLES]
+        return samples >= MIN_SAMPLES and bool(others) and average > SLOW_FACTOR * min(others)
+
+    def _warmed(self, host: Any, since: float, now: float) -> bool:
+        return now - since >= self._warm_up_s and not self._slow(host)
 
     def on_up(self, host: Any) -> None:
+        self._latency.pop(host, None)  # what it answered before it went down says nothing now
         self._warming = {**self._warming, host: self._clock()}
         self._child_policy.on_up(host)
 
@@ -78,9 +118,9 @@ class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untype
         self._warming = {h: t for h, t in self._warming.items() if h != host}
 
     def any_warming(self) -> bool:
-        """Whether a host came up less than `warm_up_s` ago."""
+        """Whether a host is warming: up less than `warm_up_s` ago, or still slow."""
         now = self._clock()
-        return any(now - since < self._warm_up_s for since in self._warming.values())
+        return not all(self._warmed(host, since, now) for host, since in list(self._warming.items()))
 
     def make_query_plan(self, working_keyspace: Any = None, query: Any = None) -> Iterator[Any]:
         plan = self._child_policy.make_query_plan(working_keyspace, query)
@@ -88,18 +128,19 @@ class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untype
         if not warming:  # nearly always: one dict test per request
             return plan  # type: ignore[no-any-return]
         now = self._clock()
-        if all(now - since >= self._warm_up_s for since in warming.values()):
+        if all(self._warmed(host, since, now) for host, since in warming.items()):
             if self._warming is warming:  # else a host came up meanwhile
                 self._warming = {}
+                self._latency = {}
+                log.info("cassandra %s warmed up after %s s: coordinating its full share again",
+                         ", ".join(map(str, warming)), ", ".join(f"{now - since:.0f}" for since in warming.values()))  # fmt: skip
             return plan  # type: ignore[no-any-return]
         # A statement that may not be sent twice (a lightweight transaction) is not speculated
         # on, so it never waits for a warming coordinator.
-        chance = self._chance if getattr(query, "is_idempotent", False) else _always_last
-        return iter(warm_order(plan, warming, now, self._warm_up_s, chance))
-
-
-def _always_last() -> float:
-    return 1.0
+        if not getattr(query, "is_idempotent", False):
+            return iter(warm_order(plan, dict.fromkeys(warming, 0.0), self._chance))
+        shares = {host: share_of(now - since, self._warm_up_s, self._slow(host)) for host, since in warming.items()}
+        return iter(warm_order(plan, shares, self._chance))
 
 
 class WarmUpSpeculation(SpeculativeExecutionPolicy):  # type: ignore[misc]  # the driver is untyped
