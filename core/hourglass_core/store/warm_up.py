@@ -67,7 +67,7 @@ class WarmUpPolicy(WrapperPolicy):  # type: ignore[misc]  # the driver is untype
     """Wraps a policy: a host the driver sees come back up coordinates less for `warm_up_s`,
     and for as long after as it answers slowly (see the module; `observe` feeds it the
     latencies). The driver may signal every host up as it connects: they then warm up together,
-which reorders nothing much (a host is judged slow only against hosts not warming)."""
+    which reorders nothing much (a host is judged slow only against hosts not warming)."""
 
     def __init__(self, child_policy: LoadBalancingPolicy, warm_up_s: float = 60.0, *,
                  clock: Callable[[], float] = time.monotonic,
@@ -86,7 +86,8 @@ which reorders nothing much (a host is judged slow only against hosts not warmin
         return bool(self._warming)
 
     def observe(self, host: Any, seconds: float) -> None:
-        """A request `host` coordinated (alone) took `seconds`."""
+        """A request first sent to `host` took `seconds` (sent again meanwhile or not: it had not
+        answered by then)."""
         average, samples = self._latency.get(host, (seconds, 0))
         self._latency[host] = (average + _WEIGHT * (seconds - average), samples + 1)
 
@@ -95,8 +96,8 @@ which reorders nothing much (a host is judged slow only against hosts not warmin
         others = [a for h, (a, n) in list(self._latency.items()) if h != host and h not in self._warming and n >= MIN_SAMPLES]
         return samples >= MIN_SAMPLES and bool(others) and average > SLOW_FACTOR * min(others)
 
-    def _warmed(self, host: Any, since: float, now: float) -> bool:
-        return now - since >= self._warm_up_s and not self._slow(host)
+    def _all_warmed(self, warming: dict[Any, float], now: float) -> bool:
+        return all(now - since >= self._warm_up_s and not self._slow(host) for host, since in warming.items())
 
     def on_up(self, host: Any) -> None:
         self._latency.pop(host, None)  # what it answered before it went down says nothing now
@@ -119,8 +120,8 @@ which reorders nothing much (a host is judged slow only against hosts not warmin
 
     def any_warming(self) -> bool:
         """Whether a host is warming: up less than `warm_up_s` ago, or still slow."""
-        now = self._clock()
-        return not all(self._warmed(host, since, now) for host, since in list(self._warming.items()))
+        warming = self._warming
+        return bool(warming) and not self._all_warmed(warming, self._clock())  # no clock read in steady state
 
     def make_query_plan(self, working_keyspace: Any = None, query: Any = None) -> Iterator[Any]:
         plan = self._child_policy.make_query_plan(working_keyspace, query)
@@ -128,7 +129,7 @@ which reorders nothing much (a host is judged slow only against hosts not warmin
         if not warming:  # nearly always: one dict test per request
             return plan  # type: ignore[no-any-return]
         now = self._clock()
-        if all(self._warmed(host, since, now) for host, since in warming.items()):
+        if self._all_warmed(warming, now):
             if self._warming is warming:  # else a host came up meanwhile
                 self._warming = {}
                 self._latency = {}
